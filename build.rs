@@ -1,0 +1,9 @@
+//! Link the Python chosen by `PYO3_PYTHON` (the Makefile sets it from `PYTHON`, default the
+//! `python3` on PATH) and record its library directory as rpath, so the NIF loads that
+//! libpython and not another of the same version.
+
+fn main() {
+    pyo3_build_config::add_libpython_rpath_link_args();
+    println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+    println!("cargo:rerun-if-env-changed=PYTHON");
+}

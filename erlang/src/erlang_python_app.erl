@@ -1,0 +1,41 @@
+%%% @doc Application callback: starts Python (once per VM) and the supervision tree.
+-module(erlang_python_app).
+-behaviour(application).
+
+-export([start/2, stop/1]).
+
+-define(INIT_TIMEOUT, 120000).
+
+-spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
+start(_Type, _Args) ->
+    case start_python() of
+        ok -> erlang_python_sup:start_link();
+        {error, Reason} -> {error, {python_init_failed, Reason}}
+    end.
+
+-spec stop(term()) -> ok.
+stop(_State) ->
+    ok.
+
+start_python() ->
+    Opts = #{shim_dir => unicode:characters_to_binary(py_nif:priv_dir()),
+             python_path => [unicode:characters_to_binary(P) || P <- env(python_path, [])],
+             venv => venv(env(venv, undefined)),
+             atom_limit => env(atom_limit, 10000),
+             max_nesting => env(max_nesting, 20000)},
+    case py_nif:init(Opts) of
+        pending ->
+            receive
+                {py_init, Result} -> Result
+            after ?INIT_TIMEOUT ->
+                {error, init_timeout}
+            end;
+        Result ->
+            Result
+    end.
+
+venv(undefined) -> undefined;
+venv(Path) -> unicode:characters_to_binary(Path).
+
+env(Key, Default) ->
+    application:get_env(erlang_python, Key, Default).

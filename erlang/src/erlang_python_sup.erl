@@ -1,0 +1,16 @@
+%%% @doc Top supervisor: the output forwarder, then the contexts.
+-module(erlang_python_sup).
+-behaviour(supervisor).
+
+-export([start_link/0, init/1]).
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+
+-spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+init([]) ->
+    Children = [#{id => py_output, start => {py_output, start_link, []}},
+                #{id => py_context_sup, start => {py_context_sup, start_link, []},
+                  type => supervisor}],
+    {ok, {#{strategy => rest_for_one, intensity => 10, period => 10}, Children}}.

@@ -1,0 +1,355 @@
+%%% @doc Run Python from Erlang: calls, eval/exec, fire-and-forget and spawned calls,
+%%% and references to Python objects.
+%%%
+%%% Every call is queued straight onto a context (an OS thread running Python) and the
+%%% caller waits in `receive' for `{py_reply, Ref, Result}', so no BEAM scheduler ever
+%%% runs Python or waits for the GIL. Each process has its own Python namespace on each
+%%% context, freed when the process exits. Results are `{ok, Value}', `ok' or
+%%% `{error, Reason}'; a Python exception is `{error, {ClassName, Message}}'.
+%%% See docs/api.md for the full contract.
+-module(py).
+
+-export([call/3, call/4, call/5,
+         eval/1, eval/2, eval/3,
+         exec/1, exec/2,
+         cast/3, cast/4, cast/5,
+         spawn_call/3, spawn_call/4, spawn_call/5,
+         await/1, await/2,
+         version/0,
+         context/0, context/1,
+         start_contexts/0, start_contexts/1, stop_contexts/0, contexts_started/0,
+         get_local_env/1, execution_mode/0, num_executors/0,
+         call_method/3, getattr/2, to_term/1, is_ref/1]).
+
+-type py_module() :: atom() | binary() | string().
+-type py_func() :: atom() | binary() | string().
+-type py_args() :: [term()].
+-type py_kwargs() :: #{atom() | binary() | string() => term()}.
+-type py_result() :: {ok, term()} | {error, term()}.
+-type py_ref() :: reference().
+-type pool() :: atom().
+-type code() :: iodata() | unicode:chardata().
+-type call_opts() :: #{kwargs => py_kwargs(), timeout => timeout(), return => term | ref}.
+-export_type([py_module/0, py_func/0, py_args/0, py_kwargs/0, py_result/0, py_ref/0]).
+
+-define(DEFAULT_POOL, default).
+-define(is_timeout(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
+
+%%% ---------------------------------------------------------------------------
+%%% Calls
+
+%% @doc Call `Module.Func(*Args)'. `Module' `'__main__'' is the caller's namespace.
+-spec call(py_module(), py_func(), py_args()) -> py_result().
+call(Module, Func, Args) ->
+    call_routed(pick(), Module, Func, Args, #{}, default_timeout(), false).
+
+%% @doc `call(Ctx, M, F, A)' on a context pid, `call(Pool, M, F, A)' on a pool, or
+%% `call(M, F, A, Kwargs)' with keyword arguments.
+-spec call(pid(), py_module(), py_func(), py_args()) -> py_result();
+          (pool(), py_module(), py_func(), py_args()) -> py_result();
+          (py_module(), py_func(), py_args(), py_kwargs()) -> py_result().
+call(Ctx, Module, Func, Args) when is_pid(Ctx) ->
+    call_routed(by_pid(Ctx), Module, Func, Args, #{}, default_timeout(), false);
+call(Pool, Module, Func, Args) when is_atom(Pool), is_list(Args) ->
+    call_routed(pool(Pool), Module, Func, Args, #{}, default_timeout(), false);
+call(Module, Func, Args, Kwargs) ->
+    call_routed(pick(), Module, Func, Args, Kwargs, default_timeout(), false).
+
+%% @doc `call(Ctx, M, F, A, Opts)' with options `kwargs', `timeout' and `return'
+%% (`ref' answers a py ref to the result), `call(Pool, M, F, A, Kwargs)', or
+%% `call(M, F, A, Kwargs, Timeout)'.
+-spec call(pid(), py_module(), py_func(), py_args(), call_opts()) -> py_result();
+          (pool(), py_module(), py_func(), py_args(), py_kwargs()) -> py_result();
+          (py_module(), py_func(), py_args(), py_kwargs(), timeout()) -> py_result().
+call(Ctx, Module, Func, Args, Opts) when is_pid(Ctx), is_map(Opts) ->
+    call_routed(by_pid(Ctx), Module, Func, Args,
+                maps:get(kwargs, Opts, #{}),
+                maps:get(timeout, Opts, default_timeout()),
+                maps:get(return, Opts, term) =:= ref);
+call(Pool, Module, Func, Args, Kwargs) when is_atom(Pool), is_list(Args), is_map(Kwargs) ->
+    call_routed(pool(Pool), Module, Func, Args, Kwargs, default_timeout(), false);
+call(Module, Func, Args, Kwargs, Timeout) ->
+    call_routed(pick(), Module, Func, Args, Kwargs, Timeout, false).
+
+call_routed({ok, Entry}, Module, Func, Args, Kwargs, Timeout, ReturnRef)
+  when is_map(Kwargs), ?is_timeout(Timeout) ->
+    request(Entry, call, [Module, Func, Args, Kwargs, ReturnRef], Timeout);
+call_routed({ok, _}, _Module, _Func, _Args, Kwargs, _Timeout, _) when not is_map(Kwargs) ->
+    {error, {badarg, kwargs}};
+call_routed({ok, _}, _Module, _Func, _Args, _Kwargs, _Timeout, _) ->
+    {error, {badarg, timeout}};
+call_routed(Error, _, _, _, _, _, _) ->
+    Error.
+
+%%% ---------------------------------------------------------------------------
+%%% eval / exec
+
+%% @doc Evaluate a Python expression in the caller's namespace.
+-spec eval(code()) -> py_result().
+eval(Code) ->
+    eval_routed(pick(), Code, #{}, default_timeout()).
+
+%% @doc `eval(Code, Locals)': `Locals' are visible to this evaluation only.
+%% `eval(Ctx, Code)' evaluates on a given context.
+-spec eval(code(), map()) -> py_result();
+          (pid(), code()) -> py_result().
+eval(Ctx, Code) when is_pid(Ctx) ->
+    eval_routed(by_pid(Ctx), Code, #{}, default_timeout());
+eval(Code, Locals) ->
+    eval_routed(pick(), Code, Locals, default_timeout()).
+
+%% @doc `eval(Ctx, Code, Locals)' or `eval(Code, Locals, Timeout)'.
+-spec eval(pid(), code(), map()) -> py_result();
+          (code(), map(), timeout()) -> py_result().
+eval(Ctx, Code, Locals) when is_pid(Ctx) ->
+    eval_routed(by_pid(Ctx), Code, Locals, default_timeout());
+eval(Code, Locals, Timeout) ->
+    eval_routed(pick(), Code, Locals, Timeout).
+
+eval_routed({ok, Entry}, Code, Locals, Timeout) when is_map(Locals), ?is_timeout(Timeout) ->
+    with_code(Code, fun(Source) -> request(Entry, eval, [Source, Locals], Timeout) end);
+eval_routed({ok, _}, _Code, Locals, _Timeout) when not is_map(Locals) ->
+    {error, {badarg, locals}};
+eval_routed({ok, _}, _Code, _Locals, _Timeout) ->
+    {error, {badarg, timeout}};
+eval_routed(Error, _, _, _) ->
+    Error.
+
+%% @doc Run Python statements in the caller's namespace; answers `ok'.
+-spec exec(code()) -> ok | {error, term()}.
+exec(Code) ->
+    exec_routed(pick(), Code).
+
+%% @doc Run Python statements on a given context.
+-spec exec(pid(), code()) -> ok | {error, term()}.
+exec(Ctx, Code) when is_pid(Ctx) ->
+    exec_routed(by_pid(Ctx), Code).
+
+exec_routed({ok, Entry}, Code) ->
+    with_code(Code, fun(Source) -> request(Entry, exec, [Source], default_timeout()) end);
+exec_routed(Error, _) ->
+    Error.
+
+with_code(Code, Fun) ->
+    case unicode:characters_to_binary(Code) of
+        Source when is_binary(Source) -> Fun(Source);
+        _ -> {error, {badarg, code}}
+    end.
+
+%%% ---------------------------------------------------------------------------
+%%% cast and spawn_call
+
+%% @doc Fire-and-forget call: answers `ok' once queued. The call sees the caller's
+%% namespace, like `call/3'.
+-spec cast(py_module(), py_func(), py_args()) -> ok | {error, term()}.
+cast(Module, Func, Args) ->
+    cast_routed(pick(), Module, Func, Args, #{}).
+
+-spec cast(pid(), py_module(), py_func(), py_args()) -> ok | {error, term()};
+          (py_module(), py_func(), py_args(), py_kwargs()) -> ok | {error, term()}.
+cast(Ctx, Module, Func, Args) when is_pid(Ctx) ->
+    cast_routed(by_pid(Ctx), Module, Func, Args, #{});
+cast(Module, Func, Args, Kwargs) ->
+    cast_routed(pick(), Module, Func, Args, Kwargs).
+
+-spec cast(pid(), py_module(), py_func(), py_args(), py_kwargs()) -> ok | {error, term()}.
+cast(Ctx, Module, Func, Args, Kwargs) when is_pid(Ctx) ->
+    cast_routed(by_pid(Ctx), Module, Func, Args, Kwargs).
+
+cast_routed({ok, {_, Ctx, _} = Entry}, Module, Func, Args, Kwargs) when is_map(Kwargs) ->
+    Env = py_context_router:local_env(Entry),
+    py_nif:cast(Ctx, Env, {call, undefined, Module, Func, Args, Kwargs, false});
+cast_routed({ok, _}, _, _, _, _) ->
+    {error, {badarg, kwargs}};
+cast_routed(Error, _, _, _, _) ->
+    Error.
+
+%% @doc Start a call and answer a reference at once; collect the result with
+%% `await/1,2' from the same process.
+-spec spawn_call(py_module(), py_func(), py_args()) -> py_ref().
+spawn_call(Module, Func, Args) ->
+    spawn_routed(pick(), Module, Func, Args, #{}).
+
+-spec spawn_call(pid(), py_module(), py_func(), py_args()) -> py_ref();
+                (py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
+spawn_call(Ctx, Module, Func, Args) when is_pid(Ctx) ->
+    spawn_routed(by_pid(Ctx), Module, Func, Args, #{});
+spawn_call(Module, Func, Args, Kwargs) ->
+    spawn_routed(pick(), Module, Func, Args, Kwargs).
+
+-spec spawn_call(pid(), py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
+spawn_call(Ctx, Module, Func, Args, Kwargs) when is_pid(Ctx) ->
+    spawn_routed(by_pid(Ctx), Module, Func, Args, Kwargs).
+
+spawn_routed(Routed, Module, Func, Args, Kwargs) ->
+    Ref = make_ref(),
+    Result = case Routed of
+                 {ok, {_, Ctx, _} = Entry} when is_map(Kwargs) ->
+                     Env = py_context_router:local_env(Entry),
+                     py_nif:submit(Ctx, Env, {call, Ref, Module, Func, Args, Kwargs, false});
+                 {ok, _} ->
+                     {error, {badarg, kwargs}};
+                 Error ->
+                     Error
+             end,
+    case Result of
+        {ok, Handle} -> put({'$py_spawned', Ref}, Handle);
+        Failed -> self() ! {py_reply, Ref, Failed}
+    end,
+    Ref.
+
+%% @doc Wait for a `spawn_call' result (default timeout).
+-spec await(py_ref()) -> py_result().
+await(Ref) ->
+    await(Ref, default_timeout()).
+
+%% @doc Wait for a `spawn_call' result; on timeout the Python call is interrupted and
+%% its late result discarded.
+-spec await(py_ref(), timeout()) -> py_result().
+await(Ref, Timeout) when is_reference(Ref), ?is_timeout(Timeout) ->
+    Handle = erase({'$py_spawned', Ref}),
+    receive
+        {py_reply, Ref, Result} -> Result
+    after Timeout ->
+        give_up(Ref, Handle)
+    end.
+
+%%% ---------------------------------------------------------------------------
+%%% py refs
+
+%% @doc Call a method of the Python object behind a py ref.
+-spec call_method(py_ref(), py_func(), py_args()) -> py_result().
+call_method(PyRef, Method, Args) ->
+    ref_request(PyRef, call_method, [PyRef, Method, Args, #{}]).
+
+%% @doc Read an attribute of the Python object behind a py ref.
+-spec getattr(py_ref(), atom() | binary() | string()) -> py_result().
+getattr(PyRef, Name) ->
+    ref_request(PyRef, getattr, [PyRef, Name]).
+
+%% @doc Convert the Python object behind a py ref to a term.
+-spec to_term(py_ref()) -> py_result().
+to_term(PyRef) ->
+    ref_request(PyRef, to_term, [PyRef]).
+
+%% @doc Whether a term is a py ref.
+-spec is_ref(term()) -> boolean().
+is_ref(Term) ->
+    py_nif:is_ref(Term).
+
+ref_request(PyRef, Kind, Fields) ->
+    case py_nif:is_ref(PyRef) of
+        true -> submit_and_wait(PyRef, undefined, Kind, Fields, default_timeout());
+        false -> {error, {badarg, py_ref}}
+    end.
+
+%%% ---------------------------------------------------------------------------
+%%% Contexts and information
+
+%% @doc The Python version string (`sys.version').
+-spec version() -> {ok, binary()} | {error, term()}.
+version() ->
+    eval(<<"__import__('sys').version">>).
+
+%% @doc The calling process's context (chosen once, then sticky).
+-spec context() -> pid().
+context() ->
+    {ok, {Pid, _, _}} = py_context_router:pick(),
+    Pid.
+
+%% @doc The context with index `N' (1-based).
+-spec context(pos_integer()) -> pid().
+context(N) when is_integer(N), N > 0 ->
+    {ok, {Pid, _, _}} = py_context_router:by_index(N),
+    Pid.
+
+%% @doc Start contexts with the default count (schedulers online) if none run.
+-spec start_contexts() -> {ok, [pid()]} | {error, term()}.
+start_contexts() ->
+    start_contexts(#{}).
+
+%% @doc Start contexts: `#{contexts => N, mode => worker}'. Answers the running ones
+%% when contexts are already started.
+-spec start_contexts(map()) -> {ok, [pid()]} | {error, term()}.
+start_contexts(Opts) when is_map(Opts) ->
+    N = maps:get(contexts, Opts, erlang:system_info(schedulers_online)),
+    case maps:get(mode, Opts, worker) of
+        worker when is_integer(N), N > 0 -> py_context_sup:start_contexts(N);
+        worker -> {error, {badarg, contexts}};
+        Mode -> {error, {unsupported_mode, Mode}}
+    end.
+
+%% @doc Stop all contexts; calls answer `{error, contexts_not_started}' until
+%% `start_contexts/0,1'.
+-spec stop_contexts() -> ok.
+stop_contexts() ->
+    py_context_sup:stop_contexts().
+
+-spec contexts_started() -> boolean().
+contexts_started() ->
+    py_context_router:count() > 0.
+
+%% @doc The calling process's namespace handle on context `Ctx'.
+-spec get_local_env(pid()) -> reference().
+get_local_env(Ctx) when is_pid(Ctx) ->
+    {ok, Entry} = py_context_router:by_pid(Ctx),
+    py_context_router:local_env(Entry).
+
+%% @doc How contexts run Python: `multi_executor' (one thread per context sharing the
+%% GIL) or `free_threaded' (a CPython build without a GIL).
+-spec execution_mode() -> free_threaded | subinterp | multi_executor.
+execution_mode() ->
+    case eval(<<"bool(__import__('sysconfig').get_config_var('Py_GIL_DISABLED'))">>) of
+        {ok, true} -> free_threaded;
+        _ -> multi_executor
+    end.
+
+%% @doc The number of context threads.
+-spec num_executors() -> pos_integer().
+num_executors() ->
+    max(1, py_context_router:count()).
+
+%%% ---------------------------------------------------------------------------
+%%% Internals
+
+pick() ->
+    py_context_router:pick().
+
+by_pid(Pid) ->
+    py_context_router:by_pid(Pid).
+
+pool(?DEFAULT_POOL) -> pick();
+pool(Pool) -> {error, {unknown_pool, Pool}}.
+
+default_timeout() ->
+    application:get_env(erlang_python, default_timeout, 30000).
+
+request({_, Ctx, _} = Entry, Kind, Fields, Timeout) ->
+    submit_and_wait(Ctx, py_context_router:local_env(Entry), Kind, Fields, Timeout).
+
+%% The reference is made in this function so that the receive below only scans
+%% messages that arrived after it (the compiler's receive optimisation).
+submit_and_wait(Target, Env, Kind, Fields, Timeout) ->
+    Ref = make_ref(),
+    case py_nif:submit(Target, Env, list_to_tuple([Kind, Ref | Fields])) of
+        {ok, Handle} ->
+            receive
+                {py_reply, Ref, Result} -> Result
+            after Timeout ->
+                give_up(Ref, Handle)
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% Cancel a request after a timeout. Either it is cancelled (Python is interrupted and
+%% no reply will come) or its reply is already on the way and is taken from the mailbox.
+give_up(Ref, undefined) ->
+    receive {py_reply, Ref, Result} -> Result after 0 -> {error, timeout} end;
+give_up(Ref, Handle) ->
+    case py_nif:cancel(Handle) of
+        cancelled ->
+            {error, timeout};
+        replied ->
+            receive {py_reply, Ref, Result} -> Result end
+    end.

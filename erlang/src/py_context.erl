@@ -1,0 +1,44 @@
+%%% @doc One context: the supervised process that owns a context actor (an OS thread
+%%% running Python). Calls do not pass through this process; it exists so that the
+%%% actor is started, stopped and restarted under OTP supervision.
+-module(py_context).
+-behaviour(gen_server).
+
+-export([start_link/1]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-include_lib("kernel/include/logger.hrl").
+
+-record(state, {index :: pos_integer(), ctx :: py_nif:context()}).
+
+-spec start_link(pos_integer()) -> {ok, pid()} | {error, term()}.
+start_link(Index) ->
+    gen_server:start_link(?MODULE, Index, []).
+
+-spec init(pos_integer()) -> {ok, #state{}}.
+init(Index) ->
+    process_flag(trap_exit, true),
+    MaxQueued = application:get_env(erlang_python, max_queued, 50000),
+    {ok, Ctx} = py_nif:context_start(Index, MaxQueued),
+    ok = py_context_router:register(Index, self(), Ctx),
+    {ok, #state{index = Index, ctx = Ctx}}.
+
+-spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_request}, State}.
+
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
+handle_info({py_context_crashed, Why}, State = #state{index = Index}) ->
+    ?LOG_ERROR("Python context ~b crashed: ~ts", [Index, Why]),
+    {stop, {context_crashed, Why}, State};
+handle_info(_Info, State) ->
+    {noreply, State}.
+
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, #state{index = Index, ctx = Ctx}) ->
+    py_context_router:unregister(Index),
+    py_nif:context_stop(Ctx).

@@ -1,0 +1,54 @@
+%%% @doc Supervises the context processes, one per context actor thread. Contexts are
+%%% started when the application starts and can be stopped and started again with
+%%% `py:stop_contexts/0' and `py:start_contexts/0,1'.
+-module(py_context_sup).
+-behaviour(supervisor).
+
+-export([start_link/0, init/1, start_contexts/1, stop_contexts/0]).
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    case supervisor:start_link({local, ?MODULE}, ?MODULE, []) of
+        {ok, Pid} ->
+            N = case application:get_env(erlang_python, num_contexts, default) of
+                    default -> erlang:system_info(schedulers_online);
+                    Count -> Count
+                end,
+            case start_contexts(N) of
+                {ok, _} -> {ok, Pid};
+                {error, Reason} -> {error, Reason}
+            end;
+        Error ->
+            Error
+    end.
+
+-spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+init([]) ->
+    {ok, {#{strategy => one_for_one, intensity => 20, period => 10}, []}}.
+
+%% @doc Start `N' contexts, or answer the running ones if contexts are started.
+-spec start_contexts(pos_integer()) -> {ok, [pid()]} | {error, term()}.
+start_contexts(N) when is_integer(N), N > 0 ->
+    case py_context_router:count() of
+        0 ->
+            py_context_router:set_count(N),
+            Started = [supervisor:start_child(?MODULE, child_spec(I)) || I <- lists:seq(1, N)],
+            case [R || {error, R} <- Started] of
+                [] -> {ok, py_context_router:pids()};
+                [Reason | _] -> stop_contexts(), {error, Reason}
+            end;
+        _ ->
+            {ok, py_context_router:pids()}
+    end.
+
+-spec stop_contexts() -> ok.
+stop_contexts() ->
+    Ids = [Id || {Id, _, _, _} <- supervisor:which_children(?MODULE)],
+    lists:foreach(fun(Id) ->
+                          _ = supervisor:terminate_child(?MODULE, Id),
+                          supervisor:delete_child(?MODULE, Id)
+                  end, Ids),
+    py_context_router:set_count(0).
+
+child_spec(I) ->
+    #{id => {py_context, I}, start => {py_context, start_link, [I]}, shutdown => 5000}.

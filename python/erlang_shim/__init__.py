@@ -1,0 +1,109 @@
+"""Pure-Python half of the ``erlang`` module that Python code running under
+erlang_python imports.
+
+The native half (``Pid``, ``Ref``, ``Interrupted``, the output hook) is a built-in
+module registered before the interpreter starts; :func:`install` adds what is
+easier to write in Python and wires ``sys.stdout``/``sys.stderr`` to the VM.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import site
+import sys
+from typing import Iterable, Optional
+
+import erlang
+
+__all__ = ["Atom", "atom", "install"]
+
+
+class Atom(str):
+    """A ``str`` that crosses to Erlang as an atom instead of a binary."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"erlang.Atom({str.__repr__(self)})"
+
+
+def atom(name: str) -> Atom:
+    """Return ``name`` as an :class:`Atom`.
+
+    The VM creates a bounded number of new atoms from Python data (app env
+    ``atom_limit``); past it, new names arrive in Erlang as binaries.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"atom name must be str, not {type(name).__name__}")
+    return Atom(name)
+
+
+class ErlangOutput(io.TextIOBase):
+    """A text stream whose writes reach the Erlang side.
+
+    Output of a request goes to the group leader of the Erlang process that
+    made it; output with no such process goes to the VM's standard output.
+    """
+
+    def __init__(self, stream: int, name: str) -> None:
+        super().__init__()
+        self._stream = stream
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if text:
+            erlang._write(self._stream, text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _activate_paths(python_path: Iterable[str], venv: Optional[str]) -> None:
+    front: list[str] = []
+    if venv:
+        lib = os.path.join(venv, "lib")
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        candidates = [os.path.join(lib, version, "site-packages")]
+        if os.path.isdir(lib):
+            candidates += [
+                os.path.join(lib, d, "site-packages")
+                for d in sorted(os.listdir(lib))
+                if d.startswith("python")
+            ]
+        for sp in candidates:
+            if os.path.isdir(sp):
+                before = list(sys.path)
+                site.addsitedir(sp)  # processes .pth files too
+                front += [p for p in sys.path if p not in before]
+                break
+        else:
+            raise FileNotFoundError(f"no site-packages under venv {venv!r}")
+    front = list(python_path) + front
+    sys.path[:] = front + [p for p in sys.path if p not in front]
+
+
+def install(python_path: Iterable[str] = (), venv: Optional[str] = None) -> None:
+    """Complete the ``erlang`` module and route standard output to the VM."""
+    erlang.Atom = Atom
+    erlang.atom = atom
+    sys.stdout = ErlangOutput(1, "<erlang stdout>")
+    sys.stderr = ErlangOutput(2, "<erlang stderr>")
+    _activate_paths(python_path, venv)

@@ -1,0 +1,39 @@
+//! Conversion between Erlang terms and Python objects (the tables in docs/conversion.md).
+
+mod atoms;
+mod bigint;
+mod to_py;
+mod to_term;
+
+pub use atoms::{bounded_atom, set_atom_limit};
+pub use to_py::{term_to_py, term_to_py_str};
+pub use to_term::{bytes_to_binary as py_bytes_to_binary, py_to_term};
+
+use crate::msg_env::RawTerm;
+use pyo3::PyErr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Deepest nesting either direction converts before answering `nesting_too_deep`.
+static MAX_NESTING: AtomicUsize = AtomicUsize::new(20_000);
+
+pub fn set_max_nesting(depth: usize) {
+    MAX_NESTING.store(depth.max(1), Ordering::Relaxed);
+}
+
+pub fn max_nesting() -> usize {
+    MAX_NESTING.load(Ordering::Relaxed)
+}
+
+/// Why a value could not cross.
+pub enum ConvError {
+    /// A term Python has no counterpart for (fun, port, remote pid, improper list, bitstring).
+    Unsupported(RawTerm),
+    TooDeep(usize),
+    Python(PyErr),
+}
+
+impl From<PyErr> for ConvError {
+    fn from(e: PyErr) -> Self {
+        ConvError::Python(e)
+    }
+}

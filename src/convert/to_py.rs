@@ -1,0 +1,116 @@
+//! Erlang term -> Python object.
+
+use super::bigint::big_term_to_py;
+use super::{max_nesting, ConvError};
+use crate::erlang_module::{Pid, Ref};
+use crate::resources::PyRefRes;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
+use rustler::types::tuple::get_tuple;
+use rustler::{Binary, LocalPid, MapIterator, ResourceArc, Term, TermType};
+
+pub fn term_to_py<'py>(py: Python<'py>, term: Term) -> Result<Bound<'py, PyAny>, ConvError> {
+    convert(py, term, 0)
+}
+
+fn convert<'py>(py: Python<'py>, term: Term, depth: usize) -> Result<Bound<'py, PyAny>, ConvError> {
+    if depth >= max_nesting() {
+        return Err(ConvError::TooDeep(max_nesting()));
+    }
+    let unsupported = || ConvError::Unsupported(term.as_c_arg());
+    Ok(match term.get_type() {
+        TermType::Atom => atom_to_py(py, term),
+        TermType::Integer => {
+            if let Ok(i) = term.decode::<i64>() {
+                i.into_bound_py_any(py)?
+            } else if let Ok(u) = term.decode::<u64>() {
+                u.into_bound_py_any(py)?
+            } else {
+                big_term_to_py(py, term).ok_or_else(unsupported)?
+            }
+        }
+        TermType::Float => term.decode::<f64>().map_err(|_| unsupported())?.into_bound_py_any(py)?,
+        TermType::Binary => {
+            let bin: Binary = term.decode().map_err(|_| unsupported())?;
+            binary_to_py(py, bin.as_slice())
+        }
+        TermType::List => {
+            let len = term.list_length().map_err(|_| unsupported())?;
+            let mut items = Vec::with_capacity(len);
+            let iter: rustler::ListIterator = term.decode().map_err(|_| unsupported())?;
+            for item in iter {
+                items.push(convert(py, item, depth + 1)?);
+            }
+            PyList::new(py, items)?.into_any()
+        }
+        TermType::Tuple => {
+            let elems = get_tuple(term).map_err(|_| unsupported())?;
+            if let [tag, payload] = elems.as_slice() {
+                if tag.atom_to_string().ok().as_deref() == Some("bytes") {
+                    if let Ok(bin) = payload.decode::<Binary>() {
+                        return Ok(PyBytes::new(py, bin.as_slice()).into_any());
+                    }
+                }
+            }
+            let mut items = Vec::with_capacity(elems.len());
+            for e in elems {
+                items.push(convert(py, e, depth + 1)?);
+            }
+            PyTuple::new(py, items)?.into_any()
+        }
+        TermType::Map => {
+            let dict = PyDict::new(py);
+            let iter = MapIterator::new(term).ok_or_else(unsupported)?;
+            for (k, v) in iter {
+                let key = convert(py, k, depth + 1)?;
+                let value = convert(py, v, depth + 1)?;
+                dict.set_item(key, value)?;
+            }
+            dict.into_any()
+        }
+        TermType::Pid => {
+            term.decode::<LocalPid>().map_err(|_| unsupported())?;
+            Bound::new(py, Pid::from_etf(term.to_binary().as_slice().to_vec()))?.into_any()
+        }
+        TermType::Ref => match term.decode::<ResourceArc<PyRefRes>>() {
+            Ok(r) => r.object(py).ok_or_else(unsupported)?,
+            Err(_) => Bound::new(py, Ref::from_etf(term.to_binary().as_slice().to_vec()))?.into_any(),
+        },
+        _ => return Err(unsupported()),
+    })
+}
+
+fn atom_to_py<'py>(py: Python<'py>, term: Term) -> Bound<'py, PyAny> {
+    let name = term.atom_to_string().unwrap_or_default();
+    match name.as_str() {
+        "true" => true.into_bound_py_any(py).unwrap(),
+        "false" => false.into_bound_py_any(py).unwrap(),
+        "none" | "nil" | "undefined" => py.None().into_bound(py),
+        _ => PyString::new(py, &name).into_any(),
+    }
+}
+
+/// Valid UTF-8 becomes `str`, anything else `bytes`.
+pub fn binary_to_py<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyAny> {
+    match std::str::from_utf8(data) {
+        Ok(text) => PyString::new(py, text).into_any(),
+        Err(_) => PyBytes::new(py, data).into_any(),
+    }
+}
+
+/// A name given as an atom, a binary or a charlist (module, function, attribute names).
+pub fn term_to_py_str(term: Term) -> Option<String> {
+    match term.get_type() {
+        TermType::Atom => term.atom_to_string().ok(),
+        TermType::Binary => {
+            let bin: Binary = term.decode().ok()?;
+            String::from_utf8(bin.as_slice().to_vec()).ok()
+        }
+        TermType::List => {
+            let codes: Vec<u32> = term.decode().ok()?;
+            codes.into_iter().map(char::from_u32).collect()
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,154 @@
+//! Python object -> Erlang term.
+
+use super::atoms::bounded_atom;
+use super::bigint::big_py_to_term;
+use super::{max_nesting, ConvError};
+use crate::atoms;
+use crate::erlang_module::{atom_type, Pid, Ref};
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyMemoryView,
+    PySet, PyString, PyTuple,
+};
+use rustler::types::tuple::make_tuple;
+use rustler::{Encoder, Env, NewBinary, Term};
+
+pub fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, ConvError> {
+    convert(env, obj, 0)
+}
+
+fn convert<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<Term<'a>, ConvError> {
+    if depth >= max_nesting() {
+        return Err(ConvError::TooDeep(max_nesting()));
+    }
+    let py = obj.py();
+    if obj.is_none() {
+        return Ok(atoms::none().encode(env));
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(b.is_true().encode(env));
+    }
+    if obj.is_exact_instance_of::<PyString>() {
+        return Ok(str_to_binary(env, obj.cast::<PyString>().unwrap())?);
+    }
+    if let Ok(i) = obj.cast::<PyInt>() {
+        return Ok(match i.extract::<i64>() {
+            Ok(v) => v.encode(env),
+            Err(_) => big_py_to_term(env, i)?,
+        });
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(float_to_term(env, f.value()));
+    }
+    if let Ok(list) = obj.cast::<PyList>() {
+        let mut items = Vec::with_capacity(list.len());
+        let mut i = 0;
+        // Re-read the length each step: a __str__ called below may mutate the list.
+        while i < list.len() {
+            items.push(convert(env, &list.get_item(i)?, depth + 1)?);
+            i += 1;
+        }
+        return Ok(items.encode(env));
+    }
+    if let Ok(tuple) = obj.cast::<PyTuple>() {
+        let mut items = Vec::with_capacity(tuple.len());
+        for item in tuple.iter() {
+            items.push(convert(env, &item, depth + 1)?);
+        }
+        return Ok(make_tuple(env, &items));
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        return dict_to_map(env, dict, depth);
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        if obj.is_instance(atom_type(py).bind(py))? {
+            return Ok(bounded_atom(env, s.to_str()?));
+        }
+        return Ok(str_to_binary(env, s)?);
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(bytes_to_binary(env, b.as_bytes()));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(bytes_to_binary(env, &b.to_vec()));
+    }
+    if obj.cast::<PyMemoryView>().is_ok() {
+        let copy = obj.call_method0("tobytes")?;
+        return Ok(bytes_to_binary(env, copy.cast::<PyBytes>().unwrap().as_bytes()));
+    }
+    if let Ok(p) = obj.cast::<Pid>() {
+        return etf_to_term(env, p.get().etf());
+    }
+    if let Ok(r) = obj.cast::<Ref>() {
+        return etf_to_term(env, r.get().etf());
+    }
+    if obj.cast::<PySet>().is_ok() || obj.cast::<PyFrozenSet>().is_ok() {
+        let items = PyList::type_object(py).call1((obj,))?;
+        return convert(env, &items, depth);
+    }
+    if is_numpy_value(obj) {
+        // ndarray.tolist() gives nested lists; a numpy scalar's gives the Python scalar.
+        let plain = obj.call_method0("tolist")?;
+        return convert(env, &plain, depth);
+    }
+    Ok(str_to_binary(env, &obj.str()?)?)
+}
+
+use pyo3::type_object::PyTypeInfo;
+
+fn is_numpy_value(obj: &Bound<'_, PyAny>) -> bool {
+    let ty = obj.get_type();
+    ty.module()
+        .map(|m| m.to_str().map(|s| s == "numpy").unwrap_or(false))
+        .unwrap_or(false)
+        && obj.hasattr("tolist").unwrap_or(false)
+}
+
+fn float_to_term(env: Env, v: f64) -> Term {
+    if v.is_nan() {
+        atoms::nan().encode(env)
+    } else if v == f64::INFINITY {
+        atoms::infinity().encode(env)
+    } else if v == f64::NEG_INFINITY {
+        atoms::neg_infinity().encode(env)
+    } else {
+        v.encode(env)
+    }
+}
+
+fn str_to_binary<'a>(env: Env<'a>, s: &Bound<'_, PyString>) -> PyResult<Term<'a>> {
+    Ok(bytes_to_binary(env, s.to_str()?.as_bytes()))
+}
+
+pub fn bytes_to_binary<'a>(env: Env<'a>, data: &[u8]) -> Term<'a> {
+    let mut bin = NewBinary::new(env, data.len());
+    bin.as_mut_slice().copy_from_slice(data);
+    bin.into()
+}
+
+fn etf_to_term<'a>(env: Env<'a>, etf: &[u8]) -> Result<Term<'a>, ConvError> {
+    env.binary_to_term(etf)
+        .map(|(t, _)| t)
+        .ok_or_else(|| ConvError::Python(pyo3::exceptions::PyValueError::new_err("bad term")))
+}
+
+fn dict_to_map<'a>(env: Env<'a>, dict: &Bound<'_, PyDict>, depth: usize) -> Result<Term<'a>, ConvError> {
+    // Iterate a snapshot: a __str__ run during conversion may mutate the dict.
+    let items = dict.items();
+    let mut keys = Vec::with_capacity(items.len());
+    let mut values = Vec::with_capacity(items.len());
+    for pair in items.iter() {
+        let pair = pair.cast::<PyTuple>().map_err(PyErr::from)?;
+        keys.push(convert(env, &pair.get_item(0)?, depth + 1)?);
+        values.push(convert(env, &pair.get_item(1)?, depth + 1)?);
+    }
+    if let Ok(map) = Term::map_from_arrays(env, &keys, &values) {
+        return Ok(map);
+    }
+    // Distinct Python keys can meet as one Erlang key ('a' and b'a'): the last one wins.
+    let mut map = Term::map_new(env);
+    for (k, v) in keys.into_iter().zip(values) {
+        map = map.map_put(k, v).map_err(|_| ConvError::Unsupported(k.as_c_arg()))?;
+    }
+    Ok(map)
+}

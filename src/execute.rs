@@ -1,0 +1,312 @@
+//! What a context does with one request: resolve, convert, run Python, convert back.
+//! Runs only on the context's own thread, with the GIL held.
+
+use crate::actors::Mailbox;
+use crate::atoms;
+use crate::convert::{bounded_atom, py_to_term, term_to_py, term_to_py_str, ConvError};
+use crate::erlang_module::send_to_output_handler;
+use crate::resources::PyRefRes;
+use pyo3::exceptions::{PyNameError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyCode, PyDict, PyModule, PyString, PyTuple};
+use pyo3::{ffi, IntoPyObjectExt};
+use rustler::types::tuple::get_tuple;
+use rustler::{Atom, Encoder, Env, ResourceArc, Term, TermType};
+use std::collections::HashMap;
+use std::ffi::CString;
+use crate::msg_env::RawTerm;
+
+/// Compiled code is cached per context, keyed by source text and mode.
+const CODE_CACHE_LIMIT: usize = 1024;
+
+pub enum Failure {
+    Python(PyErr),
+    Conv(ConvError),
+    BadArg(&'static str),
+}
+
+impl From<PyErr> for Failure {
+    fn from(e: PyErr) -> Self {
+        Failure::Python(e)
+    }
+}
+
+impl From<ConvError> for Failure {
+    fn from(e: ConvError) -> Self {
+        match e {
+            ConvError::Python(p) => Failure::Python(p),
+            other => Failure::Conv(other),
+        }
+    }
+}
+
+type Outcome<'a> = Result<Term<'a>, Failure>;
+
+pub struct Executor {
+    mailbox: Mailbox,
+    envs: HashMap<u64, Py<PyDict>>,
+    shared_ns: Py<PyDict>,
+    /// Modules named by atoms, keyed by the atom term (atoms are immediates).
+    modules: HashMap<RawTerm, Py<PyModule>>,
+    code_cache: HashMap<(String, bool), Py<PyCode>>,
+}
+
+impl Executor {
+    pub fn new(py: Python<'_>, mailbox: Mailbox) -> PyResult<Executor> {
+        Ok(Executor {
+            mailbox,
+            envs: HashMap::new(),
+            shared_ns: new_namespace(py)?,
+            modules: HashMap::new(),
+            code_cache: HashMap::new(),
+        })
+    }
+
+    pub fn drop_env(&mut self, env_id: u64) {
+        self.envs.remove(&env_id);
+    }
+
+    /// Run one request body (`{Kind, Ref, ...}`) and give its result term:
+    /// `{ok, Value}`, `ok` or `{error, Reason}`.
+    pub fn run<'a>(&mut self, py: Python<'_>, env: Env<'a>, body: Term<'a>, env_id: u64) -> Term<'a> {
+        let outcome = get_tuple(body)
+            .map_err(|_| Failure::BadArg("request"))
+            .and_then(|fields| self.dispatch(py, env, &fields, env_id));
+        match outcome {
+            Ok(term) => term,
+            Err(failure) => failure_to_term(py, env, failure),
+        }
+    }
+
+    fn dispatch<'a>(&mut self, py: Python<'_>, env: Env<'a>, f: &[Term<'a>], env_id: u64) -> Outcome<'a> {
+        let kind: Atom = f.first().and_then(|k| k.decode().ok()).ok_or(Failure::BadArg("request"))?;
+        let ns = self.namespace(py, env_id)?;
+        match (f.len(), kind) {
+            (7, k) if k == atoms::call() => {
+                let target = self.resolve(py, &ns, f[2], f[3])?;
+                let result = call_with(py, &target, f[4], f[5])?;
+                self.reply_value(py, env, &result, f[6])
+            }
+            (4, k) if k == atoms::eval() => {
+                let code = self.compile(py, f[2], true)?;
+                let globals = with_locals(py, &ns, f[3])?;
+                let result = run_code(py, &code, &globals)?;
+                Ok(ok_tuple(env, py_to_term(env, &result)?))
+            }
+            (3, k) if k == atoms::exec() => {
+                let code = self.compile(py, f[2], false)?;
+                run_code(py, &code, &ns)?;
+                Ok(atoms::ok().encode(env))
+            }
+            (6, k) if k == atoms::call_method() => {
+                let object = py_ref_object(py, f[2])?;
+                let name = term_to_py_str(f[3]).ok_or(Failure::BadArg("method"))?;
+                let method = object.getattr(name.as_str())?;
+                let result = call_with(py, &method, f[4], f[5])?;
+                Ok(ok_tuple(env, py_to_term(env, &result)?))
+            }
+            (4, k) if k == atoms::getattr() => {
+                let object = py_ref_object(py, f[2])?;
+                let name = term_to_py_str(f[3]).ok_or(Failure::BadArg("attribute"))?;
+                let value = object.getattr(name.as_str())?;
+                Ok(ok_tuple(env, py_to_term(env, &value)?))
+            }
+            (3, k) if k == atoms::to_term() => {
+                let object = py_ref_object(py, f[2])?;
+                Ok(ok_tuple(env, py_to_term(env, &object)?))
+            }
+            _ => Err(Failure::BadArg("request")),
+        }
+    }
+
+    fn namespace<'py>(&mut self, py: Python<'py>, env_id: u64) -> PyResult<Bound<'py, PyDict>> {
+        if env_id == 0 {
+            return Ok(self.shared_ns.bind(py).clone());
+        }
+        if let Some(ns) = self.envs.get(&env_id) {
+            return Ok(ns.bind(py).clone());
+        }
+        let ns = new_namespace(py)?;
+        self.envs.insert(env_id, ns.clone_ref(py));
+        Ok(ns.into_bound(py))
+    }
+
+    /// The callable named by module `m` and (possibly dotted) function name `f`.
+    /// Module `'__main__'` means the caller's own namespace.
+    fn resolve<'py>(&mut self, py: Python<'py>, ns: &Bound<'py, PyDict>, m: Term, f: Term) -> Result<Bound<'py, PyAny>, Failure> {
+        let func = term_to_py_str(f).ok_or(Failure::BadArg("function"))?;
+        let mut parts = func.split('.');
+        let first = parts.next().unwrap_or_default();
+        let mut target = if is_main(m) {
+            match ns.get_item(first)? {
+                Some(v) => v,
+                None => py.import("__main__")?.getattr(first).map_err(|_| {
+                    PyNameError::new_err(format!("name '{first}' is not defined"))
+                })?,
+            }
+        } else {
+            self.module(py, m)?.getattr(first)?
+        };
+        for attr in parts {
+            target = target.getattr(attr)?;
+        }
+        Ok(target)
+    }
+
+    fn module<'py>(&mut self, py: Python<'py>, m: Term) -> Result<Bound<'py, PyModule>, Failure> {
+        let key = m.as_c_arg();
+        let is_atom = m.get_type() == TermType::Atom;
+        if is_atom {
+            if let Some(module) = self.modules.get(&key) {
+                return Ok(module.bind(py).clone());
+            }
+        }
+        let name = term_to_py_str(m).ok_or(Failure::BadArg("module"))?;
+        let module = py.import(name.as_str())?;
+        if is_atom {
+            self.modules.insert(key, module.clone().unbind());
+        }
+        Ok(module)
+    }
+
+    fn compile<'py>(&mut self, py: Python<'py>, code: Term, eval: bool) -> Result<Bound<'py, PyCode>, Failure> {
+        let text = term_to_py_str(code).ok_or(Failure::BadArg("code"))?;
+        let key = (text, eval);
+        if let Some(compiled) = self.code_cache.get(&key) {
+            return Ok(compiled.bind(py).clone());
+        }
+        let source = CString::new(key.0.as_str())
+            .map_err(|_| pyo3::exceptions::PyValueError::new_err("source code contains a NUL byte"))?;
+        let mode = if eval { pyo3::types::code::PyCodeInput::Eval } else { pyo3::types::code::PyCodeInput::File };
+        let compiled = PyCode::compile(py, &source, c"<erlang>", mode)?;
+        if self.code_cache.len() >= CODE_CACHE_LIMIT {
+            self.code_cache.clear();
+        }
+        self.code_cache.insert(key, compiled.clone().unbind());
+        Ok(compiled)
+    }
+
+    fn reply_value<'a>(&self, py: Python<'_>, env: Env<'a>, value: &Bound<'_, PyAny>, return_ref: Term) -> Outcome<'a> {
+        if return_ref.decode::<bool>().unwrap_or(false) {
+            let res = ResourceArc::new(PyRefRes::new(value.clone().unbind(), self.mailbox.clone()));
+            let _ = py;
+            return Ok(ok_tuple(env, res.encode(env)));
+        }
+        Ok(ok_tuple(env, py_to_term(env, value)?))
+    }
+}
+
+fn is_main(m: Term) -> bool {
+    term_to_py_str(m).as_deref() == Some("__main__")
+}
+
+/// A fresh process-bound namespace: a module-like dict with `erlang` pre-bound.
+fn new_namespace(py: Python<'_>) -> PyResult<Py<PyDict>> {
+    let ns = PyDict::new(py);
+    ns.set_item("__builtins__", py.import("builtins")?)?;
+    ns.set_item("__name__", "__main__")?;
+    ns.set_item("erlang", py.import("erlang")?)?;
+    Ok(ns.unbind())
+}
+
+/// Globals for one `eval`: the namespace itself, or a copy with the locals map on top,
+/// so the locals are visible to nested scopes (lambdas, comprehensions) of that eval only.
+fn with_locals<'py>(py: Python<'py>, ns: &Bound<'py, PyDict>, locals: Term) -> Result<Bound<'py, PyDict>, Failure> {
+    if locals.map_size().map(|n| n == 0).unwrap_or(true) {
+        if locals.get_type() != TermType::Map {
+            return Err(Failure::BadArg("locals"));
+        }
+        return Ok(ns.clone());
+    }
+    let merged = ns.copy()?;
+    let extra = term_to_py(py, locals)?;
+    merged.update(extra.cast::<pyo3::types::PyMapping>().map_err(PyErr::from)?)?;
+    Ok(merged)
+}
+
+fn run_code<'py>(py: Python<'py>, code: &Bound<'py, PyCode>, globals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+    unsafe {
+        let result = ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr());
+        Bound::from_owned_ptr_or_err(py, result)
+    }
+}
+
+fn call_with<'py>(py: Python<'py>, target: &Bound<'py, PyAny>, args: Term, kwargs: Term) -> Result<Bound<'py, PyAny>, Failure> {
+    if args.list_length().is_err() {
+        return Err(Failure::BadArg("args"));
+    }
+    let args = term_to_py(py, args)?;
+    let args = PyTuple::new(py, args.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+    let kwargs = kwargs_dict(py, kwargs)?;
+    Ok(target.call(args, kwargs.as_ref())?)
+}
+
+/// Keyword arguments from a map whose keys are atoms, binaries or strings.
+fn kwargs_dict<'py>(py: Python<'py>, kwargs: Term) -> Result<Option<Bound<'py, PyDict>>, Failure> {
+    match kwargs.map_size() {
+        Ok(0) => Ok(None),
+        Ok(_) => {
+            let dict = PyDict::new(py);
+            for (k, v) in rustler::MapIterator::new(kwargs).ok_or(Failure::BadArg("kwargs"))? {
+                let key = term_to_py_str(k)
+                    .ok_or_else(|| PyTypeError::new_err("keyword argument names must be atoms, binaries or strings"))?;
+                dict.set_item(PyString::new(py, &key), term_to_py(py, v)?)?;
+            }
+            Ok(Some(dict))
+        }
+        Err(_) => Err(Failure::BadArg("kwargs")),
+    }
+}
+
+fn py_ref_object<'py>(py: Python<'py>, term: Term) -> Result<Bound<'py, PyAny>, Failure> {
+    let res: ResourceArc<PyRefRes> = term.decode().map_err(|_| Failure::BadArg("py_ref"))?;
+    res.object(py).ok_or(Failure::BadArg("py_ref"))
+}
+
+fn ok_tuple<'a>(env: Env<'a>, value: Term<'a>) -> Term<'a> {
+    (atoms::ok(), value).encode(env)
+}
+
+fn failure_to_term<'a>(py: Python<'_>, env: Env<'a>, failure: Failure) -> Term<'a> {
+    let reason = match failure {
+        Failure::Python(err) => exception_to_term(py, env, &err),
+        Failure::Conv(ConvError::Unsupported(raw)) => {
+            (atoms::unsupported_term(), unsafe { Term::new(env, raw) }).encode(env)
+        }
+        Failure::Conv(ConvError::TooDeep(max)) => (atoms::nesting_too_deep(), max).encode(env),
+        Failure::Conv(ConvError::Python(err)) => exception_to_term(py, env, &err),
+        Failure::BadArg(what) => (atoms::badarg(), rustler::types::atom::Atom::from_str(env, what).unwrap()).encode(env),
+    };
+    (atoms::error(), reason).encode(env)
+}
+
+/// `{ClassName, Message}`: the class as a (bounded) atom, `str(exc)` as a Unicode charlist.
+/// The traceback goes to the Erlang logger at debug level.
+pub fn exception_to_term<'a>(py: Python<'_>, env: Env<'a>, err: &PyErr) -> Term<'a> {
+    let class = err
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".to_string());
+    let message = err
+        .value(py)
+        .str()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    log_traceback(py, err);
+    let chars: Vec<u32> = message.chars().map(|c| c as u32).collect();
+    (bounded_atom(env, &class), chars).encode(env)
+}
+
+fn log_traceback(py: Python<'_>, err: &PyErr) {
+    let text = py
+        .import("traceback")
+        .and_then(|tb| tb.call_method1("format_exception", (err.value(py),)))
+        .and_then(|lines| "".into_bound_py_any(py)?.call_method1("join", (lines,)))
+        .and_then(|s| Ok(s.str()?.to_string_lossy().into_owned()));
+    if let Ok(text) = text {
+        send_to_output_handler(|e, who| {
+            (atoms::py_traceback(), who, crate::convert::py_bytes_to_binary(e, text.as_bytes())).encode(e)
+        });
+    }
+}

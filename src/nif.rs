@@ -1,0 +1,159 @@
+//! NIF entry points. Each one decodes its arguments, hands a message to an actor (or the
+//! start-up thread) and returns at once: no Python runs here and the GIL is never taken.
+
+use crate::actors::context::{self, ContextConfig};
+use crate::actors::{Mailbox, Msg, ReqState, Request, SubmitError};
+use crate::atoms;
+use crate::msg_env::MsgEnv;
+use crate::resources::{ContextRes, EnvRes, PyRefRes, ReqRes};
+use crate::runtime::{self, InitOptions, InitStatus};
+use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+static NEXT_ENV_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Start Python (once per VM). Answers `ok`, `{error, Why}`, or `pending` after which the
+/// caller receives `{py_init, ok | {error, Why}}`.
+#[rustler::nif]
+fn init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
+    let get = |key: &str| -> Option<Term<'a>> {
+        opts.map_get(rustler::types::atom::Atom::from_str(env, key).ok()?).ok()
+    };
+    let text = |t: Term| crate::convert::term_to_py_str(t);
+    let shim_dir = get("shim_dir").and_then(text).ok_or(rustler::Error::BadArg)?;
+    let python_path = match get("python_path") {
+        Some(list) => list.decode::<Vec<Term>>()?.into_iter().filter_map(text).collect(),
+        None => Vec::new(),
+    };
+    let venv = get("venv").and_then(text).filter(|v| !v.is_empty() && v != "undefined");
+    if let Some(limit) = get("atom_limit").and_then(|t| t.decode::<usize>().ok()) {
+        crate::convert::set_atom_limit(limit);
+    }
+    if let Some(depth) = get("max_nesting").and_then(|t| t.decode::<usize>().ok()) {
+        crate::convert::set_max_nesting(depth);
+    }
+    let options = InitOptions { shim_dir, python_path, venv };
+    Ok(match runtime::start(env.pid(), options) {
+        InitStatus::Ready(Ok(())) => atoms::ok().encode(env),
+        InitStatus::Ready(Err(why)) => (atoms::error(), why).encode(env),
+        InitStatus::Started => atoms::pending().encode(env),
+    })
+}
+
+/// Where Python's stdout/stderr and tracebacks are sent.
+#[rustler::nif]
+fn set_output_handler(pid: LocalPid) -> rustler::Atom {
+    crate::erlang_module::set_output_handler(pid);
+    atoms::ok()
+}
+
+/// Start a context actor owned by the calling process.
+#[rustler::nif]
+fn context_start(env: Env, index: u32, max_queued: usize) -> NifResult<(rustler::Atom, ResourceArc<ContextRes>)> {
+    let config = ContextConfig { index, max_queued: max_queued.max(1), owner: env.pid() };
+    let mailbox = context::start(config).map_err(|e| rustler::Error::Term(Box::new(e.to_string())))?;
+    Ok((atoms::ok(), ResourceArc::new(ContextRes { mailbox })))
+}
+
+#[rustler::nif]
+fn context_stop(ctx: ResourceArc<ContextRes>) -> rustler::Atom {
+    ctx.mailbox.control(Msg::Stop);
+    atoms::ok()
+}
+
+/// Test hook: make the actor panic, so crash handling can be exercised end to end.
+#[rustler::nif]
+fn context_panic(ctx: ResourceArc<ContextRes>) -> rustler::Atom {
+    ctx.mailbox.control(Msg::Panic);
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn context_id(ctx: ResourceArc<ContextRes>) -> u64 {
+    ctx.mailbox.shared.id
+}
+
+/// A new process-bound namespace handle on `ctx`; the namespace itself is created lazily
+/// by the actor and freed when the last copy of this handle is garbage collected.
+#[rustler::nif]
+fn env_new(ctx: ResourceArc<ContextRes>) -> ResourceArc<EnvRes> {
+    ResourceArc::new(EnvRes {
+        env_id: NEXT_ENV_ID.fetch_add(1, Ordering::Relaxed),
+        mailbox: ctx.mailbox.clone(),
+    })
+}
+
+/// Queue `{Kind, Ref, ...}` on the context (or the context owning a py ref). The reply
+/// `{py_reply, Ref, Result}` goes to the caller. Answers `{ok, Handle}` for `cancel/1`.
+#[rustler::nif]
+fn submit<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'a>) -> NifResult<Term<'a>> {
+    let mailbox = target_mailbox(target)?;
+    let env_id = env_id_for(&mailbox, local_env)?;
+    let state = Arc::new(ReqState::new(mailbox.shared.clone()));
+    let req = new_request(env, request, env_id, Some(state.clone()));
+    Ok(match mailbox.submit(req) {
+        Ok(()) => (atoms::ok(), ResourceArc::new(ReqRes { state })).encode(env),
+        Err(e) => submit_error(env, e),
+    })
+}
+
+/// Like `submit/3` without a reply.
+#[rustler::nif]
+fn cast<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'a>) -> NifResult<Term<'a>> {
+    let mailbox = target_mailbox(target)?;
+    let env_id = env_id_for(&mailbox, local_env)?;
+    let req = new_request(env, request, env_id, None);
+    Ok(match mailbox.submit(req) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(e) => submit_error(env, e),
+    })
+}
+
+/// Give up on a request: `cancelled` (no reply will ever be sent; running Python code is
+/// interrupted) or `replied` (the reply is already on its way to the caller).
+#[rustler::nif]
+fn cancel(req: ResourceArc<ReqRes>) -> rustler::Atom {
+    if req.state.try_cancel() {
+        runtime::request_interrupt(req.state.ctx.clone(), req.state.id);
+        atoms::cancelled()
+    } else {
+        atoms::replied()
+    }
+}
+
+#[rustler::nif]
+fn is_ref(term: Term) -> bool {
+    term.decode::<ResourceArc<PyRefRes>>().is_ok()
+}
+
+fn target_mailbox(target: Term) -> NifResult<Mailbox> {
+    if let Ok(ctx) = target.decode::<ResourceArc<ContextRes>>() {
+        return Ok(ctx.mailbox.clone());
+    }
+    let py_ref: ResourceArc<PyRefRes> = target.decode()?;
+    Ok(py_ref.mailbox.clone())
+}
+
+fn env_id_for(mailbox: &Mailbox, local_env: Term) -> NifResult<u64> {
+    match local_env.decode::<ResourceArc<EnvRes>>() {
+        Ok(e) if e.mailbox.shared.id == mailbox.shared.id => Ok(e.env_id),
+        Ok(_) => Err(rustler::Error::BadArg),
+        Err(_) => Ok(0),
+    }
+}
+
+fn new_request(env: Env, request: Term, env_id: u64, reply: Option<Arc<ReqState>>) -> Request {
+    let msg_env = MsgEnv::new();
+    let body = msg_env.copy_in(request);
+    Request { env: msg_env, body, env_id, caller: env.pid(), reply }
+}
+
+fn submit_error(env: Env, e: SubmitError) -> Term {
+    let reason = match e {
+        SubmitError::Overloaded(queued, max) => (atoms::overloaded(), queued, max).encode(env),
+        SubmitError::Stopped => atoms::context_stopped().encode(env),
+        SubmitError::Crashed(why) => (atoms::context_crashed(), why).encode(env),
+    };
+    (atoms::error(), reason).encode(env)
+}

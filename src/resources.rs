@@ -1,0 +1,66 @@
+//! Erlang-visible handles. Their destructors never take the GIL: releasing Python state
+//! is a message to the owning actor.
+
+use crate::actors::{Mailbox, Msg, ReqState};
+use pyo3::{Bound, Py, PyAny, Python};
+use rustler::Resource;
+use std::sync::Arc;
+
+/// A running context: the mailbox NIFs submit to.
+pub struct ContextRes {
+    pub mailbox: Mailbox,
+}
+
+/// A process-bound namespace on one context (what `get_local_env/1` returns).
+pub struct EnvRes {
+    pub env_id: u64,
+    pub mailbox: Mailbox,
+}
+
+/// One submitted request, kept by the caller so that a timeout can cancel it.
+pub struct ReqRes {
+    pub state: Arc<ReqState>,
+}
+
+/// A Python object held by Erlang (`#{return => ref}`).
+pub struct PyRefRes {
+    object: Option<Py<PyAny>>,
+    pub mailbox: Mailbox,
+}
+
+#[rustler::resource_impl]
+impl Resource for ContextRes {}
+
+#[rustler::resource_impl]
+impl Resource for EnvRes {}
+
+#[rustler::resource_impl]
+impl Resource for ReqRes {}
+
+#[rustler::resource_impl]
+impl Resource for PyRefRes {}
+
+impl Drop for EnvRes {
+    fn drop(&mut self) {
+        self.mailbox.control(Msg::DropEnv(self.env_id));
+    }
+}
+
+impl PyRefRes {
+    pub fn new(object: Py<PyAny>, mailbox: Mailbox) -> PyRefRes {
+        PyRefRes { object: Some(object), mailbox }
+    }
+
+    pub fn object<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.object.as_ref().map(|o| o.bind(py).clone())
+    }
+}
+
+impl Drop for PyRefRes {
+    fn drop(&mut self) {
+        if let Some(object) = self.object.take() {
+            self.mailbox.control(Msg::DropObject(object));
+        }
+    }
+}
+

@@ -1,0 +1,145 @@
+//! Interpreter start-up and the interrupter.
+//!
+//! Python is initialized once, on a dedicated thread that stays alive afterwards as the
+//! interrupter: a timed-out caller asks it to raise `erlang.Interrupted` in the context
+//! thread that still runs its request. It is never finalized, so the application can stop
+//! and start again in the same VM.
+
+use crate::actors::ContextShared;
+use crate::atoms;
+use crate::erlang_module::Interrupted;
+use crate::msg_env::MsgEnv;
+use crossbeam_channel::Sender;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use rustler::{Encoder, LocalPid};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub struct InitOptions {
+    /// Directory holding the `erlang_shim` package.
+    pub shim_dir: String,
+    /// Extra `sys.path` entries, put in front.
+    pub python_path: Vec<String>,
+    /// A virtual environment whose site-packages come first on `sys.path`.
+    pub venv: Option<String>,
+}
+
+enum InitState {
+    Idle,
+    Running(Vec<LocalPid>),
+    Done(Result<(), String>),
+}
+
+pub enum InitStatus {
+    Ready(Result<(), String>),
+    /// The caller receives `{py_init, ok | {error, Message}}` when it is done.
+    Started,
+}
+
+static INIT: Mutex<InitState> = Mutex::new(InitState::Idle);
+static INTERRUPTER: OnceLock<Sender<(Arc<ContextShared>, u64)>> = OnceLock::new();
+
+/// The BEAM loads NIF libraries with local symbol scope; C extension modules (`_decimal`,
+/// `_ctypes`, numpy) resolve `Py*` symbols globally, so libpython must be made global.
+pub fn promote_libpython_to_global() {
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        let symbol = ffi::Py_IsInitialized as *const libc::c_void;
+        if libc::dladdr(symbol, &mut info) == 0 || info.dli_fname.is_null() {
+            return;
+        }
+        let path = std::ffi::CStr::from_ptr(info.dli_fname);
+        if path.to_string_lossy().contains("libpython") {
+            libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD);
+        }
+    }
+}
+
+pub fn start(caller: LocalPid, options: InitOptions) -> InitStatus {
+    let mut state = INIT.lock().unwrap();
+    match &mut *state {
+        InitState::Done(result) => InitStatus::Ready(result.clone()),
+        InitState::Running(waiters) => {
+            waiters.push(caller);
+            InitStatus::Started
+        }
+        InitState::Idle => {
+            let spawned = std::thread::Builder::new()
+                .name("py-main".into())
+                .stack_size(16 * 1024 * 1024)
+                .spawn(move || main_thread(options));
+            match spawned {
+                Ok(_) => {
+                    *state = InitState::Running(vec![caller]);
+                    InitStatus::Started
+                }
+                Err(e) => InitStatus::Ready(Err(format!("cannot start the Python thread: {e}"))),
+            }
+        }
+    }
+}
+
+fn main_thread(options: InitOptions) {
+    pyo3::append_to_inittab!(erlang_module_def);
+    Python::initialize();
+    let result = Python::attach(|py| setup(py, &options)).map_err(|e| e.to_string());
+    let (tx, rx) = crossbeam_channel::unbounded::<(Arc<ContextShared>, u64)>();
+    let _ = INTERRUPTER.set(tx);
+    let waiters = {
+        let mut state = INIT.lock().unwrap();
+        let waiters = match std::mem::replace(&mut *state, InitState::Done(result.clone())) {
+            InitState::Running(w) => w,
+            _ => Vec::new(),
+        };
+        waiters
+    };
+    for waiter in waiters {
+        let mut env = MsgEnv::new();
+        let msg = env.with(|e| {
+            let status = match &result {
+                Ok(()) => atoms::ok().encode(e),
+                Err(why) => (atoms::error(), why.as_str()).encode(e),
+            };
+            (atoms::py_init(), status).encode(e).as_c_arg()
+        });
+        env.send_and_clear(&waiter, msg);
+    }
+    if result.is_ok() {
+        for (shared, req_id) in rx.iter() {
+            Python::attach(|py| interrupt(py, &shared, req_id));
+        }
+    }
+}
+
+use crate::erlang_module::erlang as erlang_module_def;
+
+fn setup(py: Python<'_>, options: &InitOptions) -> PyResult<()> {
+    // Whichever thread imports threading first becomes its MainThread: make it this one.
+    py.import("threading")?;
+    let sys = py.import("sys")?;
+    let path = sys.getattr("path")?.cast_into::<PyList>()?;
+    path.insert(0, &options.shim_dir)?;
+    let shim = py.import("erlang_shim")?;
+    shim.call_method1("install", (options.python_path.clone(), options.venv.clone()))?;
+    Ok(())
+}
+
+/// Raise `Interrupted` in the context thread if it still runs request `req_id`. Holding
+/// the GIL here means the actor cannot switch requests while we look.
+fn interrupt(py: Python<'_>, shared: &ContextShared, req_id: u64) {
+    if shared.running_req.load(Ordering::Acquire) != req_id {
+        return;
+    }
+    let ident = shared.thread_ident.load(Ordering::Acquire);
+    let exc = py.get_type::<Interrupted>();
+    unsafe { ffi::PyThreadState_SetAsyncExc(ident as _, exc.as_ptr()) };
+}
+
+/// Ask the interrupter to stop request `req_id` on its context (no-op if it is not running).
+pub fn request_interrupt(shared: Arc<ContextShared>, req_id: u64) {
+    if let Some(tx) = INTERRUPTER.get() {
+        let _ = tx.send((shared, req_id));
+    }
+}
