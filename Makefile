@@ -1,0 +1,39 @@
+# erlang_python: `make test`, `make demo` and `make bench` set up everything they need
+# on a fresh Debian machine (Erlang from apt when missing, the Rust NIF, a Python venv).
+
+PYTHON ?= python3
+VENV   := $(CURDIR)/.venv
+EBIN   := erlang/_build/default/lib/erlang_python/ebin
+export PYTHON
+
+.PHONY: all build deps erlang-tools python-venv test demo bench clean
+
+all: build
+
+erlang-tools:
+	@sh scripts/ensure_erlang.sh
+
+# Python packages the tests and the demo use, in a venv of the chosen interpreter.
+python-venv: $(VENV)/.ready
+$(VENV)/.ready: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+deps: erlang-tools python-venv
+
+build: erlang-tools
+	cd erlang && rebar3 compile
+
+# SUITES=name1,name2 runs some suites only.
+test: deps build
+	escript tests/run_ct.escript $(CURDIR) $(SUITES)
+
+demo: deps build
+	escript examples/demo.escript $(CURDIR)
+
+bench: deps build
+	escript bench/run_bench.escript $(CURDIR) $(BENCH_ARGS)
+
+clean:
+	rm -rf target erlang/_build erlang/priv _build

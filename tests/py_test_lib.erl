@@ -1,0 +1,37 @@
+%%% @doc Helpers shared by the suites: start the application against the project's
+%%% test venv (.venv, made by `make test') with tests/ on Python's sys.path.
+-module(py_test_lib).
+
+-export([root/0, start/0, start/1, stop/0]).
+
+%% @doc The project checkout (set by tests/run_ct.escript).
+-spec root() -> string().
+root() ->
+    case os:getenv("ERLANG_PYTHON_ROOT") of
+        false -> filename:dirname(filename:dirname(code:which(?MODULE)));
+        Root -> Root
+    end.
+
+-spec start() -> ok.
+start() ->
+    start([]).
+
+%% @doc Start erlang_python with extra application environment.
+-spec start([{atom(), term()}]) -> ok.
+start(Env) ->
+    _ = application:load(erlang_python),
+    Root = root(),
+    Venv = filename:join(Root, ".venv"),
+    application:set_env(erlang_python, python_path, [filename:join(Root, "tests")]),
+    case filelib:is_dir(Venv) of
+        true -> application:set_env(erlang_python, venv, Venv);
+        false -> ok
+    end,
+    [application:set_env(erlang_python, K, V) || {K, V} <- Env],
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok.
+
+-spec stop() -> ok.
+stop() ->
+    _ = application:stop(erlang_python),
+    ok.
