@@ -131,7 +131,7 @@ exec_routed(Error, _) ->
     Error.
 
 with_code(Code, Fun) ->
-    case unicode:characters_to_binary(Code) of
+    case catch unicode:characters_to_binary(Code) of
         Source when is_binary(Source) -> Fun(Source);
         _ -> {error, {badarg, code}}
     end.
