@@ -15,7 +15,7 @@ start(_Type, _Args) ->
 
 -spec stop(term()) -> ok.
 stop(_State) ->
-    ok.
+    py_context_router:set_count(0).
 
 start_python() ->
     Opts = #{shim_dir => unicode:characters_to_binary(py_nif:priv_dir()),

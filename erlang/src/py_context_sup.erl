@@ -24,6 +24,8 @@ start_link() ->
 
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
+    %% A previous instance of this supervisor may have left its routing table behind.
+    ok = py_context_router:set_count(0),
     {ok, {#{strategy => one_for_one, intensity => 20, period => 10}, []}}.
 
 %% @doc Start `N' contexts, or answer the running ones if contexts are started.
