@@ -35,7 +35,6 @@ enum Exit {
 pub fn start(config: ContextConfig) -> std::io::Result<Mailbox> {
     let shared = Arc::new(ContextShared {
         id: next_context_id(),
-        index: config.index,
         max_queued: config.max_queued,
         queued: AtomicUsize::new(0),
         running_req: AtomicU64::new(0),

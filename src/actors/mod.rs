@@ -22,7 +22,6 @@ static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct ContextShared {
     /// Unique per actor instance (a restarted context gets a new one).
     pub id: u64,
-    pub index: u32,
     pub max_queued: usize,
     pub queued: AtomicUsize,
     /// Id of the request whose Python code runs now (0: none). Written with the GIL held.
