@@ -93,3 +93,18 @@ def deep_tuple(depth: int) -> tuple[Any, ...]:
     for _ in range(depth - 1):
         value = (value,)
     return value
+
+
+class Labelled:
+    """An object with no Erlang counterpart: it crosses as its ``str()``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"labelled: {self.text}"
+
+
+def labelled(text: str) -> Labelled:
+    """A :class:`Labelled` holding ``text``."""
+    return Labelled(text)
