@@ -232,11 +232,12 @@ fn run_code<'py>(py: Python<'py>, code: &Bound<'py, PyCode>, globals: &Bound<'py
 }
 
 fn call_with<'py>(py: Python<'py>, target: &Bound<'py, PyAny>, args: Term, kwargs: Term) -> Result<Bound<'py, PyAny>, Failure> {
-    if args.list_length().is_err() {
-        return Err(Failure::BadArg("args"));
+    let items: Vec<Term> = args.decode().map_err(|_| Failure::BadArg("args"))?;
+    let mut converted = Vec::with_capacity(items.len());
+    for item in items {
+        converted.push(term_to_py(py, item)?);
     }
-    let args = term_to_py(py, args)?;
-    let args = PyTuple::new(py, args.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+    let args = PyTuple::new(py, converted)?;
     let kwargs = kwargs_dict(py, kwargs)?;
     Ok(target.call(args, kwargs.as_ref())?)
 }
