@@ -6,7 +6,7 @@ missing=""
 command -v erl >/dev/null 2>&1 || missing="$missing erlang-nox erlang-dev"
 command -v rebar3 >/dev/null 2>&1 || missing="$missing rebar3"
 command -v ct_run >/dev/null 2>&1 || missing="$missing erlang-common-test"
-ls -d /usr/lib/erlang/lib/proper-* >/dev/null 2>&1 || missing="$missing erlang-proper"
+ls /usr/lib/erlang/lib/proper-*/include/proper.hrl >/dev/null 2>&1 || missing="$missing erlang-proper erlang-proper-dev"
 command -v elixir >/dev/null 2>&1 || missing="$missing elixir"
 command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust) is required: install it with rustup" >&2; exit 1; }
 [ -z "$missing" ] && exit 0

@@ -11,14 +11,14 @@
          concurrent_callers/1, caller_killed_mid_call/1, schedulers_never_blocked/1,
          context_crash_answers_and_restarts/1, overload_answers_at_once/1,
          app_restarts/1, stdout_reaches_group_leader/1, stderr_reaches_group_leader/1,
-         python_threads_run/1]).
+         python_threads_run/1, atom_limit_bounds_new_atoms/1]).
 
 all() ->
     [timeout_interrupts_python_loop, timeout_in_c_call, timeout_infinity,
      concurrent_callers, caller_killed_mid_call, schedulers_never_blocked,
      context_crash_answers_and_restarts, overload_answers_at_once,
      stdout_reaches_group_leader, stderr_reaches_group_leader, python_threads_run,
-     app_restarts].
+     atom_limit_bounds_new_atoms, app_restarts].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -32,6 +32,10 @@ init_per_testcase(overload_answers_at_once, Config) ->
     py_test_lib:stop(),
     ok = py_test_lib:start([{num_contexts, 1}, {max_queued, 5}]),
     Config;
+init_per_testcase(atom_limit_bounds_new_atoms, Config) ->
+    py_test_lib:stop(),
+    ok = py_test_lib:start([{atom_limit, 0}]),
+    Config;
 init_per_testcase(_Case, Config) ->
     Config.
 
@@ -39,6 +43,10 @@ end_per_testcase(overload_answers_at_once, _Config) ->
     py_test_lib:stop(),
     application:unset_env(erlang_python, max_queued),
     application:unset_env(erlang_python, num_contexts),
+    ok = py_test_lib:start();
+end_per_testcase(atom_limit_bounds_new_atoms, _Config) ->
+    py_test_lib:stop(),
+    application:unset_env(erlang_python, atom_limit),
     ok = py_test_lib:start();
 end_per_testcase(_Case, _Config) ->
     ok.
@@ -197,6 +205,16 @@ python_threads_run(_) ->
     ?assertEqual({ok, 45},
                  py:eval(<<"(lambda r, th: (th.Thread(target=lambda: r.extend(range(10))).start() or th) "
                            "and (__import__('time').sleep(0.1), sum(r))[1])([], __import__('threading'))">>)).
+
+atom_limit_bounds_new_atoms(_) ->
+    Fresh = <<"py_runtime_suite_never_an_atom_", (integer_to_binary(erlang:unique_integer([positive])))/binary>>,
+    AtomsBefore = erlang:system_info(atom_count),
+    ?assertEqual({ok, Fresh}, py:eval(<<"erlang.atom(name)">>, #{name => Fresh})),
+    ?assertEqual({ok, ok}, py:eval(<<"erlang.atom('ok')">>)),
+    %% Exception class names follow the same rule.
+    ?assertMatch({error, {<<"PyRuntimeSuiteFreshError">>, "boom"}},
+                 py:eval(<<"(_ for _ in ()).throw(type('PyRuntimeSuiteFreshError', (Exception,), {})('boom'))">>)),
+    ?assertEqual(AtomsBefore, erlang:system_info(atom_count)).
 
 %% Run Fun with a group leader that collects output until Expected arrived.
 capture_output(Fun, Expected) ->

@@ -1,44 +1,70 @@
-//! Atoms made from Python data: existing atoms are reused; new ones are created only up to
-//! a limit, after which the text arrives as a binary. The atom table is never exhausted.
+//! Atoms both ways. Reading: any atom's text, including names beyond Latin-1 (which
+//! `enif_get_atom` cannot read before OTP 26). Making: existing atoms are reused; new ones
+//! are created only up to a limit, after which the text arrives as a binary, so Python data
+//! never exhausts the atom table.
 
-use rustler::sys::{enif_make_atom_len, enif_make_existing_atom_len, ErlNifCharEncoding};
 use rustler::{Encoder, Env, Term};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-static NEW_ATOMS_LEFT: AtomicUsize = AtomicUsize::new(10_000);
+const VERSION: u8 = 131;
+const ATOM_UTF8_EXT: u8 = 118;
+const SMALL_ATOM_UTF8_EXT: u8 = 119;
+/// Erlang's limit on an atom's length, in characters.
+const MAX_ATOM_CHARS: usize = 255;
+
+/// New atoms made so far in this VM, and how many may be made (counted across restarts
+/// of the application: the atom table never shrinks).
+static ATOMS_CREATED: AtomicUsize = AtomicUsize::new(0);
+static ATOM_LIMIT: AtomicUsize = AtomicUsize::new(10_000);
 
 pub fn set_atom_limit(limit: usize) {
-    NEW_ATOMS_LEFT.store(limit, Ordering::Relaxed);
+    ATOM_LIMIT.store(limit, Ordering::Relaxed);
 }
 
-/// An atom named `name`, or a binary when it cannot or may not become one.
-pub fn bounded_atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {
-    let latin1: Option<Vec<u8>> = name
-        .chars()
-        .map(|c| u8::try_from(c as u32).ok())
-        .collect();
-    let Some(bytes) = latin1.filter(|b| b.len() <= 255) else {
-        return name.encode(env);
-    };
-    let raw_env = env.as_c_arg();
-    let mut atom = rustler::sys::ErlNifTerm::default();
-    let found = unsafe {
-        enif_make_existing_atom_len(
-            raw_env,
-            bytes.as_ptr() as *const _,
-            bytes.len(),
-            &mut atom,
-            ErlNifCharEncoding::ERL_NIF_LATIN1,
-        )
-    };
-    if found != 0 {
-        return unsafe { Term::new(env, atom) };
+/// The text of an atom term.
+pub fn atom_text(term: Term) -> Option<String> {
+    if let Ok(latin1) = term.atom_to_string() {
+        return Some(latin1);
     }
-    let reserved = NEW_ATOMS_LEFT
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(1))
+    let etf = term.to_binary();
+    let bytes = etf.as_slice();
+    let (len, start) = match *bytes.get(1)? {
+        ATOM_UTF8_EXT => (u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?) as usize, 4),
+        SMALL_ATOM_UTF8_EXT => (*bytes.get(2)? as usize, 3),
+        _ => return None,
+    };
+    String::from_utf8(bytes.get(start..start + len)?.to_vec()).ok()
+}
+
+/// An atom named `name`, or a binary when it may not become one (too long, or no budget
+/// left for a new atom).
+pub fn bounded_atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {
+    if name.chars().count() > MAX_ATOM_CHARS {
+        return name.encode(env);
+    }
+    let mut etf = Vec::with_capacity(name.len() + 4);
+    etf.push(VERSION);
+    if name.len() <= 255 {
+        etf.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, name.len() as u8]);
+    } else {
+        etf.push(ATOM_UTF8_EXT);
+        etf.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    }
+    etf.extend_from_slice(name.as_bytes());
+    // The safe decoder refuses to create atoms: it succeeds only for existing ones.
+    if let Some((atom, _)) = env.binary_to_term(&etf) {
+        return atom;
+    }
+    let limit = ATOM_LIMIT.load(Ordering::Relaxed);
+    let reserved = ATOMS_CREATED
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |made| (made < limit).then_some(made + 1))
         .is_ok();
     if !reserved {
         return name.encode(env);
     }
-    unsafe { Term::new(env, enif_make_atom_len(raw_env, bytes.as_ptr() as *const _, bytes.len())) }
+    // Trusted: `etf` is a well-formed atom encoding built just above.
+    match unsafe { env.binary_to_term_trusted(&etf) } {
+        Some((atom, _)) => atom,
+        None => name.encode(env),
+    }
 }

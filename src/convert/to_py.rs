@@ -47,7 +47,7 @@ fn convert<'py>(py: Python<'py>, term: Term, depth: usize) -> Result<Bound<'py, 
         TermType::Tuple => {
             let elems = get_tuple(term).map_err(|_| unsupported())?;
             if let [tag, payload] = elems.as_slice() {
-                if tag.atom_to_string().ok().as_deref() == Some("bytes") {
+                if tag.decode::<rustler::Atom>().ok() == Some(crate::atoms::bytes()) {
                     if let Ok(bin) = payload.decode::<Binary>() {
                         return Ok(PyBytes::new(py, bin.as_slice()).into_any());
                     }
@@ -82,7 +82,7 @@ fn convert<'py>(py: Python<'py>, term: Term, depth: usize) -> Result<Bound<'py, 
 }
 
 fn atom_to_py<'py>(py: Python<'py>, term: Term) -> Bound<'py, PyAny> {
-    let name = term.atom_to_string().unwrap_or_default();
+    let name = super::atom_text(term).unwrap_or_default();
     match name.as_str() {
         "true" => true.into_bound_py_any(py).unwrap(),
         "false" => false.into_bound_py_any(py).unwrap(),
@@ -102,7 +102,7 @@ pub fn binary_to_py<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyAny> {
 /// A name given as an atom, a binary or a charlist (module, function, attribute names).
 pub fn term_to_py_str(term: Term) -> Option<String> {
     match term.get_type() {
-        TermType::Atom => term.atom_to_string().ok(),
+        TermType::Atom => super::atom_text(term),
         TermType::Binary => {
             let bin: Binary = term.decode().ok()?;
             String::from_utf8(bin.as_slice().to_vec()).ok()
