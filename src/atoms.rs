@@ -19,6 +19,7 @@ rustler::atoms! {
     py_context_crashed,
     py_output,
     py_traceback,
+    py_callback,
     context_crashed,
     context_stopped,
     overloaded,

@@ -17,6 +17,20 @@ pyo3::create_exception!(
     "Raised inside Python code whose Erlang caller gave up (timeout or cancel)."
 );
 
+pyo3::create_exception!(
+    erlang,
+    ErlangError,
+    pyo3::exceptions::PyException,
+    "An Erlang function called from Python failed; `reason` holds the Erlang reason."
+);
+
+pyo3::create_exception!(
+    erlang,
+    ProcessError,
+    pyo3::exceptions::PyException,
+    "The Erlang process a message or call was meant for is not alive."
+);
+
 /// An Erlang process identifier. Hashable, comparable, and converts back to the same pid.
 #[pyclass(module = "erlang", name = "Pid", frozen, eq, hash)]
 #[derive(PartialEq, Eq, Hash)]
@@ -92,8 +106,9 @@ thread_local! {
 
 static OUTPUT_HANDLER: Mutex<Option<LocalPid>> = Mutex::new(None);
 
-pub fn set_current_caller(pid: Option<LocalPid>) {
-    CURRENT_CALLER.with(|c| c.set(pid));
+/// Set the process whose request runs on this thread; answers the previous one.
+pub fn set_current_caller(pid: Option<LocalPid>) -> Option<LocalPid> {
+    CURRENT_CALLER.with(|c| c.replace(pid))
 }
 
 pub fn set_output_handler(pid: LocalPid) {
@@ -128,6 +143,85 @@ fn _write(py: Python<'_>, stream: u8, text: &str) {
     });
 }
 
+/// Call the Erlang function registered as `name` (`py:register_function/2,3`) with
+/// `args` and answer its result. An Erlang error raises `erlang.ErlangError`.
+#[pyfunction]
+#[pyo3(signature = (name, *args))]
+fn call(py: Python<'_>, name: &str, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
+    if !crate::actors::callback::is_registered(name) {
+        return Err(pyo3::exceptions::PyNameError::new_err(format!(
+            "no Erlang function is registered as '{name}'"
+        )));
+    }
+    crate::actors::callback::call_erlang(py, name, args)
+}
+
+/// Whether an Erlang function is registered under `name`.
+#[pyfunction]
+fn _is_registered(name: &str) -> bool {
+    crate::actors::callback::is_registered(name)
+}
+
+/// Send `term` to the Erlang process `pid`; raises `erlang.ProcessError` if it is not alive.
+#[pyfunction]
+fn send(py: Python<'_>, pid: &Bound<'_, Pid>, term: &Bound<'_, PyAny>) -> PyResult<()> {
+    let mut env = MsgEnv::new();
+    let prepared = env.with(|e| -> PyResult<_> {
+        let target = e
+            .binary_to_term(pid.get().etf())
+            .and_then(|(t, _)| t.decode::<LocalPid>().ok())
+            .ok_or_else(|| ProcessError::new_err("not a local pid"))?;
+        let msg = crate::convert::py_to_term(e, term).map_err(crate::actors::callback::conv_to_py)?;
+        Ok((target, msg.as_c_arg()))
+    })?;
+    let (target, msg) = prepared;
+    let sent = py.detach(move || env.send_and_clear(&target, msg));
+    if sent {
+        Ok(())
+    } else {
+        Err(ProcessError::new_err(format!("process {} is not alive", pid.get().__repr__())))
+    }
+}
+
+/// The pid registered under `name`, or `None`.
+#[pyfunction]
+fn whereis(py: Python<'_>, name: &str) -> PyResult<Option<Py<Pid>>> {
+    let env = MsgEnv::new();
+    let found = env.with(|e| {
+        let atom = e.binary_to_term(&atom_etf(name)?)?.0;
+        let mut pid = std::mem::MaybeUninit::<rustler::sys::ErlNifPid>::uninit();
+        let ok = unsafe {
+            rustler::sys::enif_whereis_pid(std::ptr::null_mut(), atom.as_c_arg(), pid.as_mut_ptr())
+        };
+        if ok == 0 {
+            return None;
+        }
+        let pid = LocalPid::from_c_arg(unsafe { pid.assume_init() });
+        Some(pid.encode(e).to_binary().as_slice().to_vec())
+    });
+    found.map(|etf| Py::new(py, Pid::from_etf(etf))).transpose()
+}
+
+/// An existing atom's external format (the safe decoder creates no atoms).
+fn atom_etf(name: &str) -> Option<Vec<u8>> {
+    if name.len() > 255 {
+        return None;
+    }
+    let mut etf = vec![131, 119, name.len() as u8];
+    etf.extend_from_slice(name.as_bytes());
+    Some(etf)
+}
+
+/// Sleep without holding the GIL (the synchronous half of `erlang.sleep`).
+#[pyfunction]
+fn _sleep(py: Python<'_>, seconds: f64) -> PyResult<()> {
+    if !(seconds >= 0.0 && seconds.is_finite()) {
+        return Err(pyo3::exceptions::PyValueError::new_err("sleep length must be a non-negative number"));
+    }
+    py.detach(|| std::thread::sleep(std::time::Duration::from_secs_f64(seconds)));
+    Ok(())
+}
+
 /// The class the shim defines for `erlang.Atom` (a `str` subclass).
 pub fn atom_type(py: Python<'_>) -> &Py<PyType> {
     static ATOM_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -144,12 +238,14 @@ pub fn atom_type(py: Python<'_>) -> &Py<PyType> {
 #[pyo3(name = "erlang")]
 pub mod erlang {
     #[pymodule_export]
-    use super::{Pid, Ref, _write};
+    use super::{Pid, Ref, _write, call, _is_registered, send, whereis, _sleep};
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         use pyo3::prelude::*;
         m.add("Interrupted", m.py().get_type::<super::Interrupted>())?;
+        m.add("ErlangError", m.py().get_type::<super::ErlangError>())?;
+        m.add("ProcessError", m.py().get_type::<super::ProcessError>())?;
         Ok(())
     }
 }

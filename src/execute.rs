@@ -12,6 +12,7 @@ use pyo3::types::{PyCode, PyDict, PyModule, PyString, PyTuple};
 use pyo3::{ffi, IntoPyObjectExt};
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term, TermType};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
 use crate::msg_env::RawTerm;
@@ -42,33 +43,38 @@ impl From<ConvError> for Failure {
 
 type Outcome<'a> = Result<Term<'a>, Failure>;
 
+/// Per-context Python state. Methods take `&self`: a request may run another request of
+/// the same context while it waits for Erlang (re-entrancy), so no borrow of these maps is
+/// ever held while Python code runs.
 pub struct Executor {
     mailbox: Mailbox,
-    envs: HashMap<u64, Py<PyDict>>,
+    envs: RefCell<HashMap<u64, Py<PyDict>>>,
     shared_ns: Py<PyDict>,
     /// Modules named by atoms, keyed by the atom term (atoms are immediates).
-    modules: HashMap<RawTerm, Py<PyModule>>,
-    code_cache: HashMap<(String, bool), Py<PyCode>>,
+    modules: RefCell<HashMap<RawTerm, Py<PyModule>>>,
+    code_cache: RefCell<HashMap<(String, bool), Py<PyCode>>>,
 }
 
 impl Executor {
     pub fn new(py: Python<'_>, mailbox: Mailbox) -> PyResult<Executor> {
         Ok(Executor {
             mailbox,
-            envs: HashMap::new(),
+            envs: RefCell::new(HashMap::new()),
             shared_ns: new_namespace(py)?,
-            modules: HashMap::new(),
-            code_cache: HashMap::new(),
+            modules: RefCell::new(HashMap::new()),
+            code_cache: RefCell::new(HashMap::new()),
         })
     }
 
-    pub fn drop_env(&mut self, env_id: u64) {
-        self.envs.remove(&env_id);
+    pub fn drop_env(&self, env_id: u64) {
+        // Dropped after the borrow ends: `__del__` methods may run and re-enter.
+        let namespace = self.envs.borrow_mut().remove(&env_id);
+        drop(namespace);
     }
 
     /// Run one request body (`{Kind, Ref, ...}`) and give its result term:
     /// `{ok, Value}`, `ok` or `{error, Reason}`.
-    pub fn run<'a>(&mut self, py: Python<'_>, env: Env<'a>, body: Term<'a>, env_id: u64) -> Term<'a> {
+    pub fn run<'a>(&self, py: Python<'_>, env: Env<'a>, body: Term<'a>, env_id: u64) -> Term<'a> {
         let outcome = get_tuple(body)
             .map_err(|_| Failure::BadArg("request"))
             .and_then(|fields| self.dispatch(py, env, &fields, env_id));
@@ -78,7 +84,7 @@ impl Executor {
         }
     }
 
-    fn dispatch<'a>(&mut self, py: Python<'_>, env: Env<'a>, f: &[Term<'a>], env_id: u64) -> Outcome<'a> {
+    fn dispatch<'a>(&self, py: Python<'_>, env: Env<'a>, f: &[Term<'a>], env_id: u64) -> Outcome<'a> {
         let kind: Atom = f.first().and_then(|k| k.decode().ok()).ok_or(Failure::BadArg("request"))?;
         let ns = self.namespace(py, env_id)?;
         match (f.len(), kind) {
@@ -119,21 +125,21 @@ impl Executor {
         }
     }
 
-    fn namespace<'py>(&mut self, py: Python<'py>, env_id: u64) -> PyResult<Bound<'py, PyDict>> {
+    fn namespace<'py>(&self, py: Python<'py>, env_id: u64) -> PyResult<Bound<'py, PyDict>> {
         if env_id == 0 {
             return Ok(self.shared_ns.bind(py).clone());
         }
-        if let Some(ns) = self.envs.get(&env_id) {
+        if let Some(ns) = self.envs.borrow().get(&env_id) {
             return Ok(ns.bind(py).clone());
         }
         let ns = new_namespace(py)?;
-        self.envs.insert(env_id, ns.clone_ref(py));
+        self.envs.borrow_mut().insert(env_id, ns.clone_ref(py));
         Ok(ns.into_bound(py))
     }
 
     /// The callable named by module `m` and (possibly dotted) function name `f`.
     /// Module `'__main__'` means the caller's own namespace.
-    fn resolve<'py>(&mut self, py: Python<'py>, ns: &Bound<'py, PyDict>, m: Term, f: Term) -> Result<Bound<'py, PyAny>, Failure> {
+    fn resolve<'py>(&self, py: Python<'py>, ns: &Bound<'py, PyDict>, m: Term, f: Term) -> Result<Bound<'py, PyAny>, Failure> {
         let func = term_to_py_str(f).ok_or(Failure::BadArg("function"))?;
         let mut parts = func.split('.');
         let first = parts.next().unwrap_or_default();
@@ -153,36 +159,37 @@ impl Executor {
         Ok(target)
     }
 
-    fn module<'py>(&mut self, py: Python<'py>, m: Term) -> Result<Bound<'py, PyModule>, Failure> {
+    fn module<'py>(&self, py: Python<'py>, m: Term) -> Result<Bound<'py, PyModule>, Failure> {
         let key = m.as_c_arg();
         let is_atom = m.get_type() == TermType::Atom;
         if is_atom {
-            if let Some(module) = self.modules.get(&key) {
+            if let Some(module) = self.modules.borrow().get(&key) {
                 return Ok(module.bind(py).clone());
             }
         }
         let name = term_to_py_str(m).ok_or(Failure::BadArg("module"))?;
         let module = py.import(name.as_str())?;
         if is_atom {
-            self.modules.insert(key, module.clone().unbind());
+            self.modules.borrow_mut().insert(key, module.clone().unbind());
         }
         Ok(module)
     }
 
-    fn compile<'py>(&mut self, py: Python<'py>, code: Term, eval: bool) -> Result<Bound<'py, PyCode>, Failure> {
+    fn compile<'py>(&self, py: Python<'py>, code: Term, eval: bool) -> Result<Bound<'py, PyCode>, Failure> {
         let text = term_to_py_str(code).ok_or(Failure::BadArg("code"))?;
         let key = (text, eval);
-        if let Some(compiled) = self.code_cache.get(&key) {
+        if let Some(compiled) = self.code_cache.borrow().get(&key) {
             return Ok(compiled.bind(py).clone());
         }
         let source = CString::new(key.0.as_str())
             .map_err(|_| pyo3::exceptions::PyValueError::new_err("source code contains a NUL byte"))?;
         let mode = if eval { pyo3::types::code::PyCodeInput::Eval } else { pyo3::types::code::PyCodeInput::File };
         let compiled = PyCode::compile(py, &source, c"<erlang>", mode)?;
-        if self.code_cache.len() >= CODE_CACHE_LIMIT {
-            self.code_cache.clear();
+        let mut cache = self.code_cache.borrow_mut();
+        if cache.len() >= CODE_CACHE_LIMIT {
+            cache.clear();
         }
-        self.code_cache.insert(key, compiled.clone().unbind());
+        cache.insert(key, compiled.clone().unbind());
         Ok(compiled)
     }
 

@@ -27,6 +27,11 @@ impl MsgEnv {
         unsafe { enif_make_copy(self.raw, term.as_c_arg()) }
     }
 
+    /// Copy a term of another live environment into this one.
+    pub fn copy_raw(&self, term: RawTerm) -> RawTerm {
+        unsafe { enif_make_copy(self.raw, term) }
+    }
+
     /// Run `f` with an `Env` for this environment; terms it returns must not outlive the call.
     pub fn with<R>(&self, f: impl for<'a> FnOnce(Env<'a>) -> R) -> R {
         let marker = ();

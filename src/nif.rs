@@ -85,15 +85,17 @@ fn env_new(ctx: ResourceArc<ContextRes>) -> ResourceArc<EnvRes> {
 }
 
 /// Queue `{Kind, Ref, ...}` on the context (or the context owning a py ref). The reply
-/// `{py_reply, Ref, Result}` goes to the caller. Answers `{ok, Handle}` for `cancel/1`.
+/// `{py_reply, Ref, Result}` goes to the caller. `CallerWaits` says the caller waits in
+/// `receive` and runs the Erlang functions Python calls meanwhile (`py_callback`
+/// messages). Answers `{ok, Handle}` for `cancel/1`.
 #[rustler::nif]
-fn submit<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'a>) -> NifResult<Term<'a>> {
+fn submit<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'a>, caller_waits: bool) -> NifResult<Term<'a>> {
     let mailbox = target_mailbox(target)?;
-    let env_id = env_id_for(&mailbox, local_env)?;
+    let local_env = env_for(&mailbox, local_env)?;
     let state = Arc::new(ReqState::new(mailbox.shared.clone()));
-    let req = new_request(env, request, env_id, Some(state.clone()));
+    let req = new_request(env, request, local_env, Some(state.clone()), caller_waits);
     Ok(match mailbox.submit(req) {
-        Ok(()) => (atoms::ok(), ResourceArc::new(ReqRes { state })).encode(env),
+        Ok(()) => (atoms::ok(), ResourceArc::new(ReqRes { state, mailbox })).encode(env),
         Err(e) => submit_error(env, e),
     })
 }
@@ -102,8 +104,8 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term
 #[rustler::nif]
 fn cast<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'a>) -> NifResult<Term<'a>> {
     let mailbox = target_mailbox(target)?;
-    let env_id = env_id_for(&mailbox, local_env)?;
-    let req = new_request(env, request, env_id, None);
+    let local_env = env_for(&mailbox, local_env)?;
+    let req = new_request(env, request, local_env, None, false);
     Ok(match mailbox.submit(req) {
         Ok(()) => atoms::ok().encode(env),
         Err(e) => submit_error(env, e),
@@ -116,6 +118,8 @@ fn cast<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'
 fn cancel(req: ResourceArc<ReqRes>) -> rustler::Atom {
     if req.state.try_cancel() {
         runtime::request_interrupt(req.state.ctx.clone(), req.state.id);
+        // A request waiting for an Erlang function notices the cancel when woken.
+        req.mailbox.control(Msg::Wake);
         atoms::cancelled()
     } else {
         atoms::replied()
@@ -135,18 +139,54 @@ fn target_mailbox(target: Term) -> NifResult<Mailbox> {
     Ok(py_ref.mailbox.clone())
 }
 
-fn env_id_for(mailbox: &Mailbox, local_env: Term) -> NifResult<u64> {
+fn env_for(mailbox: &Mailbox, local_env: Term) -> NifResult<Option<ResourceArc<EnvRes>>> {
     match local_env.decode::<ResourceArc<EnvRes>>() {
-        Ok(e) if e.mailbox.shared.id == mailbox.shared.id => Ok(e.env_id),
+        Ok(e) if e.mailbox.shared.id == mailbox.shared.id => Ok(Some(e)),
         Ok(_) => Err(rustler::Error::BadArg),
-        Err(_) => Ok(0),
+        Err(_) => Ok(None),
     }
 }
 
-fn new_request(env: Env, request: Term, env_id: u64, reply: Option<Arc<ReqState>>) -> Request {
+fn new_request(
+    env: Env,
+    request: Term,
+    local_env: Option<ResourceArc<EnvRes>>,
+    reply: Option<Arc<ReqState>>,
+    caller_waits: bool,
+) -> Request {
     let msg_env = MsgEnv::new();
     let body = msg_env.copy_in(request);
-    Request { env: msg_env, body, env_id, caller: env.pid(), reply }
+    Request { env: msg_env, body, local_env, caller: env.pid(), reply, caller_waits }
+}
+
+/// The answer of an Erlang function that Python code on `ctx` called:
+/// `{ok, Value}` or `{error, Reason, Text}`.
+#[rustler::nif]
+fn callback_reply(ctx: ResourceArc<ContextRes>, callback_id: u64, answer: Term) -> rustler::Atom {
+    let msg_env = MsgEnv::new();
+    let term = msg_env.copy_in(answer);
+    ctx.mailbox.control(Msg::CallbackReply(callback_id, msg_env, term));
+    atoms::ok()
+}
+
+/// The process that runs Erlang functions called from requests whose caller does not wait.
+#[rustler::nif]
+fn set_callback_handler(pid: LocalPid) -> rustler::Atom {
+    crate::actors::callback::set_dispatcher(pid);
+    atoms::ok()
+}
+
+/// Record whether a function name is registered (for `erlang.name` lookups).
+#[rustler::nif]
+fn set_function_registered(name: String, registered: bool) -> rustler::Atom {
+    crate::actors::callback::set_registered(name, registered);
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn clear_registered_functions() -> rustler::Atom {
+    crate::actors::callback::clear_registered();
+    atoms::ok()
 }
 
 fn submit_error(env: Env, e: SubmitError) -> Term {

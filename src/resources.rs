@@ -20,12 +20,27 @@ pub struct EnvRes {
 /// One submitted request, kept by the caller so that a timeout can cancel it.
 pub struct ReqRes {
     pub state: Arc<ReqState>,
+    /// To wake the context when a request that waits for Erlang is cancelled.
+    pub mailbox: Mailbox,
 }
 
 /// A Python object held by Erlang (`#{return => ref}`).
 pub struct PyRefRes {
     object: Option<Py<PyAny>>,
     pub mailbox: Mailbox,
+}
+
+/// Watches the Erlang process running a function that Python code waits for.
+pub struct CallerWatch {
+    pub mailbox: Mailbox,
+    pub callback_id: u64,
+}
+
+#[rustler::resource_impl]
+impl Resource for CallerWatch {
+    fn down<'a>(&'a self, _env: rustler::Env<'a>, _pid: rustler::LocalPid, _mon: rustler::Monitor) {
+        self.mailbox.control(Msg::CallbackAbort(self.callback_id));
+    }
 }
 
 #[rustler::resource_impl]

@@ -12,6 +12,7 @@ start_link() ->
 init([]) ->
     Children = [#{id => py_output, start => {py_output, start_link, []}},
                 #{id => py_semaphore, start => {py_semaphore, start_link, []}},
+                #{id => py_callbacks, start => {py_callbacks, start_link, []}},
                 #{id => py_context_sup, start => {py_context_sup, start_link, []},
                   type => supervisor}],
     {ok, {#{strategy => rest_for_one, intensity => 10, period => 10}, Children}}.

@@ -19,7 +19,8 @@
          context/0, context/1,
          start_contexts/0, start_contexts/1, stop_contexts/0, contexts_started/0,
          get_local_env/1, execution_mode/0, num_executors/0,
-         call_method/3, getattr/2, to_term/1, is_ref/1]).
+         call_method/3, getattr/2, to_term/1, is_ref/1,
+         register_function/2, register_function/3, unregister_function/1]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -186,7 +187,7 @@ spawn_routed(Routed, Module, Func, Args, Kwargs) ->
     Result = case Routed of
                  {ok, {_, Ctx, _} = Entry} when is_map(Kwargs) ->
                      Env = py_context_router:local_env(Entry),
-                     py_nif:submit(Ctx, Env, {call, Ref, Module, Func, Args, Kwargs, false});
+                     py_nif:submit(Ctx, Env, {call, Ref, Module, Func, Args, Kwargs, false}, false);
                  {ok, _} ->
                      {error, {badarg, kwargs}};
                  Error ->
@@ -310,6 +311,24 @@ num_executors() ->
     max(1, py_context_router:count()).
 
 %%% ---------------------------------------------------------------------------
+%%% Python calling Erlang
+
+%% @doc Make `Fun' callable from Python as `erlang.call(Name, *Args)' or
+%% `erlang.Name(*Args)'. `Fun' gets the arguments as a list.
+-spec register_function(atom() | binary() | string(), fun(([term()]) -> term())) -> ok.
+register_function(Name, Fun) when is_function(Fun, 1) ->
+    py_callbacks:register(Name, Fun).
+
+%% @doc Make `Module:Function(Args)' callable from Python under `Name'.
+-spec register_function(atom() | binary() | string(), module(), atom()) -> ok.
+register_function(Name, Module, Function) ->
+    py_callbacks:register(Name, Module, Function).
+
+-spec unregister_function(atom() | binary() | string()) -> ok.
+unregister_function(Name) ->
+    py_callbacks:unregister(Name).
+
+%%% ---------------------------------------------------------------------------
 %%% Internals
 
 pick() ->
@@ -328,19 +347,43 @@ request({_, Ctx, _} = Entry, Kind, Fields, Timeout) ->
     submit_and_wait(Ctx, py_context_router:local_env(Entry), Kind, Fields, Timeout).
 
 %% The reference is made in this function so that the receive below only scans
-%% messages that arrived after it (the compiler's receive optimisation).
+%% messages that arrived after it (the compiler's receive optimisation). While waiting,
+%% this process runs the Erlang functions the request's Python code calls.
 submit_and_wait(Target, Env, Kind, Fields, Timeout) ->
     Ref = make_ref(),
-    case py_nif:submit(Target, Env, list_to_tuple([Kind, Ref | Fields])) of
+    Start = erlang:monotonic_time(millisecond),
+    case py_nif:submit(Target, Env, list_to_tuple([Kind, Ref | Fields]), true) of
         {ok, Handle} ->
             receive
-                {py_reply, Ref, Result} -> Result
+                {py_reply, Ref, Result} ->
+                    Result;
+                {py_callback, Ref, Ctx, CallbackId, Name, Args, _Env} ->
+                    Deadline = deadline(Start, Timeout),
+                    py_callbacks:run(Ctx, CallbackId, Name, Args),
+                    wait_with_callbacks(Ref, Handle, Deadline)
             after Timeout ->
                 give_up(Ref, Handle)
             end;
         {error, _} = Error ->
             Error
     end.
+
+wait_with_callbacks(Ref, Handle, Deadline) ->
+    receive
+        {py_reply, Ref, Result} ->
+            Result;
+        {py_callback, Ref, Ctx, CallbackId, Name, Args, _Env} ->
+            py_callbacks:run(Ctx, CallbackId, Name, Args),
+            wait_with_callbacks(Ref, Handle, Deadline)
+    after remaining(Deadline) ->
+        give_up(Ref, Handle)
+    end.
+
+deadline(_Start, infinity) -> infinity;
+deadline(Start, Timeout) -> Start + Timeout.
+
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %% Cancel a request after a timeout. Either it is cancelled (Python is interrupted and
 %% no reply will come) or its reply is already on the way and is taken from the mailbox.
@@ -349,7 +392,16 @@ give_up(Ref, undefined) ->
 give_up(Ref, Handle) ->
     case py_nif:cancel(Handle) of
         cancelled ->
+            flush_callbacks(Ref),
             {error, timeout};
         replied ->
             receive {py_reply, Ref, Result} -> Result end
+    end.
+
+%% Callback requests of a cancelled call that were already sent.
+flush_callbacks(Ref) ->
+    receive
+        {py_callback, Ref, _, _, _, _, _} -> flush_callbacks(Ref)
+    after 0 ->
+        ok
     end.

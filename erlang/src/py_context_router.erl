@@ -3,7 +3,7 @@
 -module(py_context_router).
 
 -export([count/0, set_count/1, register/3, unregister/1, pids/0,
-         pick/0, by_index/1, by_pid/1, local_env/1]).
+         pick/0, by_index/1, by_pid/1, local_env/1, adopt/2]).
 
 -type entry() :: {pid(), py_nif:context(), pos_integer()}.
 -export_type([entry/0]).
@@ -90,3 +90,19 @@ local_env({_Pid, Ctx, Id}) ->
         Env ->
             Env
     end.
+
+%% @doc Make the calling process use context `Ctx' and the namespace handle `Env' of
+%% another process (for Erlang functions run on behalf of that process).
+-spec adopt(py_nif:context(), reference() | undefined) -> ok.
+adopt(Ctx, Env) ->
+    Id = py_nif:context_id(Ctx),
+    case [I || I <- lists:seq(1, count()),
+               {_, _, EntryId} <- [persistent_term:get(?KEY(I), none)], EntryId =:= Id] of
+        [Index | _] -> put('$py_context_index', Index);
+        [] -> ok
+    end,
+    case Env of
+        undefined -> ok;
+        _ -> put({'$py_env', Id}, Env)
+    end,
+    ok.

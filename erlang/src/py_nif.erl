@@ -6,13 +6,17 @@
 -export([priv_dir/0]).
 -export([init/1, set_output_handler/1,
          context_start/2, context_stop/1, context_panic/1, context_id/1,
-         env_new/1, submit/3, cast/3, cancel/1, is_ref/1]).
+         env_new/1, submit/4, cast/3, cancel/1, is_ref/1,
+         callback_reply/3, set_callback_handler/1, set_function_registered/2,
+         clear_registered_functions/0]).
 
 -on_load(load/0).
 
 -nifs([init/1, set_output_handler/1,
        context_start/2, context_stop/1, context_panic/1, context_id/1,
-       env_new/1, submit/3, cast/3, cancel/1, is_ref/1]).
+       env_new/1, submit/4, cast/3, cancel/1, is_ref/1,
+       callback_reply/3, set_callback_handler/1, set_function_registered/2,
+       clear_registered_functions/0]).
 
 -type context() :: reference().
 -type handle() :: reference().
@@ -53,9 +57,11 @@ context_id(_Ctx) -> erlang:nif_error(not_loaded).
 -spec env_new(context()) -> reference().
 env_new(_Ctx) -> erlang:nif_error(not_loaded).
 
--spec submit(context() | reference(), reference() | undefined, tuple()) ->
+%% @doc Queue a request. `CallerWaits': the caller waits in `receive' and runs the
+%% Erlang functions the request's Python code calls (`py_callback' messages).
+-spec submit(context() | reference(), reference() | undefined, tuple(), boolean()) ->
           {ok, handle()} | {error, term()}.
-submit(_Target, _Env, _Request) -> erlang:nif_error(not_loaded).
+submit(_Target, _Env, _Request, _CallerWaits) -> erlang:nif_error(not_loaded).
 
 -spec cast(context() | reference(), reference() | undefined, tuple()) -> ok | {error, term()}.
 cast(_Target, _Env, _Request) -> erlang:nif_error(not_loaded).
@@ -65,3 +71,15 @@ cancel(_Handle) -> erlang:nif_error(not_loaded).
 
 -spec is_ref(term()) -> boolean().
 is_ref(_Term) -> erlang:nif_error(not_loaded).
+
+-spec callback_reply(context(), pos_integer(), {ok, term()} | {error, term(), binary()}) -> ok.
+callback_reply(_Ctx, _CallbackId, _Answer) -> erlang:nif_error(not_loaded).
+
+-spec set_callback_handler(pid()) -> ok.
+set_callback_handler(_Pid) -> erlang:nif_error(not_loaded).
+
+-spec set_function_registered(binary(), boolean()) -> ok.
+set_function_registered(_Name, _Registered) -> erlang:nif_error(not_loaded).
+
+-spec clear_registered_functions() -> ok.
+clear_registered_functions() -> erlang:nif_error(not_loaded).

@@ -8,15 +8,16 @@ easier to write in Python and wires ``sys.stdout``/``sys.stderr`` to the VM.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import site
 import sys
-from typing import Iterable, Optional
+from typing import Any, Awaitable, Iterable, Optional, Union
 
 import erlang
 
-__all__ = ["Atom", "atom", "install"]
+__all__ = ["Atom", "ErlangFunction", "atom", "install", "sleep"]
 
 
 class Atom(str):
@@ -37,6 +38,47 @@ def atom(name: str) -> Atom:
     if not isinstance(name, str):
         raise TypeError(f"atom name must be str, not {type(name).__name__}")
     return Atom(name)
+
+
+class ErlangFunction:
+    """A callable for the Erlang function registered under ``name``.
+
+    ``erlang.name(*args)`` and ``from erlang import name`` give one of these;
+    calling it is ``erlang.call(name, *args)``.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: Any) -> Any:
+        return erlang.call(self.name, *args)
+
+    def __repr__(self) -> str:
+        return f"<Erlang function {self.name!r}>"
+
+
+def _module_getattr(name: str) -> ErlangFunction:
+    """``erlang.<name>`` for functions registered with ``py:register_function``."""
+    if not name.startswith("__") and erlang._is_registered(name):
+        return ErlangFunction(name)
+    raise AttributeError(f"module 'erlang' has no attribute {name!r}")
+
+
+def sleep(seconds: float) -> Union[None, Awaitable[None]]:
+    """Wait ``seconds``.
+
+    Inside a coroutine running on an event loop this answers an awaitable
+    (``await erlang.sleep(0.1)``) and blocks nothing; in synchronous code it
+    waits at once, without holding the GIL, and answers ``None``.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        erlang._sleep(seconds)
+        return None
+    return asyncio.sleep(seconds)
 
 
 class ErlangOutput(io.TextIOBase):
@@ -104,6 +146,9 @@ def install(python_path: Iterable[str] = (), venv: Optional[str] = None) -> None
     """Complete the ``erlang`` module and route standard output to the VM."""
     erlang.Atom = Atom
     erlang.atom = atom
+    erlang.ErlangFunction = ErlangFunction
+    erlang.sleep = sleep
+    erlang.__getattr__ = _module_getattr
     sys.stdout = ErlangOutput(1, "<erlang stdout>")
     sys.stderr = ErlangOutput(2, "<erlang stderr>")
     _activate_paths(python_path, venv)

@@ -1,16 +1,25 @@
 //! The context actor: one OS thread that owns a Python thread state, an asyncio loop and
 //! the namespaces of its callers, serving its mailbox until it is stopped or crashes.
+//!
+//! While Python code waits for an Erlang function (`erlang.call`), the actor keeps serving
+//! its mailbox from inside that call (`Actor::serve` with a wait), so an Erlang function
+//! that calls back into the same context is served at any depth, and nothing re-runs.
 
-use super::{next_context_id, ContextShared, Mailbox, Msg, Request, CRASHED, RUNNING, STOPPED};
+use super::request::CallbackOutcome;
+use super::{next_context_id, ContextShared, Mailbox, Msg, ReqState, Request, CRASHED, RUNNING, STOPPED};
 use crate::atoms;
 use crate::erlang_module::{set_current_caller, Interrupted};
 use crate::execute::Executor;
-use crate::msg_env::MsgEnv;
+use crate::msg_env::{MsgEnv, RawTerm};
+use crate::resources::EnvRes;
 use crossbeam_channel::{Receiver, TryRecvError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use rustler::{Encoder, LocalPid, Term};
+use rustler::{Encoder, LocalPid, ResourceArc, Term};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -29,7 +38,7 @@ pub struct ContextConfig {
     pub owner: LocalPid,
 }
 
-enum Exit {
+pub enum Exit {
     Stopped,
     Crashed(String),
 }
@@ -55,12 +64,29 @@ pub fn start(config: ContextConfig) -> std::io::Result<Mailbox> {
     Ok(mailbox)
 }
 
+thread_local! {
+    static ACTOR: RefCell<Option<Rc<Actor>>> = const { RefCell::new(None) };
+}
+
+/// The actor of the current thread, when it is a context thread.
+pub fn current_actor() -> Option<Rc<Actor>> {
+    ACTOR.with(|a| a.borrow().clone())
+}
+
 fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
     let shared = mailbox.shared.clone();
-    // The actor's own mailbox clone must not keep the channel open once everyone else let go.
+    let drain_rx = rx.clone();
     let exit = catch_unwind(AssertUnwindSafe(|| {
-        Python::attach(|py| match Actor::new(py, mailbox) {
-            Ok(mut actor) => actor.serve(py, &rx),
+        Python::attach(|py| match Actor::new(py, mailbox, rx) {
+            Ok(actor) => {
+                let actor = Rc::new(actor);
+                ACTOR.with(|a| *a.borrow_mut() = Some(actor.clone()));
+                let exit = actor.serve(py, None).err().unwrap_or(Exit::Stopped);
+                ACTOR.with(|a| *a.borrow_mut() = None);
+                // The actor, its namespaces and py objects are released here, with the GIL.
+                drop(actor);
+                exit
+            }
             Err(e) => Exit::Crashed(format!("context start-up failed: {e}")),
         })
     }))
@@ -68,87 +94,184 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
     match exit {
         Exit::Stopped => {
             shared.status.store(STOPPED, Ordering::Release);
-            drain_after_exit(&rx, &ErrorReason::Stopped);
+            drain_after_exit(&drain_rx, &ErrorReason::Stopped);
         }
         Exit::Crashed(why) => {
             *shared.crash_reason.lock().unwrap() = Some(why.clone());
             shared.status.store(CRASHED, Ordering::Release);
             notify_owner(&owner, &why);
-            drain_after_exit(&rx, &ErrorReason::Crashed(why));
+            drain_after_exit(&drain_rx, &ErrorReason::Crashed(why));
         }
     }
 }
 
-struct Actor {
-    shared: Arc<ContextShared>,
+/// The request whose Python code runs now; requests nest while Python waits for Erlang.
+#[derive(Clone)]
+pub struct Current {
+    pub caller: LocalPid,
+    /// The request's `Ref`, a term of the request's own environment (alive meanwhile).
+    pub tag: Option<RawTerm>,
+    pub caller_waits: bool,
+    pub state: Option<Arc<ReqState>>,
+    pub local_env: Option<ResourceArc<EnvRes>>,
+}
+
+/// A wait for the answer of an Erlang function called from Python.
+pub struct CallbackWait {
+    pub id: u64,
+    /// The request that made the call: when it is cancelled, the wait is abandoned.
+    pub state: Option<Arc<ReqState>>,
+}
+
+pub struct Actor {
+    pub shared: Arc<ContextShared>,
+    pub mailbox: Mailbox,
+    rx: Receiver<Msg>,
     executor: Executor,
+    current: RefCell<Vec<Current>>,
+    waiting: RefCell<HashSet<u64>>,
+    answers: RefCell<HashMap<u64, CallbackOutcome>>,
+    /// Set when a nested serve had to stop the context; outer levels unwind to the top.
+    pending_exit: RefCell<Option<Exit>>,
     /// Kept alive for the coroutines of later issues; each context owns one loop.
     _event_loop: Py<PyAny>,
 }
 
 impl Actor {
-    fn new(py: Python<'_>, mailbox: Mailbox) -> PyResult<Actor> {
+    fn new(py: Python<'_>, mailbox: Mailbox, rx: Receiver<Msg>) -> PyResult<Actor> {
         let shared = mailbox.shared.clone();
         let ident: u64 = py.import("threading")?.call_method0("get_ident")?.extract()?;
         shared.thread_ident.store(ident, Ordering::Release);
         let asyncio = py.import("asyncio")?;
         let event_loop = asyncio.call_method0("new_event_loop")?;
         asyncio.call_method1("set_event_loop", (&event_loop,))?;
-        Ok(Actor { shared, executor: Executor::new(py, mailbox)?, _event_loop: event_loop.unbind() })
+        Ok(Actor {
+            shared,
+            executor: Executor::new(py, mailbox.clone())?,
+            mailbox,
+            rx,
+            current: RefCell::new(Vec::new()),
+            waiting: RefCell::new(HashSet::new()),
+            answers: RefCell::new(HashMap::new()),
+            pending_exit: RefCell::new(None),
+            _event_loop: event_loop.unbind(),
+        })
     }
 
-    fn serve(&mut self, py: Python<'_>, rx: &Receiver<Msg>) -> Exit {
+    /// The innermost running request, if any.
+    pub fn current(&self) -> Option<Current> {
+        self.current.borrow().last().cloned()
+    }
+
+    /// Serve the mailbox. Without a wait: until the context stops. With one: until that
+    /// callback is answered or abandoned (`Ok`), or the context must stop (`Err`).
+    pub fn serve(&self, py: Python<'_>, wait: Option<&CallbackWait>) -> Result<(), Exit> {
         loop {
-            let msg = match rx.try_recv() {
+            if let Some(wait) = wait {
+                if self.answers.borrow().contains_key(&wait.id) {
+                    return Ok(());
+                }
+                if wait.state.as_ref().is_some_and(|s| s.is_cancelled()) {
+                    self.answers.borrow_mut().insert(wait.id, CallbackOutcome::Abandoned);
+                    return Ok(());
+                }
+            }
+            let msg = match self.rx.try_recv() {
                 Ok(msg) => msg,
-                Err(TryRecvError::Empty) => match py.detach(|| wait(rx)) {
+                Err(TryRecvError::Empty) => match { let rx = &self.rx; py.detach(|| wait_for_message(rx)) } {
                     Some(msg) => msg,
-                    None => return Exit::Stopped,
+                    None => return Err(Exit::Stopped),
                 },
-                Err(TryRecvError::Disconnected) => return Exit::Stopped,
+                Err(TryRecvError::Disconnected) => return Err(Exit::Stopped),
             };
-            match msg {
-                Msg::Run(mut req) => {
-                    self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                    let outcome = catch_unwind(AssertUnwindSafe(|| self.run_request(py, &mut req)));
-                    if let Err(panic) = outcome {
-                        let why = panic_message(&panic);
-                        answer_error(&mut req, &ErrorReason::Crashed(why.clone()));
-                        return Exit::Crashed(why);
-                    }
-                }
-                Msg::DropEnv(id) => self.executor.drop_env(id),
-                Msg::DropObject(object) => drop(object),
-                Msg::Stop => return Exit::Stopped,
-                Msg::Panic => {
-                    if let Err(panic) = catch_unwind(|| panic!("panic requested by py_nif:context_panic/1")) {
-                        return Exit::Crashed(panic_message(&panic));
-                    }
-                }
+            self.handle(py, msg)?;
+            if let Some(exit) = self.pending_exit.borrow_mut().take() {
+                return Err(exit);
             }
         }
     }
 
-    fn run_request(&mut self, py: Python<'_>, req: &mut Request) {
+    /// Start waiting for callback `id` (answers for ids nobody waits for are dropped).
+    pub fn expect_answer(&self, id: u64) {
+        self.waiting.borrow_mut().insert(id);
+    }
+
+    /// Stop waiting for callback `id` and take its outcome.
+    pub fn take_answer(&self, id: u64) -> Option<CallbackOutcome> {
+        self.waiting.borrow_mut().remove(&id);
+        self.answers.borrow_mut().remove(&id)
+    }
+
+    /// A nested serve ended with `exit`: unwind every level and leave the thread.
+    pub fn stop_after_unwinding(&self, exit: Exit) {
+        *self.pending_exit.borrow_mut() = Some(exit);
+    }
+
+    fn handle(&self, py: Python<'_>, msg: Msg) -> Result<(), Exit> {
+        match msg {
+            Msg::Run(mut req) => {
+                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                let outcome = catch_unwind(AssertUnwindSafe(|| self.run_request(py, &mut req)));
+                if let Err(panic) = outcome {
+                    let why = panic_message(&panic);
+                    answer_error(&mut req, &ErrorReason::Crashed(why.clone()));
+                    return Err(Exit::Crashed(why));
+                }
+            }
+            Msg::DropEnv(id) => self.executor.drop_env(id),
+            Msg::DropObject(object) => drop(object),
+            Msg::CallbackReply(id, env, term) => {
+                if self.waiting.borrow().contains(&id) {
+                    self.answers.borrow_mut().insert(id, CallbackOutcome::Answered(env, term));
+                }
+            }
+            Msg::CallbackAbort(id) => {
+                if self.waiting.borrow().contains(&id) {
+                    self.answers.borrow_mut().entry(id).or_insert(CallbackOutcome::Abandoned);
+                }
+            }
+            Msg::Wake => {}
+            Msg::Stop => return Err(Exit::Stopped),
+            Msg::Panic => {
+                if let Err(panic) = catch_unwind(|| panic!("panic requested by py_nif:context_panic/1")) {
+                    return Err(Exit::Crashed(panic_message(&panic)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_request(&self, py: Python<'_>, req: &mut Request) {
         let state = req.reply.clone();
         if state.as_ref().is_some_and(|s| s.is_cancelled()) {
             return;
         }
         let req_id = state.as_ref().map_or(0, |s| s.id);
-        set_current_caller(Some(req.caller));
-        self.shared.running_req.store(req_id, Ordering::Release);
         let body = req.body;
-        let env_id = req.env_id;
-        let executor = &mut self.executor;
+        let env_id = req.env_id();
+        let tag = req.env.with(|env| request_tag(unsafe { Term::new(env, body) }).map(|t| t.as_c_arg()));
+        self.current.borrow_mut().push(Current {
+            caller: req.caller,
+            tag,
+            caller_waits: req.caller_waits,
+            state: state.clone(),
+            local_env: req.local_env.clone(),
+        });
+        let outer_caller = set_current_caller(Some(req.caller));
+        let outer_req = self.shared.running_req.swap(req_id, Ordering::AcqRel);
         let reply = req.env.with(|env| {
             let body = unsafe { Term::new(env, body) };
-            let result = executor.run(py, env, body, env_id);
-            let tag = rustler::types::tuple::get_tuple(body).ok().and_then(|f| f.get(1).copied());
-            tag.map(|tag| (atoms::py_reply(), tag, result).encode(env).as_c_arg())
+            let result = self.executor.run(py, env, body, env_id);
+            request_tag(body).map(|tag| (atoms::py_reply(), tag, result).encode(env).as_c_arg())
         });
-        self.shared.running_req.store(0, Ordering::Release);
-        set_current_caller(None);
+        self.shared.running_req.store(outer_req, Ordering::Release);
+        set_current_caller(outer_caller);
+        self.current.borrow_mut().pop();
         let Some(state) = state else { return };
+        if let Some(Exit::Crashed(why)) = self.pending_exit.borrow().as_ref() {
+            answer_error(req, &ErrorReason::Crashed(why.clone()));
+            return;
+        }
         if state.try_reply() {
             if let Some(msg) = reply {
                 req.env.send_and_clear(&req.caller, msg);
@@ -157,6 +280,11 @@ impl Actor {
             clear_pending_interrupt(py, &self.shared);
         }
     }
+}
+
+/// The `Ref` of a `{Kind, Ref, ...}` request.
+fn request_tag(body: Term) -> Option<Term> {
+    rustler::types::tuple::get_tuple(body).ok().and_then(|f| f.get(1).copied())
 }
 
 /// A cancelled request may leave an `Interrupted` armed that has not fired yet.
@@ -170,7 +298,7 @@ fn clear_pending_interrupt(py: Python<'_>, shared: &ContextShared) {
     }
 }
 
-fn wait(rx: &Receiver<Msg>) -> Option<Msg> {
+fn wait_for_message(rx: &Receiver<Msg>) -> Option<Msg> {
     let start = std::time::Instant::now();
     loop {
         for _ in 0..32 {
@@ -200,8 +328,7 @@ fn answer_error(req: &mut Request, reason: &ErrorReason) {
     }
     let body = req.body;
     let msg = req.env.with(|env| {
-        let body = unsafe { Term::new(env, body) };
-        let tag = rustler::types::tuple::get_tuple(body).ok().and_then(|f| f.get(1).copied())?;
+        let tag = request_tag(unsafe { Term::new(env, body) })?;
         let why = match reason {
             ErrorReason::Crashed(why) => (atoms::context_crashed(), why.as_str()).encode(env),
             ErrorReason::Stopped => atoms::context_stopped().encode(env),

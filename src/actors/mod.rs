@@ -3,6 +3,7 @@
 //! length is bounded by an atomic counter, so control messages (drops, stop) are never
 //! refused while requests are.
 
+pub mod callback;
 pub mod context;
 pub mod request;
 

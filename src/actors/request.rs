@@ -2,6 +2,8 @@
 
 use crate::actors::ContextShared;
 use crate::msg_env::{MsgEnv, RawTerm};
+use crate::resources::EnvRes;
+use rustler::ResourceArc;
 use pyo3::{Py, PyAny};
 use rustler::LocalPid;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -54,11 +56,28 @@ impl ReqState {
 pub struct Request {
     pub env: MsgEnv,
     pub body: RawTerm,
-    /// Process-bound namespace id (0: the context's shared namespace).
-    pub env_id: u64,
+    /// The caller's process-bound namespace (`None`: the context's shared namespace).
+    pub local_env: Option<ResourceArc<EnvRes>>,
     pub caller: LocalPid,
     /// `None` for fire-and-forget requests.
     pub reply: Option<Arc<ReqState>>,
+    /// The caller waits in `receive` for the reply and runs Erlang functions that this
+    /// request's Python code calls (`erlang.call`); otherwise they run in a new process.
+    pub caller_waits: bool,
+}
+
+impl Request {
+    pub fn env_id(&self) -> u64 {
+        self.local_env.as_ref().map_or(0, |e| e.env_id)
+    }
+}
+
+/// What an Erlang function called from Python answered: `{ok, V}` or `{error, R, Text}`
+/// in its own environment, or nothing when the wait was abandoned.
+pub enum CallbackOutcome {
+    Answered(MsgEnv, RawTerm),
+    /// The waiting request was cancelled or its caller died.
+    Abandoned,
 }
 
 pub enum Msg {
@@ -67,6 +86,12 @@ pub enum Msg {
     DropEnv(u64),
     /// A py ref was garbage collected; the object must be released under the GIL.
     DropObject(Py<PyAny>),
+    /// The answer of an Erlang function that Python code called.
+    CallbackReply(u64, MsgEnv, RawTerm),
+    /// Stop waiting for callback `id`: the Erlang process running it died.
+    CallbackAbort(u64),
+    /// Re-check waits (a request was cancelled).
+    Wake,
     Stop,
     /// Test hook: make the actor panic, to exercise crash handling.
     Panic,

@@ -1,0 +1,107 @@
+%%% @doc Erlang functions that Python code calls (`erlang.call(Name, *Args)',
+%%% `erlang.Name(*Args)'): the registry, and the runner.
+%%%
+%%% A function called during a synchronous `py' call runs in the calling process itself
+%%% (which waits in `receive' anyway), so it meets that process's Python namespace and
+%%% context, and may call `py' again at any depth. A function called from work nobody
+%%% waits for (`cast', `spawn_call') runs in a new process that adopts the original
+%%% caller's namespace; this server spawns it.
+-module(py_callbacks).
+-behaviour(gen_server).
+
+-export([start_link/0, register/2, register/3, unregister/1, run/4, invoke/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-define(TABLE, py_functions).
+
+-type name() :: atom() | binary() | string().
+-type answer() :: {ok, term()} | {error, term(), binary()}.
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc Register `Fun' (arity 1, given the list of arguments) under `Name'.
+-spec register(name(), fun(([term()]) -> term())) -> ok.
+register(Name, Fun) when is_function(Fun, 1) ->
+    store(Name, Fun).
+
+%% @doc Register `Module:Function(Args)' under `Name'.
+-spec register(name(), module(), atom()) -> ok.
+register(Name, Module, Function) when is_atom(Module), is_atom(Function) ->
+    store(Name, {Module, Function}).
+
+-spec unregister(name()) -> ok.
+unregister(Name) ->
+    Key = key(Name),
+    ets:delete(?TABLE, Key),
+    py_nif:set_function_registered(Key, false).
+
+store(Name, Target) ->
+    Key = key(Name),
+    true = ets:insert(?TABLE, {Key, Target}),
+    py_nif:set_function_registered(Key, true).
+
+key(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
+key(Name) -> unicode:characters_to_binary(Name).
+
+%% @doc Run a function Python asked for and hand the answer to the waiting context.
+-spec run(py_nif:context(), pos_integer(), binary(), [term()]) -> ok.
+run(Ctx, CallbackId, Name, Args) ->
+    py_nif:callback_reply(Ctx, CallbackId, invoke(Name, Args)).
+
+%% @doc `{ok, Result}', or `{error, Reason, Text}' for an exception (`Text' formats it
+%% for Python's message). Errors are `Reason'; exits `{exit, Reason}'; throws
+%% `{throw, Value}'.
+-spec invoke(binary(), [term()]) -> answer().
+invoke(Name, Args) ->
+    case ets:lookup(?TABLE, Name) of
+        [{_, Target}] ->
+            try {ok, apply_target(Target, Args)}
+            catch
+                error:Reason:Stack -> failure(Reason, error, Stack);
+                exit:Reason:Stack -> failure({exit, Reason}, exit, Stack);
+                throw:Value:Stack -> failure({throw, Value}, throw, Stack)
+            end;
+        [] ->
+            {error, {unknown_function, Name},
+             <<"no Erlang function is registered as '", Name/binary, "'">>}
+    end.
+
+apply_target({Module, Function}, Args) -> Module:Function(Args);
+apply_target(Fun, Args) -> Fun(Args).
+
+failure(Reason, Class, Stack) ->
+    Text = unicode:characters_to_binary(
+             io_lib:format("~tp", [Reason]) ++ frame(Class, Stack)),
+    {error, Reason, Text}.
+
+frame(_Class, [{M, F, A, _} | _]) ->
+    io_lib:format(" (in ~p:~p/~p)", [M, F, if is_list(A) -> length(A); true -> A end]);
+frame(_, _) ->
+    "".
+
+-spec init([]) -> {ok, nil}.
+init([]) ->
+    _ = ets:new(?TABLE, [named_table, public, {read_concurrency, true}]),
+    ok = py_nif:clear_registered_functions(),
+    ok = py_nif:set_callback_handler(self()),
+    {ok, nil}.
+
+-spec handle_call(term(), gen_server:from(), nil) -> {reply, {error, unknown_request}, nil}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_request}, State}.
+
+-spec handle_cast(term(), nil) -> {noreply, nil}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+-spec handle_info(term(), nil) -> {noreply, nil}.
+handle_info({py_callback, _Ref, Ctx, CallbackId, Name, Args, Env}, State) ->
+    _ = spawn(fun() ->
+                      py_context_router:adopt(Ctx, Env),
+                      run(Ctx, CallbackId, Name, Args)
+              end),
+    {noreply, State};
+handle_info(_Info, State) ->
+    {noreply, State}.

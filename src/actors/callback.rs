@@ -1,0 +1,138 @@
+//! Python calling Erlang. `erlang.call(name, *args)` sends
+//! `{py_callback, Ref | undefined, Ctx, Id, Name, Args, Env | undefined}` to the Erlang
+//! process that runs the function: the caller of the current request when it waits in
+//! `receive` for the reply (so the function runs in that process, with its namespace and
+//! its context), or the `py_callbacks` dispatcher otherwise. The answer comes back into
+//! this context's mailbox (`py_nif:callback_reply/3`); meanwhile the context keeps serving.
+
+use super::context::{current_actor, CallbackWait};
+use super::request::CallbackOutcome;
+use crate::atoms;
+use crate::convert::{py_to_term, term_to_py, ConvError};
+use crate::erlang_module::{ErlangError, Interrupted, ProcessError};
+use crate::msg_env::MsgEnv;
+use crate::resources::{CallerWatch, ContextRes};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use rustler::types::tuple::get_tuple;
+use rustler::{Encoder, LocalPid, ResourceArc, Term};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+static NEXT_CALLBACK_ID: AtomicU64 = AtomicU64::new(1);
+static DISPATCHER: Mutex<Option<LocalPid>> = Mutex::new(None);
+/// Names registered with `py:register_function`, so that `erlang.name` can answer
+/// `AttributeError` at once for unknown names.
+static REGISTERED: RwLock<Option<HashSet<String>>> = RwLock::new(None);
+
+pub fn set_dispatcher(pid: LocalPid) {
+    *DISPATCHER.lock().unwrap() = Some(pid);
+}
+
+pub fn set_registered(name: String, registered: bool) {
+    let mut names = REGISTERED.write().unwrap();
+    let names = names.get_or_insert_with(HashSet::new);
+    if registered {
+        names.insert(name);
+    } else {
+        names.remove(&name);
+    }
+}
+
+pub fn clear_registered() {
+    *REGISTERED.write().unwrap() = None;
+}
+
+pub fn is_registered(name: &str) -> bool {
+    REGISTERED.read().unwrap().as_ref().is_some_and(|n| n.contains(name))
+}
+
+/// Run the Erlang function registered as `name` and answer its result as Python.
+pub fn call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+    let actor = current_actor().ok_or_else(|| {
+        PyRuntimeError::new_err("erlang.call works in code run by an erlang_python context")
+    })?;
+    let current = actor.current();
+    if current.as_ref().and_then(|c| c.state.as_ref()).is_some_and(|s| s.is_cancelled()) {
+        return Err(Interrupted::new_err("the Erlang caller gave up waiting"));
+    }
+    let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
+    let caller_waits = current.as_ref().is_some_and(|c| c.caller_waits && c.tag.is_some());
+    let target = if caller_waits {
+        current.as_ref().map(|c| c.caller)
+    } else {
+        *DISPATCHER.lock().unwrap()
+    }
+    .ok_or_else(|| PyRuntimeError::new_err("erlang_python is not running"))?;
+
+    let mut env = MsgEnv::new();
+    let msg = env.with(|e| -> PyResult<_> {
+        let mut items = Vec::with_capacity(args.len());
+        for arg in args.iter() {
+            items.push(py_to_term(e, &arg).map_err(conv_to_py)?);
+        }
+        let tag = match current.as_ref().and_then(|c| c.tag) {
+            Some(tag) if caller_waits => unsafe { Term::new(e, env.copy_raw(tag)) },
+            _ => atoms::undefined().encode(e),
+        };
+        let local_env = match current.as_ref().and_then(|c| c.local_env.clone()) {
+            Some(res) => res.encode(e),
+            None => atoms::undefined().encode(e),
+        };
+        let ctx = ResourceArc::new(ContextRes { mailbox: actor.mailbox.clone() });
+        let name_bin = crate::convert::py_bytes_to_binary(e, name.as_bytes());
+        let fields = [atoms::py_callback().encode(e), tag, ctx.encode(e), id.encode(e), name_bin, items.encode(e), local_env];
+        Ok(rustler::types::tuple::make_tuple(e, &fields).as_c_arg())
+    })?;
+
+    // A caller that dies while its function runs must not leave this context waiting.
+    let watch = ResourceArc::new(CallerWatch { mailbox: actor.mailbox.clone(), callback_id: id });
+    if caller_waits {
+        watch.monitor(None, &target);
+    }
+    actor.expect_answer(id);
+    if !env.send_and_clear(&target, msg) {
+        actor.take_answer(id);
+        return Err(ProcessError::new_err("the Erlang process that should run the function is gone"));
+    }
+    let wait = CallbackWait { id, state: current.and_then(|c| c.state) };
+    let served = actor.serve(py, Some(&wait));
+    drop(watch);
+    let outcome = actor.take_answer(id);
+    if let Err(exit) = served {
+        actor.stop_after_unwinding(exit);
+        return Err(Interrupted::new_err("the context is stopping"));
+    }
+    match outcome {
+        Some(CallbackOutcome::Answered(env, term)) => env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) })),
+        _ => Err(Interrupted::new_err("the Erlang caller gave up waiting")),
+    }
+}
+
+/// `{ok, Value}` becomes the value; `{error, Reason, Text}` raises `erlang.ErlangError`.
+fn answer_to_py(py: Python<'_>, answer: Term) -> PyResult<Py<PyAny>> {
+    let fields = get_tuple(answer).map_err(|_| PyTypeError::new_err("malformed Erlang answer"))?;
+    match fields.as_slice() {
+        [tag, value] if tag.decode::<rustler::Atom>().ok() == Some(atoms::ok()) => {
+            Ok(term_to_py(py, *value).map_err(conv_to_py)?.unbind())
+        }
+        [_, reason, text] => {
+            let reason = term_to_py(py, *reason).map_err(conv_to_py)?;
+            let text = crate::convert::term_to_py_str(*text).unwrap_or_default();
+            let exc = py.get_type::<ErlangError>().call1((text,))?;
+            exc.setattr("reason", reason)?;
+            Err(PyErr::from_value(exc))
+        }
+        _ => Err(PyTypeError::new_err("malformed Erlang answer")),
+    }
+}
+
+pub fn conv_to_py(e: ConvError) -> PyErr {
+    match e {
+        ConvError::Python(err) => err,
+        ConvError::TooDeep(max) => pyo3::exceptions::PyValueError::new_err(format!("nesting deeper than {max} levels")),
+        ConvError::Unsupported(_) => PyTypeError::new_err("a value has no Erlang counterpart"),
+    }
+}
