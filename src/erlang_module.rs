@@ -239,6 +239,10 @@ pub fn atom_type(py: Python<'_>) -> &Py<PyType> {
 pub mod erlang {
     #[pymodule_export]
     use super::{Pid, Ref, _write, call, _is_registered, send, whereis, _sleep};
+    #[pymodule_export]
+    use crate::state_py::{
+        state_clear, state_decr, state_delete, state_get, state_incr, state_keys, state_set, SharedDict,
+    };
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

@@ -12,8 +12,11 @@ mod erlang_module;
 mod execute;
 mod msg_env;
 mod nif;
+mod nif_state;
 mod resources;
 mod runtime;
+mod state;
+mod state_py;
 
 rustler::init!("py_nif", load = on_load);
 

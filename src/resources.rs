@@ -4,6 +4,7 @@
 use crate::actors::{Mailbox, Msg, ReqState};
 use pyo3::{Bound, Py, PyAny, Python};
 use rustler::Resource;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A running context: the mailbox NIFs submit to.
@@ -79,3 +80,30 @@ impl Drop for PyRefRes {
     }
 }
 
+
+/// A process-scoped dictionary (`py:shared_dict_new/0`), destroyed explicitly or when its
+/// owner exits; usable from Erlang and, as `erlang.SharedDict`, from Python.
+#[derive(Default)]
+pub struct SharedDictRes {
+    pub table: crate::state::Table,
+    destroyed: AtomicBool,
+}
+
+impl SharedDictRes {
+    pub fn destroy(&self) {
+        self.destroyed.store(true, Ordering::Release);
+        self.table.clear();
+    }
+
+    /// The table, unless the dictionary was destroyed.
+    pub fn live(&self) -> Option<&crate::state::Table> {
+        (!self.destroyed.load(Ordering::Acquire)).then_some(&self.table)
+    }
+}
+
+#[rustler::resource_impl]
+impl Resource for SharedDictRes {
+    fn down<'a>(&'a self, _env: rustler::Env<'a>, _pid: rustler::LocalPid, _mon: rustler::Monitor) {
+        self.destroy();
+    }
+}

@@ -9,7 +9,10 @@
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_Type, _Args) ->
     case start_python() of
-        ok -> erlang_python_sup:start_link();
+        ok ->
+            %% Shared state lives with the application, like an ETS table would.
+            ok = py_nif:state_clear(),
+            erlang_python_sup:start_link();
         {error, Reason} -> {error, {python_init_failed, Reason}}
     end.
 

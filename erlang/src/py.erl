@@ -20,7 +20,11 @@
          start_contexts/0, start_contexts/1, stop_contexts/0, contexts_started/0,
          get_local_env/1, execution_mode/0, num_executors/0,
          call_method/3, getattr/2, to_term/1, is_ref/1,
-         register_function/2, register_function/3, unregister_function/1]).
+         register_function/2, register_function/3, unregister_function/1,
+         state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
+         state_incr/1, state_incr/2, state_decr/1, state_decr/2,
+         shared_dict_new/0, shared_dict_get/2, shared_dict_get/3, shared_dict_set/3,
+         shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -327,6 +331,64 @@ register_function(Name, Module, Function) ->
 -spec unregister_function(atom() | binary() | string()) -> ok.
 unregister_function(Name) ->
     py_callbacks:unregister(Name).
+
+%%% ---------------------------------------------------------------------------
+%%% Shared state
+
+%% @doc Store a value in the shared state; Python reads it with `erlang.state_get(Key)'
+%% (a Python `str' key is the binary key).
+-spec state_store(term(), term()) -> ok.
+state_store(Key, Value) -> py_nif:state_store(Key, Value).
+
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
+state_fetch(Key) -> py_nif:state_fetch(Key).
+
+-spec state_remove(term()) -> ok.
+state_remove(Key) -> py_nif:state_remove(Key).
+
+-spec state_keys() -> [term()].
+state_keys() -> py_nif:state_keys().
+
+-spec state_clear() -> ok.
+state_clear() -> py_nif:state_clear().
+
+%% @doc Atomically add 1 (a missing key counts as 0); answers the new value. Raises
+%% `badarith' when the stored value is not an integer.
+-spec state_incr(term()) -> integer().
+state_incr(Key) -> state_incr(Key, 1).
+
+-spec state_incr(term(), integer()) -> integer().
+state_incr(Key, Amount) when is_integer(Amount) -> py_nif:state_incr(Key, Amount).
+
+-spec state_decr(term()) -> integer().
+state_decr(Key) -> state_incr(Key, -1).
+
+-spec state_decr(term(), integer()) -> integer().
+state_decr(Key, Amount) when is_integer(Amount) -> py_nif:state_incr(Key, -Amount).
+
+%% @doc A dictionary shared with Python (`erlang.SharedDict' there), owned by the calling
+%% process: destroyed when it exits or by `shared_dict_destroy/1'. Using a destroyed
+%% dictionary raises `shared_dict_destroyed'.
+-spec shared_dict_new() -> reference().
+shared_dict_new() -> py_nif:shared_dict_new().
+
+-spec shared_dict_get(reference(), term()) -> term().
+shared_dict_get(Dict, Key) -> py_nif:shared_dict_get(Dict, Key, undefined).
+
+-spec shared_dict_get(reference(), term(), term()) -> term().
+shared_dict_get(Dict, Key, Default) -> py_nif:shared_dict_get(Dict, Key, Default).
+
+-spec shared_dict_set(reference(), term(), term()) -> ok.
+shared_dict_set(Dict, Key, Value) -> py_nif:shared_dict_set(Dict, Key, Value).
+
+-spec shared_dict_del(reference(), term()) -> ok.
+shared_dict_del(Dict, Key) -> py_nif:shared_dict_del(Dict, Key).
+
+-spec shared_dict_keys(reference()) -> [term()].
+shared_dict_keys(Dict) -> py_nif:shared_dict_keys(Dict).
+
+-spec shared_dict_destroy(reference()) -> ok.
+shared_dict_destroy(Dict) -> py_nif:shared_dict_destroy(Dict).
 
 %%% ---------------------------------------------------------------------------
 %%% Internals

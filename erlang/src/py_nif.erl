@@ -9,6 +9,9 @@
          env_new/1, submit/4, cast/3, cancel/1, is_ref/1,
          callback_reply/3, set_callback_handler/1, set_function_registered/2,
          clear_registered_functions/0]).
+-export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
+         state_incr/2, shared_dict_new/0, shared_dict_get/3, shared_dict_set/3,
+         shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1]).
 
 -on_load(load/0).
 
@@ -16,7 +19,10 @@
        context_start/2, context_stop/1, context_panic/1, context_id/1,
        env_new/1, submit/4, cast/3, cancel/1, is_ref/1,
        callback_reply/3, set_callback_handler/1, set_function_registered/2,
-       clear_registered_functions/0]).
+       clear_registered_functions/0,
+       state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
+       state_incr/2, shared_dict_new/0, shared_dict_get/3, shared_dict_set/3,
+       shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1]).
 
 -type context() :: reference().
 -type handle() :: reference().
@@ -83,3 +89,39 @@ set_function_registered(_Name, _Registered) -> erlang:nif_error(not_loaded).
 
 -spec clear_registered_functions() -> ok.
 clear_registered_functions() -> erlang:nif_error(not_loaded).
+
+-spec state_store(term(), term()) -> ok.
+state_store(_Key, _Value) -> erlang:nif_error(not_loaded).
+
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
+state_fetch(_Key) -> erlang:nif_error(not_loaded).
+
+-spec state_remove(term()) -> ok.
+state_remove(_Key) -> erlang:nif_error(not_loaded).
+
+-spec state_keys() -> [term()].
+state_keys() -> erlang:nif_error(not_loaded).
+
+-spec state_clear() -> ok.
+state_clear() -> erlang:nif_error(not_loaded).
+
+-spec state_incr(term(), integer()) -> integer().
+state_incr(_Key, _Amount) -> erlang:nif_error(not_loaded).
+
+-spec shared_dict_new() -> reference().
+shared_dict_new() -> erlang:nif_error(not_loaded).
+
+-spec shared_dict_get(reference(), term(), term()) -> term().
+shared_dict_get(_Dict, _Key, _Default) -> erlang:nif_error(not_loaded).
+
+-spec shared_dict_set(reference(), term(), term()) -> ok.
+shared_dict_set(_Dict, _Key, _Value) -> erlang:nif_error(not_loaded).
+
+-spec shared_dict_del(reference(), term()) -> ok.
+shared_dict_del(_Dict, _Key) -> erlang:nif_error(not_loaded).
+
+-spec shared_dict_keys(reference()) -> [term()].
+shared_dict_keys(_Dict) -> erlang:nif_error(not_loaded).
+
+-spec shared_dict_destroy(reference()) -> ok.
+shared_dict_destroy(_Dict) -> erlang:nif_error(not_loaded).

@@ -3,7 +3,8 @@
 use super::bigint::big_term_to_py;
 use super::{max_nesting, ConvError};
 use crate::erlang_module::{Pid, Ref};
-use crate::resources::PyRefRes;
+use crate::resources::{PyRefRes, SharedDictRes};
+use crate::state_py::SharedDict;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
@@ -73,10 +74,15 @@ fn convert<'py>(py: Python<'py>, term: Term, depth: usize) -> Result<Bound<'py, 
             term.decode::<LocalPid>().map_err(|_| unsupported())?;
             Bound::new(py, Pid::from_etf(term.to_binary().as_slice().to_vec()))?.into_any()
         }
-        TermType::Ref => match term.decode::<ResourceArc<PyRefRes>>() {
-            Ok(r) => r.object(py).ok_or_else(unsupported)?,
-            Err(_) => Bound::new(py, Ref::from_etf(term.to_binary().as_slice().to_vec()))?.into_any(),
-        },
+        TermType::Ref => {
+            if let Ok(r) = term.decode::<ResourceArc<PyRefRes>>() {
+                r.object(py).ok_or_else(unsupported)?
+            } else if let Ok(handle) = term.decode::<ResourceArc<SharedDictRes>>() {
+                Bound::new(py, SharedDict { handle })?.into_any()
+            } else {
+                Bound::new(py, Ref::from_etf(term.to_binary().as_slice().to_vec()))?.into_any()
+            }
+        }
         _ => return Err(unsupported()),
     })
 }

@@ -82,6 +82,9 @@ fn convert<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<Ter
     if let Ok(r) = obj.cast::<Ref>() {
         return etf_to_term(env, r.get().etf());
     }
+    if let Ok(d) = obj.cast::<crate::state_py::SharedDict>() {
+        return Ok(d.get().handle.encode(env));
+    }
     if obj.cast::<PySet>().is_ok() || obj.cast::<PyFrozenSet>().is_ok() {
         let items = PyList::type_object(py).call1((obj,))?;
         return convert(env, &items, depth);

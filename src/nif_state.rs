@@ -1,0 +1,98 @@
+//! NIFs of the shared state: `py:state_*` and `py:shared_dict_*`. They run on the caller's
+//! scheduler, hold a lock for a map operation only, and never touch Python.
+
+use crate::atoms;
+use crate::resources::SharedDictRes;
+use crate::state::{key_of, IncrError, Stored, GLOBAL};
+use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
+
+rustler::atoms! { not_found, shared_dict_destroyed, badarith }
+
+#[rustler::nif]
+fn state_store(key: Term, value: Term) -> Atom {
+    GLOBAL.store(key_of(key), Stored::from_term(value));
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn state_fetch<'a>(env: Env<'a>, key: Term<'a>) -> Term<'a> {
+    match GLOBAL.fetch(&key_of(key)) {
+        Some(value) => (atoms::ok(), value.to_term(env)).encode(env),
+        None => (atoms::error(), not_found()).encode(env),
+    }
+}
+
+#[rustler::nif]
+fn state_remove(key: Term) -> Atom {
+    GLOBAL.remove(&key_of(key));
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn state_keys(env: Env) -> Vec<Term> {
+    decode_keys(env, GLOBAL.keys())
+}
+
+#[rustler::nif]
+fn state_clear() -> Atom {
+    GLOBAL.clear();
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn state_incr(key: Term, by: i64) -> NifResult<i64> {
+    GLOBAL.incr(key_of(key), by).map_err(incr_error)
+}
+
+#[rustler::nif]
+fn shared_dict_new(env: Env) -> ResourceArc<SharedDictRes> {
+    let dict = ResourceArc::new(SharedDictRes::default());
+    dict.monitor(Some(env), &env.pid());
+    dict
+}
+
+#[rustler::nif]
+fn shared_dict_get<'a>(env: Env<'a>, dict: ResourceArc<SharedDictRes>, key: Term<'a>, default: Term<'a>) -> NifResult<Term<'a>> {
+    Ok(match live(&dict)?.fetch(&key_of(key)) {
+        Some(value) => value.to_term(env),
+        None => default,
+    })
+}
+
+#[rustler::nif]
+fn shared_dict_set(dict: ResourceArc<SharedDictRes>, key: Term, value: Term) -> NifResult<Atom> {
+    live(&dict)?.store(key_of(key), Stored::from_term(value));
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+fn shared_dict_del(dict: ResourceArc<SharedDictRes>, key: Term) -> NifResult<Atom> {
+    live(&dict)?.remove(&key_of(key));
+    Ok(atoms::ok())
+}
+
+#[rustler::nif]
+fn shared_dict_keys(env: Env, dict: ResourceArc<SharedDictRes>) -> NifResult<Vec<Term>> {
+    Ok(decode_keys(env, live(&dict)?.keys()))
+}
+
+#[rustler::nif]
+fn shared_dict_destroy(dict: ResourceArc<SharedDictRes>) -> Atom {
+    dict.destroy();
+    atoms::ok()
+}
+
+fn live(dict: &SharedDictRes) -> NifResult<&crate::state::Table> {
+    dict.live().ok_or(rustler::Error::RaiseAtom("shared_dict_destroyed"))
+}
+
+fn decode_keys(env: Env, keys: Vec<Vec<u8>>) -> Vec<Term> {
+    keys.iter().map(|k| Stored::Etf(k.clone()).to_term(env)).collect()
+}
+
+fn incr_error(e: IncrError) -> rustler::Error {
+    match e {
+        IncrError::NotAnInteger => rustler::Error::RaiseAtom("badarith"),
+        IncrError::Overflow => rustler::Error::RaiseTerm(Box::new((badarith(), "overflow"))),
+    }
+}
