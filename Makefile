@@ -25,8 +25,10 @@ deps: erlang-tools python-venv
 build: erlang-tools
 	cd erlang && rebar3 compile
 
-# SUITES=name1,name2 runs some suites only.
+# SUITES=name1,name2 runs some suites only. The benchmarks run first in --quick mode
+# (tiny counts, every result checked) so they never rot; the suites' summary comes last.
 test: deps build
+	escript bench/run_bench.escript $(CURDIR) --quick
 	escript tests/run_ct.escript $(CURDIR) $(SUITES)
 
 demo: deps build

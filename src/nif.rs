@@ -169,6 +169,14 @@ fn callback_reply(ctx: ResourceArc<ContextRes>, callback_id: u64, answer: Term) 
     atoms::ok()
 }
 
+/// The calling process runs the Erlang function of callback `id` for a request on `ctx`:
+/// its own requests to `ctx` belong to that call chain and are served while it waits.
+#[rustler::nif]
+fn join_chain(env: Env, ctx: ResourceArc<ContextRes>, callback_id: u64) -> rustler::Atom {
+    ctx.mailbox.control(Msg::JoinChain(callback_id, env.pid()));
+    atoms::ok()
+}
+
 /// The process that runs Erlang functions called from requests whose caller does not wait.
 #[rustler::nif]
 fn set_callback_handler(pid: LocalPid) -> rustler::Atom {

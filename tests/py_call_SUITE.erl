@@ -5,7 +5,7 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2]).
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2]).
 -export([call_basic/1, call_name_types/1, call_kwargs/1, call_on_context/1,
          call_on_pool/1, call_with_timeout/1, call_opts_map/1, call_dotted_name/1,
          eval_basic/1, eval_locals_are_local/1, eval_statement_is_error/1,
@@ -18,6 +18,10 @@
          unsupported_terms/1, deep_nesting/1, unhashable_key/1,
          version/1, contexts/1, get_local_env/1, execution_mode/1,
          py_refs/1, py_ref_errors/1, py_ref_released/1]).
+
+%% A hung case fails after this long instead of stalling the run.
+suite() ->
+    [{timetrap, {minutes, 3}}].
 
 all() ->
     [call_basic, call_name_types, call_kwargs, call_on_context, call_on_pool,

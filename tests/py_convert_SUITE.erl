@@ -10,7 +10,7 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([all/0, groups/0, init_per_suite/1, end_per_suite/1]).
+-export([suite/0, all/0, groups/0, init_per_suite/1, end_per_suite/1]).
 
 %% Erlang -> Python
 -export([booleans_to_bool/1, none_atoms_to_none/1, other_atoms_to_str/1,
@@ -47,6 +47,10 @@
 
 %%% ---------------------------------------------------------------------------
 %%% Common Test callbacks
+
+%% A hung case fails after this long instead of stalling the run.
+suite() ->
+    [{timetrap, {minutes, 3}}].
 
 all() ->
     [{group, to_python}, {group, to_erlang}, {group, calls}, {group, nesting},

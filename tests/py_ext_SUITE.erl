@@ -10,12 +10,16 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([all/0, init_per_suite/1, end_per_suite/1]).
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
 -export([decimal_arithmetic/1, ctypes_values_and_libc/1, sqlite3_in_memory/1,
          ssl_and_hashlib/1, asyncio_run/1, numpy_matrix_product/1,
          numpy_float_arrays/1, numpy_scalars/1]).
 
 -define(HELPERS, py_ext_helpers).
+
+%% A hung case fails after this long instead of stalling the run.
+suite() ->
+    [{timetrap, {minutes, 3}}].
 
 all() ->
     [decimal_arithmetic, ctypes_values_and_libc, sqlite3_in_memory, ssl_and_hashlib,

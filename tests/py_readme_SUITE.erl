@@ -6,8 +6,12 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([all/0, init_per_suite/1, end_per_suite/1]).
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
 -export([erlang_quick_start/1, elixir_quick_start/1]).
+
+%% A hung case fails after this long instead of stalling the run.
+suite() ->
+    [{timetrap, {minutes, 3}}].
 
 all() ->
     [erlang_quick_start, elixir_quick_start].

@@ -6,12 +6,16 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([timeout_interrupts_python_loop/1, timeout_in_c_call/1, timeout_infinity/1,
          concurrent_callers/1, caller_killed_mid_call/1, schedulers_never_blocked/1,
          context_crash_answers_and_restarts/1, overload_answers_at_once/1,
          app_restarts/1, stdout_reaches_group_leader/1, stderr_reaches_group_leader/1,
          python_threads_run/1, atom_limit_bounds_new_atoms/1]).
+
+%% A hung case fails after this long instead of stalling the run.
+suite() ->
+    [{timetrap, {minutes, 3}}].
 
 all() ->
     [timeout_interrupts_python_loop, timeout_in_c_call, timeout_infinity,

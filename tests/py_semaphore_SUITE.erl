@@ -6,7 +6,7 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([default_max/1, max_from_app_env/1, acquire_release_current/1,
          release_without_slot/1, several_slots_per_holder/1, blocks_then_times_out/1,
          zero_timeout/1, fifo_wakeups/1, killed_holder_frees_slot/1,
@@ -15,6 +15,10 @@
          thousand_processes_max_ten/1, wakeup_is_prompt/1]).
 
 -define(WAIT, 2000).
+
+%% A hung case fails after this long instead of stalling the run.
+suite() ->
+    [{timetrap, {minutes, 3}}].
 
 all() ->
     [default_max, acquire_release_current, release_without_slot, several_slots_per_holder,

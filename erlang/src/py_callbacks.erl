@@ -100,6 +100,7 @@ handle_cast(_Msg, State) ->
 handle_info({py_callback, _Ref, Ctx, CallbackId, Name, Args, Env}, State) ->
     _ = spawn(fun() ->
                       py_context_router:adopt(Ctx, Env),
+                      ok = py_nif:join_chain(Ctx, CallbackId),
                       run(Ctx, CallbackId, Name, Args)
               end),
     {noreply, State};

@@ -142,8 +142,39 @@ def _activate_paths(python_path: Iterable[str], venv: Optional[str]) -> None:
     sys.path[:] = front + [p for p in sys.path if p not in front]
 
 
+MODULE_DOC = """Reach the Erlang VM from Python code run by erlang_python.
+
+Calling Erlang
+    call(name, *args)       run the Erlang function registered as ``name``
+                            (``py:register_function/2,3``) and answer its result
+    <name>(*args)           the same, as ``erlang.name(...)`` or
+                            ``from erlang import name``
+    ErlangError             raised when the Erlang function fails; ``.reason``
+                            holds the Erlang reason
+
+Messages and processes
+    send(pid, term)         send a message; ProcessError if the process is dead
+    whereis(name)           the pid registered under ``name``, or None
+    Pid, Ref                Erlang pids and references (hashable, comparable)
+    Atom, atom(name)        a str that crosses to Erlang as an atom
+
+Waiting
+    sleep(seconds)          awaitable inside coroutines; in synchronous code a
+                            wait that does not hold the GIL
+
+Shared state (also seen by ``py:state_*`` in Erlang)
+    state_get(key, default=None), state_set(key, value), state_delete(key),
+    state_keys(), state_clear(), state_incr(key, n=1), state_decr(key, n=1)
+    SharedDict              a mapping shared with Erlang (``py:shared_dict_new/0``)
+
+Values cross as in the conversion tables of the erlang_python docs: str is an
+Erlang binary, int any size, None is ``none``, dict a map, and so on.
+"""
+
+
 def install(python_path: Iterable[str] = (), venv: Optional[str] = None) -> None:
     """Complete the ``erlang`` module and route standard output to the VM."""
+    erlang.__doc__ = MODULE_DOC
     erlang.Atom = Atom
     erlang.atom = atom
     erlang.ErlangFunction = ErlangFunction

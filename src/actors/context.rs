@@ -17,7 +17,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use rustler::{Encoder, LocalPid, ResourceArc, Term};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -30,6 +30,10 @@ const STACK_SIZE: usize = 64 * 1024 * 1024;
 /// Longer spins were measured slower on 2 cores: the spinning thread competes with the
 /// BEAM schedulers for the CPU the caller needs.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(5);
+/// While requests wait for Erlang, the context serves other callers' requests nested
+/// inside the waiting one, up to this many requests deep; past it, only requests of the
+/// waiting call chains run, so unrelated load cannot grow the thread's stack without bound.
+const UNRELATED_NESTING_LIMIT: usize = 8;
 
 pub struct ContextConfig {
     pub index: u32,
@@ -83,6 +87,13 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
                 ACTOR.with(|a| *a.borrow_mut() = Some(actor.clone()));
                 let exit = actor.serve(py, None).err().unwrap_or(Exit::Stopped);
                 ACTOR.with(|a| *a.borrow_mut() = None);
+                let reason = match &exit {
+                    Exit::Stopped => ErrorReason::Stopped,
+                    Exit::Crashed(why) => ErrorReason::Crashed(why.clone()),
+                };
+                for mut req in actor.deferred.borrow_mut().drain(..) {
+                    answer_error(&mut req, &reason);
+                }
                 // The actor, its namespaces and py objects are released here, with the GIL.
                 drop(actor);
                 exit
@@ -131,6 +142,11 @@ pub struct Actor {
     current: RefCell<Vec<Current>>,
     waiting: RefCell<HashSet<u64>>,
     answers: RefCell<HashMap<u64, CallbackOutcome>>,
+    /// Processes running an Erlang function for a waiting callback on another process's
+    /// behalf (`py_nif:join_chain/2`): part of that call chain.
+    joined: RefCell<Vec<(u64, LocalPid)>>,
+    /// Requests put aside while nesting was too deep for them.
+    deferred: RefCell<VecDeque<Request>>,
     /// Set when a nested serve had to stop the context; outer levels unwind to the top.
     pending_exit: RefCell<Option<Exit>>,
     /// Kept alive for the coroutines of later issues; each context owns one loop.
@@ -153,6 +169,8 @@ impl Actor {
             current: RefCell::new(Vec::new()),
             waiting: RefCell::new(HashSet::new()),
             answers: RefCell::new(HashMap::new()),
+            joined: RefCell::new(Vec::new()),
+            deferred: RefCell::new(VecDeque::new()),
             pending_exit: RefCell::new(None),
             _event_loop: event_loop.unbind(),
         })
@@ -176,6 +194,10 @@ impl Actor {
                     return Ok(());
                 }
             }
+            if let Some(req) = self.take_deferred() {
+                self.handle(py, Msg::Run(req))?;
+                continue;
+            }
             let msg = match self.rx.try_recv() {
                 Ok(msg) => msg,
                 Err(TryRecvError::Empty) => match { let rx = &self.rx; py.detach(|| wait_for_message(rx)) } {
@@ -184,6 +206,9 @@ impl Actor {
                 },
                 Err(TryRecvError::Disconnected) => return Err(Exit::Stopped),
             };
+            if matches!(msg, Msg::Run(_)) {
+                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            }
             self.handle(py, msg)?;
             if let Some(exit) = self.pending_exit.borrow_mut().take() {
                 return Err(exit);
@@ -199,7 +224,22 @@ impl Actor {
     /// Stop waiting for callback `id` and take its outcome.
     pub fn take_answer(&self, id: u64) -> Option<CallbackOutcome> {
         self.waiting.borrow_mut().remove(&id);
+        self.joined.borrow_mut().retain(|(cb, _)| *cb != id);
         self.answers.borrow_mut().remove(&id)
+    }
+
+    /// Whether `req` may run now, at the current nesting depth.
+    fn may_run(&self, req: &Request) -> bool {
+        let current = self.current.borrow();
+        current.len() < UNRELATED_NESTING_LIMIT
+            || current.iter().any(|c| c.caller == req.caller)
+            || self.joined.borrow().iter().any(|(_, pid)| *pid == req.caller)
+    }
+
+    fn take_deferred(&self) -> Option<Request> {
+        let mut deferred = self.deferred.borrow_mut();
+        let at = deferred.iter().position(|r| self.may_run(r))?;
+        deferred.remove(at)
     }
 
     /// A nested serve ended with `exit`: unwind every level and leave the thread.
@@ -210,7 +250,10 @@ impl Actor {
     fn handle(&self, py: Python<'_>, msg: Msg) -> Result<(), Exit> {
         match msg {
             Msg::Run(mut req) => {
-                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                if !self.may_run(&req) {
+                    self.deferred.borrow_mut().push_back(req);
+                    return Ok(());
+                }
                 let outcome = catch_unwind(AssertUnwindSafe(|| self.run_request(py, &mut req)));
                 if let Err(panic) = outcome {
                     let why = panic_message(&panic);
@@ -228,6 +271,11 @@ impl Actor {
             Msg::CallbackAbort(id) => {
                 if self.waiting.borrow().contains(&id) {
                     self.answers.borrow_mut().entry(id).or_insert(CallbackOutcome::Abandoned);
+                }
+            }
+            Msg::JoinChain(id, pid) => {
+                if self.waiting.borrow().contains(&id) {
+                    self.joined.borrow_mut().push((id, pid));
                 }
             }
             Msg::Wake => {}

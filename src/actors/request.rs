@@ -90,6 +90,8 @@ pub enum Msg {
     CallbackReply(u64, MsgEnv, RawTerm),
     /// Stop waiting for callback `id`: the Erlang process running it died.
     CallbackAbort(u64),
+    /// Process `pid` runs the Erlang function of callback `id` on behalf of its caller.
+    JoinChain(u64, LocalPid),
     /// Re-check waits (a request was cancelled).
     Wake,
     Stop,

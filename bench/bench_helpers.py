@@ -1,0 +1,60 @@
+"""Python helpers for bench/run_bench.escript (imported through the `python_path` app env).
+
+Everything here is deliberately tiny: the benchmarks measure the Erlang <-> Python
+bridge, not Python.
+"""
+
+import asyncio
+import operator
+import time
+
+_MIB = b"x" * 1048576
+
+
+def mib():
+    """A cached 1 MiB bytes object (the same object every call)."""
+    return _MIB
+
+
+def spin(seconds):
+    """Hold the GIL-running thread busy in pure Python for `seconds`; answers the
+    number of loop iterations (always > 0)."""
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return n
+
+
+def add_loop(n):
+    """Floor: nanoseconds per operator.add(1, 2) called in a Python loop, n times."""
+    add = operator.add
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        add(1, 2)
+    t1 = time.perf_counter_ns()
+    return (t1 - t0) / n
+
+
+# --- helpers for scenarios whose py API does not exist yet -----------------------
+
+def count_gen(n):
+    """Generator for py:stream_start/3: yields 0, 1, ..., n - 1."""
+    return (i for i in range(n))
+
+
+async def async_sleep(ms):
+    """Coroutine for py:async_gather/1: sleeps `ms` milliseconds, answers `ms`."""
+    await asyncio.sleep(ms / 1000)
+    return ms
+
+
+def callback_loop(name, n):
+    """Python -> Erlang -> Python: calls the Erlang function registered as `name`
+    (which adds its two arguments) n times and checks every answer; answers n."""
+    import erlang
+    for i in range(n):
+        r = erlang.call(name, i, 1)
+        if r != i + 1:
+            raise AssertionError(f"erlang.call({name!r}, {i}, 1) answered {r!r}")
+    return n

@@ -1,0 +1,499 @@
+%%% Benchmark scenarios for erlang_python, run by bench/run_bench.escript (which compiles
+%%% this module at run time; it is not part of the application).
+%%%
+%%% Every scenario goes through the public `py' API and checks every result against the
+%%% exact expected value, so a broken API fails the run instead of producing a number.
+%%% Each round runs in a fresh process; a round that crashes, returns a wrong value or
+%%% overruns its time limit marks the scenario as an error (and the run exits non-zero).
+-module(py_bench).
+
+-export([run/1]).
+
+%% Latency histogram: 10 ns buckets up to 2 ms, slower samples kept exactly.
+-define(BUCKET_NS, 10).
+-define(NBUCKETS, 200000).
+-define(MIB, 1048576).
+
+%%% ---------------------------------------------------------------------------
+%%% Entry point
+
+%% Opts: #{quick := boolean(), rounds := pos_integer(), only := all | [string()]}.
+%% Answers #{rows := [Row], errors := [{Id, Reason}], skipped := [{Id, Why}]}.
+-spec run(map()) -> map().
+run(#{quick := Quick} = Opts) ->
+    Cfg = config(Quick),
+    Rounds = maps:get(rounds, Opts),
+    {module, py} = code:ensure_loaded(py),
+    Scenarios = [S || S = #{id := Id} <- scenarios(Cfg), selected(Id, maps:get(only, Opts, all))],
+    lists:foldl(fun(S, Acc) -> run_scenario(S, Cfg, Rounds, Acc) end,
+                #{rows => [], errors => [], skipped => []}, Scenarios).
+
+selected(_Id, all) -> true;
+selected(Id, Names) -> lists:member(atom_to_list(Id), Names).
+
+config(true) ->
+    #{quick => true, single => 5000, concurrent_total => 5000, eval => 5000, cast => 5000,
+      spawn_batches => 50, mib => 50, spin_s => 0.3, idle_ms => 180, memory => 20000,
+      add_loop => 1000000, erl_rt => 10000, stream => 10000, callback => 2000,
+      round_limit_ms => 15000};
+config(false) ->
+    #{quick => false, single => 200000, concurrent_total => 200000, eval => 100000,
+      cast => 40000, spawn_batches => 1000, mib => 2000, spin_s => 1.0, idle_ms => 880,
+      memory => 1000000, add_loop => 1000000, erl_rt => 200000, stream => 1000000,
+      callback => 100000, round_limit_ms => 180000}.
+
+%%% ---------------------------------------------------------------------------
+%%% The scenarios
+%%%
+%%% A scenario is a map: id, title, requires (none | {M, F, A} that must be exported),
+%%% run (fun(Cfg) -> #{MetricKey => number()}), metrics ([{Key, Label, Target}]).
+%%% Targets: none | {le, X} | {lt, X} | {ge, X} | {rel_ge, Id, Key, Factor}.
+
+scenarios(Cfg) ->
+    #{memory := MemN} = Cfg,
+    RssTarget = case MemN of 1000000 -> {lt, 5.0}; _ -> none end,
+    [#{id => call_1, title => "py:call operator.add, 1 caller",
+       run => fun single_caller/1,
+       metrics => [{p50, "p50 latency (µs)", {le, 5}},
+                   {p99, "p99 latency (µs)", {le, 20}},
+                   {p999, "p99.9 latency (µs)", none},
+                   {rate, "calls/s", {ge, 200000}}]}]
+    ++ [#{id => list_to_atom("call_" ++ integer_to_list(P)),
+          title => "py:call operator.add, " ++ integer_to_list(P) ++ " callers",
+          run => fun(C) -> concurrent(P, C) end,
+          metrics => [{rate, "total calls/s",
+                       if P =:= 8; P =:= 64 -> {rel_ge, call_1, rate, 1.5};
+                          true -> none
+                       end}]}
+        || P <- [2, 8, 64, 1024]]
+    ++ [#{id => eval, title => "py:eval x + y, small locals",
+          run => fun eval/1,
+          metrics => [{rate, "calls/s", {ge, 100000}}]},
+        #{id => cast, title => "py:cast operator.add (until a final py:call returns)",
+          run => fun cast/1,
+          metrics => [{rate, "casts/s", none},
+                      {enqueue_rate, "casts/s enqueued (caller side only)", none}]},
+        #{id => spawn_await, title => "py:spawn_call + py:await, batches of 100",
+          run => fun spawn_await/1,
+          metrics => [{rate, "calls/s", none}]},
+        #{id => bin_arg, title => "1 MiB binary argument (builtins.len)",
+          run => fun bin_arg/1,
+          metrics => [{rate, "calls/s", {ge, 20000}}, {mbps, "MB/s", none}]},
+        #{id => bin_result, title => "1 MiB bytes result",
+          run => fun bin_result/1,
+          metrics => [{rate, "calls/s", none}, {mbps, "MB/s", none}]},
+        #{id => timer, title => "timer lateness, every context spinning in Python",
+          run => fun timer_lateness/1,
+          metrics => [{loaded_send_after, "worst send_after 1 ms lateness (ms)", {lt, 2}},
+                      {loaded_after, "worst receive-after 1 ms lateness (ms)", {lt, 2}},
+                      {idle_send_after, "floor: same, send_after, no Python load (ms)", none},
+                      {idle_after, "floor: same, receive-after, no Python load (ms)", none}]},
+        #{id => memory, title => "memory over " ++ thousands(MemN) ++ " py:call",
+          run => fun memory/1,
+          metrics => [{rss, "OS RSS growth (MB)", RssTarget},
+                      {beam, "erlang:memory(total) growth (MB)", none}]},
+        #{id => floor_py, title => "floor: operator.add in a Python loop",
+          run => fun floor_python/1,
+          metrics => [{ns, "ns per add", none}]},
+        #{id => floor_erl, title => "floor: Erlang message round trip",
+          run => fun floor_erlang/1,
+          metrics => [{p50, "p50 (µs)", none}, {rate, "round trips/s", none}]},
+        #{id => stream, title => "py:stream_start, generator of ints",
+          requires => {py, stream_start, 3},
+          run => fun stream/1,
+          metrics => [{rate, "items/s", {ge, 1000000}}]},
+        #{id => async_gather_1000, title => "py:async_gather 1,000 x asyncio.sleep(50 ms)",
+          requires => {py, async_gather, 1},
+          run => fun(C) -> async_gather(1000, C) end,
+          metrics => [{wall, "wall time (ms)", {lt, 60}}]},
+        #{id => async_gather_10000, title => "py:async_gather 10,000 x asyncio.sleep(50 ms)",
+          requires => {py, async_gather, 1},
+          run => fun(C) -> async_gather(10000, C) end,
+          metrics => [{wall, "wall time (ms)", none}]},
+        #{id => callback, title => "Python -> Erlang -> Python callback (erlang.call)",
+          requires => {py, register_function, 2},
+          run => fun callback/1,
+          metrics => [{rate, "round trips/s", none}]}].
+
+%% 1. One caller: per-call latency and calls/s.
+single_caller(#{single := N}) ->
+    warm_up(1000),
+    H = hist_new(),
+    T0 = now_ns(),
+    timed_calls(N, H),
+    T1 = now_ns(),
+    #{p50 => hist_pct(H, N, 0.50) / 1000,
+      p99 => hist_pct(H, N, 0.99) / 1000,
+      p999 => hist_pct(H, N, 0.999) / 1000,
+      rate => per_second(N, T1 - T0)}.
+
+timed_calls(0, _H) ->
+    ok;
+timed_calls(N, H) ->
+    A = erlang:monotonic_time(nanosecond),
+    {ok, 3} = py:call(operator, add, [1, 2]),
+    B = erlang:monotonic_time(nanosecond),
+    hist_add(H, B - A),
+    timed_calls(N - 1, H).
+
+%% 2. P concurrent callers sharing a fixed total of calls.
+concurrent(P, #{concurrent_total := Total}) ->
+    Per = max(1, Total div P),
+    Parent = self(),
+    Tag = make_ref(),
+    Pids = [spawn_link(fun() ->
+                               {ok, 3} = py:call(operator, add, [1, 2]),
+                               Parent ! {Tag, ready},
+                               receive {Tag, go} -> ok end,
+                               ok = calls(Per),
+                               Parent ! {Tag, done}
+                       end)
+            || _ <- lists:seq(1, P)],
+    ok = collect(Tag, ready, P),
+    T0 = now_ns(),
+    [Pid ! {Tag, go} || Pid <- Pids],
+    ok = collect(Tag, done, P),
+    T1 = now_ns(),
+    #{rate => per_second(Per * P, T1 - T0)}.
+
+collect(_Tag, _What, 0) ->
+    ok;
+collect(Tag, What, N) ->
+    receive {Tag, What} -> collect(Tag, What, N - 1) end.
+
+%% 3. eval with small locals.
+eval(#{eval := N}) ->
+    {ok, 3} = py:eval(<<"x + y">>, #{x => 1, y => 2}),
+    T0 = now_ns(),
+    ok = evals(N),
+    T1 = now_ns(),
+    #{rate => per_second(N, T1 - T0)}.
+
+evals(0) -> ok;
+evals(N) ->
+    {ok, 3} = py:eval(<<"x + y">>, #{x => 1, y => 2}),
+    evals(N - 1).
+
+%% 4. cast throughput, closed by a call on the same process (same sticky context, served
+%% in order, so when it answers every cast has run).
+cast(#{cast := N}) ->
+    warm_up(100),
+    T0 = now_ns(),
+    ok = casts(N),
+    T1 = now_ns(),
+    {ok, 3} = py:call(operator, add, [1, 2]),
+    T2 = now_ns(),
+    #{rate => per_second(N, T2 - T0), enqueue_rate => per_second(N, T1 - T0)}.
+
+casts(0) -> ok;
+casts(N) ->
+    ok = py:cast(operator, add, [1, 2]),
+    casts(N - 1).
+
+%% 5. spawn_call + await in batches of 100.
+spawn_await(#{spawn_batches := B}) ->
+    warm_up(100),
+    T0 = now_ns(),
+    ok = batches(B),
+    T1 = now_ns(),
+    #{rate => per_second(B * 100, T1 - T0)}.
+
+batches(0) -> ok;
+batches(B) ->
+    Refs = [py:spawn_call(operator, add, [1, 2]) || _ <- lists:seq(1, 100)],
+    [{ok, 3} = py:await(R) || R <- Refs],
+    batches(B - 1).
+
+%% 6. 1 MiB in (a binary that is not UTF-8, so Python sees bytes) and 1 MiB out.
+bin_arg(#{mib := N}) ->
+    Bin = binary:copy(<<255>>, ?MIB),
+    {ok, ?MIB} = py:call(builtins, len, [Bin]),
+    T0 = now_ns(),
+    ok = repeat(N, fun() -> {ok, ?MIB} = py:call(builtins, len, [Bin]) end),
+    T1 = now_ns(),
+    #{rate => per_second(N, T1 - T0), mbps => per_second(N, T1 - T0) * ?MIB / 1.0e6}.
+
+bin_result(#{mib := N}) ->
+    Expected = binary:copy(<<"x">>, ?MIB),
+    {ok, Expected} = py:call(bench_helpers, mib, []),
+    T0 = now_ns(),
+    ok = repeat(N, fun() -> {ok, Expected} = py:call(bench_helpers, mib, []) end),
+    T1 = now_ns(),
+    #{rate => per_second(N, T1 - T0), mbps => per_second(N, T1 - T0) * ?MIB / 1.0e6}.
+
+%% 7. Timer lateness while every context spins in Python, after a no-load floor.
+timer_lateness(#{spin_s := Spin, idle_ms := IdleMs}) ->
+    Ctxs = [py:context(I) || I <- lists:seq(1, py:num_executors())],
+    %% Import the helper and create this process's namespace on every context first:
+    %% this scenario measures a running CPU-bound loop, not a cold start.
+    [{ok, _} = py:call(Ctx, bench_helpers, spin, [0.0]) || Ctx <- Ctxs],
+    {IdleSend, IdleAfter} = lateness(IdleMs),
+    Refs = [py:spawn_call(Ctx, bench_helpers, spin, [Spin]) || Ctx <- Ctxs],
+    timer:sleep(20),
+    {Send, After} = lateness(round(Spin * 1000) - 120),
+    [begin
+         {ok, Iterations} = py:await(R, 30000),
+         true = is_integer(Iterations) andalso Iterations > 0
+     end || R <- Refs],
+    #{loaded_send_after => Send, loaded_after => After,
+      idle_send_after => IdleSend, idle_after => IdleAfter}.
+
+%% Alternates erlang:send_after(1, ...) and receive-after 1 for Ms milliseconds; answers
+%% the worst lateness (ms) of each.
+lateness(Ms) ->
+    Deadline = now_ns() + Ms * 1000000,
+    lateness(Deadline, 0, 0).
+
+lateness(Deadline, Send, After) ->
+    case now_ns() >= Deadline of
+        true ->
+            {Send / 1.0e6, After / 1.0e6};
+        false ->
+            Tag = make_ref(),
+            T0 = now_ns(),
+            _ = erlang:send_after(1, self(), Tag),
+            receive Tag -> ok end,
+            T1 = now_ns(),
+            receive after 1 -> ok end,
+            T2 = now_ns(),
+            lateness(Deadline, max(Send, T1 - T0 - 1000000), max(After, T2 - T1 - 1000000))
+    end.
+
+%% 8. Memory growth over many calls.
+memory(#{memory := N}) ->
+    warm_up(1000),
+    {Beam0, Rss0} = settled_memory(),
+    ok = calls(N),
+    {Beam1, Rss1} = settled_memory(),
+    #{beam => (Beam1 - Beam0) / ?MIB, rss => (Rss1 - Rss0) / ?MIB}.
+
+settled_memory() ->
+    [erlang:garbage_collect(P) || P <- processes()],
+    timer:sleep(200),
+    {erlang:memory(total), rss_bytes()}.
+
+rss_bytes() ->
+    {ok, Status} = file:read_file("/proc/" ++ os:getpid() ++ "/status"),
+    {match, [Kb]} = re:run(Status, "VmRSS:\\s+(\\d+) kB", [{capture, all_but_first, list}]),
+    list_to_integer(Kb) * 1024.
+
+%% 9. Floors.
+floor_python(#{add_loop := N}) ->
+    {ok, Ns} = py:call(bench_helpers, add_loop, [N]),
+    true = is_float(Ns) andalso Ns > 0,
+    #{ns => Ns}.
+
+floor_erlang(#{erl_rt := N}) ->
+    Echo = spawn_link(fun Loop() -> receive {From, M} -> From ! {self(), M}, Loop() end end),
+    [rt(Echo, I) || I <- lists:seq(1, 1000)],
+    H = hist_new(),
+    T0 = now_ns(),
+    timed_rts(Echo, N, H),
+    T1 = now_ns(),
+    unlink(Echo),
+    exit(Echo, kill),
+    #{p50 => hist_pct(H, N, 0.50) / 1000, rate => per_second(N, T1 - T0)}.
+
+rt(Echo, M) ->
+    Echo ! {self(), M},
+    receive {Echo, M} -> ok end.
+
+timed_rts(_Echo, 0, _H) ->
+    ok;
+timed_rts(Echo, N, H) ->
+    A = erlang:monotonic_time(nanosecond),
+    ok = rt(Echo, N),
+    B = erlang:monotonic_time(nanosecond),
+    hist_add(H, B - A),
+    timed_rts(Echo, N - 1, H).
+
+%%% Scenarios for APIs that do not exist yet (run only when py exports them).
+
+%% py:stream_start(M, F, A) -> {ok, Ref}; the owner receives {py_stream, Ref, {data, V}}
+%% per item, then {py_stream, Ref, done}.
+stream(#{stream := N}) ->
+    ok = stream_once(100),
+    T0 = now_ns(),
+    ok = stream_once(N),
+    T1 = now_ns(),
+    #{rate => per_second(N, T1 - T0)}.
+
+stream_once(N) ->
+    {ok, Ref} = py:stream_start(bench_helpers, count_gen, [N]),
+    stream_recv(Ref, 0, N).
+
+stream_recv(Ref, I, N) ->
+    receive
+        {py_stream, Ref, {data, V}} when V =:= I -> stream_recv(Ref, I + 1, N);
+        {py_stream, Ref, {data, V}} -> error({stream_item, {expected, I}, {got, V}});
+        {py_stream, Ref, done} when I =:= N -> ok;
+        {py_stream, Ref, done} -> error({stream_ended_early, {items, I}, {expected, N}});
+        {py_stream, Ref, Other} -> error({stream_message, Other})
+    after 30000 ->
+        error({stream_stalled, {items, I}})
+    end.
+
+%% py:async_gather([{M, F, A}]) -> {ok, [V]}.
+async_gather(N, _Cfg) ->
+    {ok, [1]} = py:async_gather([{bench_helpers, async_sleep, [1]}]),
+    Calls = lists:duplicate(N, {bench_helpers, async_sleep, [50]}),
+    Expected = lists:duplicate(N, 50),
+    T0 = now_ns(),
+    {ok, Expected} = py:async_gather(Calls),
+    T1 = now_ns(),
+    #{wall => (T1 - T0) / 1.0e6}.
+
+%% py:register_function(Name, Fun) with Fun taking the list of arguments; Python calls
+%% erlang.call('name', *args).
+callback(#{callback := N}) ->
+    ok = py:register_function(bench_add, fun([A, B]) -> A + B end),
+    {ok, 100} = py:call(bench_helpers, callback_loop, [<<"bench_add">>, 100]),
+    T0 = now_ns(),
+    {ok, N} = py:call(bench_helpers, callback_loop, [<<"bench_add">>, N]),
+    T1 = now_ns(),
+    case erlang:function_exported(py, unregister_function, 1) of
+        true -> ok = py:unregister_function(bench_add);
+        false -> ok
+    end,
+    #{rate => per_second(N, T1 - T0)}.
+
+%%% ---------------------------------------------------------------------------
+%%% Shared call loops
+
+warm_up(N) -> calls(N).
+
+calls(0) -> ok;
+calls(N) ->
+    {ok, 3} = py:call(operator, add, [1, 2]),
+    calls(N - 1).
+
+repeat(0, _F) -> ok;
+repeat(N, F) -> F(), repeat(N - 1, F).
+
+%%% ---------------------------------------------------------------------------
+%%% Running rounds
+
+run_scenario(#{id := Id, title := Title} = S, Cfg, Rounds, Acc) ->
+    case missing_feature(maps:get(requires, S, none)) of
+        {missing, Feature} ->
+            io:format("  ~-20s skipped: needs feature ~s~n", [Id, Feature]),
+            add_rows(S, skipped, Feature, Rounds,
+                     Acc#{skipped := maps:get(skipped, Acc) ++ [{Id, Feature}]});
+        present ->
+            io:format("  ~-20s ~ts~n", [Id, Title]),
+            case run_rounds(S, Cfg, Rounds, []) of
+                {ok, Results} ->
+                    add_rows(S, ok, Results, Rounds, Acc);
+                {error, Reason, Done} ->
+                    io:format("  ~-20s ERROR after ~b round(s): ~0tp~n", [Id, length(Done), Reason]),
+                    add_rows(S, error, Reason, Rounds,
+                             Acc#{errors := maps:get(errors, Acc) ++ [{Id, Reason}]})
+            end
+    end.
+
+missing_feature(none) ->
+    present;
+missing_feature({M, F, A}) ->
+    _ = code:ensure_loaded(M),
+    case erlang:function_exported(M, F, A) of
+        true -> present;
+        false -> {missing, io_lib:format("~s:~s/~b", [M, F, A])}
+    end.
+
+run_rounds(_S, _Cfg, 0, Acc) ->
+    {ok, lists:reverse(Acc)};
+run_rounds(#{run := Run, metrics := Metrics} = S, #{round_limit_ms := Limit} = Cfg, N, Acc) ->
+    Parent = self(),
+    Tag = make_ref(),
+    {Pid, Mon} = spawn_monitor(fun() ->
+                                       Parent ! {Tag, try {ok, Run(Cfg)}
+                                                      catch Class:Reason:Stack ->
+                                                              {crashed, {Class, Reason, Stack}}
+                                                      end}
+                               end),
+    Outcome = receive
+                  {Tag, {ok, Result}} ->
+                      erlang:demonitor(Mon, [flush]),
+                      check_result(Result, Metrics);
+                  {Tag, {crashed, {error, Reason, Stack}}} ->
+                      erlang:demonitor(Mon, [flush]),
+                      {error, {Reason, Stack}};
+                  {Tag, {crashed, {Class, Reason, Stack}}} ->
+                      erlang:demonitor(Mon, [flush]),
+                      {error, {{Class, Reason}, Stack}};
+                  {'DOWN', Mon, process, Pid, Reason} ->
+                      {error, Reason}
+              after Limit ->
+                  exit(Pid, kill),
+                  receive {'DOWN', Mon, process, Pid, _} -> ok end,
+                  {error, {round_timeout, Limit}}
+              end,
+    case Outcome of
+        {ok, Values} -> run_rounds(S, Cfg, N - 1, [Values | Acc]);
+        {error, Why} -> {error, Why, Acc}
+    end.
+
+check_result(Result, Metrics) when is_map(Result) ->
+    case [K || {K, _, _} <- Metrics, not is_number(maps:get(K, Result, undefined))] of
+        [] -> {ok, Result};
+        Missing -> {error, {metrics_missing, Missing, Result}}
+    end;
+check_result(Other, _Metrics) ->
+    {error, {bad_scenario_result, Other}}.
+
+%% Rows: #{id, title, label, target, status := ok | skipped | error, values, detail}.
+add_rows(#{id := Id, title := Title, metrics := Metrics}, Status, Data, Rounds, Acc) ->
+    Rows = [#{id => Id, title => Title, key => Key, label => Label, target => Target,
+              status => Status, rounds => Rounds,
+              values => case Status of
+                            ok -> [maps:get(Key, R) || R <- Data];
+                            _ -> []
+                        end,
+              detail => case Status of ok -> none; _ -> Data end}
+            || {Key, Label, Target} <- Metrics],
+    Acc#{rows := maps:get(rows, Acc) ++ Rows}.
+
+%%% ---------------------------------------------------------------------------
+%%% Small utilities
+
+now_ns() -> erlang:monotonic_time(nanosecond).
+
+per_second(N, Ns) when Ns > 0 -> N * 1.0e9 / Ns;
+per_second(_N, _Ns) -> 0.0.
+
+hist_new() ->
+    erase('$bench_overflow'),
+    counters:new(?NBUCKETS + 1, []).
+
+hist_add(H, Ns) ->
+    case Ns div ?BUCKET_NS + 1 of
+        I when I =< ?NBUCKETS ->
+            counters:add(H, I, 1);
+        _ ->
+            counters:add(H, ?NBUCKETS + 1, 1),
+            put('$bench_overflow', [Ns | case get('$bench_overflow') of
+                                              undefined -> [];
+                                              L -> L
+                                          end])
+    end.
+
+%% The P-quantile (nanoseconds, bucket midpoint) of the Total samples in H.
+hist_pct(H, Total, P) ->
+    Rank = max(1, ceil(P * Total)),
+    hist_walk(H, 1, 0, Rank).
+
+hist_walk(_H, I, Cum, Rank) when I > ?NBUCKETS ->
+    Overflow = lists:sort(case get('$bench_overflow') of undefined -> []; L -> L end),
+    lists:nth(Rank - Cum, Overflow);
+hist_walk(H, I, Cum, Rank) ->
+    case Cum + counters:get(H, I) of
+        C when C >= Rank -> (I - 1) * ?BUCKET_NS + ?BUCKET_NS / 2;
+        C -> hist_walk(H, I + 1, C, Rank)
+    end.
+
+thousands(N) when is_integer(N) ->
+    S = integer_to_list(N),
+    lists:reverse(group(lists:reverse(S))).
+
+group([A, B, C, D | Rest]) -> [A, B, C, $, | group([D | Rest])];
+group(L) -> L.

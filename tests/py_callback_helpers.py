@@ -1,0 +1,41 @@
+"""Python helpers for py_erlang_SUITE: code that calls back into Erlang."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import erlang
+
+side_effects: list[Any] = []
+
+
+def call_back(name: str, *args: Any) -> Any:
+    """Call the Erlang function `name` and answer what it answered."""
+    return erlang.call(name, *args)
+
+
+def echo_through_erlang(value: Any) -> Any:
+    """Send `value` to Erlang's `echo` and back."""
+    return erlang.echo(value)
+
+
+def effect_then_call(tag: str) -> Any:
+    """Record a side effect, then call Erlang: the effect must happen exactly once."""
+    side_effects.append(tag)
+    return erlang.call("after_effect", tag)
+
+
+def effects() -> list[Any]:
+    return list(side_effects)
+
+
+def catch_erlang_error(name: str) -> tuple[str, Any, str]:
+    try:
+        erlang.call(name)
+    except erlang.ErlangError as exc:
+        return ("caught", exc.reason, str(exc))
+    return ("no error", None, "")
+
+
+def is_subclass_of_exception() -> bool:
+    return issubclass(erlang.ErlangError, Exception)
