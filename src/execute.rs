@@ -125,6 +125,21 @@ impl Executor {
         }
     }
 
+    /// `M.F(*A, **Kw)` in the namespace of `env_id`, unconverted.
+    pub fn call_value<'py>(&self, py: Python<'py>, env_id: u64, m: Term, f: Term, args: Term, kwargs: Term) -> Result<Bound<'py, PyAny>, Failure> {
+        let ns = self.namespace(py, env_id)?;
+        let target = self.resolve(py, &ns, m, f)?;
+        call_with(py, &target, args, kwargs)
+    }
+
+    /// An expression evaluated in the namespace of `env_id` with `locals`, unconverted.
+    pub fn eval_value<'py>(&self, py: Python<'py>, env_id: u64, code: Term, locals: Term) -> Result<Bound<'py, PyAny>, Failure> {
+        let ns = self.namespace(py, env_id)?;
+        let code = self.compile(py, code, true)?;
+        let globals = with_locals(py, &ns, locals)?;
+        Ok(run_code(py, &code, &globals)?)
+    }
+
     fn namespace<'py>(&self, py: Python<'py>, env_id: u64) -> PyResult<Bound<'py, PyDict>> {
         if env_id == 0 {
             return Ok(self.shared_ns.bind(py).clone());
@@ -271,11 +286,11 @@ fn py_ref_object<'py>(py: Python<'py>, term: Term) -> Result<Bound<'py, PyAny>, 
     res.object(py).ok_or(Failure::BadArg("py_ref"))
 }
 
-fn ok_tuple<'a>(env: Env<'a>, value: Term<'a>) -> Term<'a> {
+pub fn ok_tuple<'a>(env: Env<'a>, value: Term<'a>) -> Term<'a> {
     (atoms::ok(), value).encode(env)
 }
 
-fn failure_to_term<'a>(py: Python<'_>, env: Env<'a>, failure: Failure) -> Term<'a> {
+pub fn failure_to_term<'a>(py: Python<'_>, env: Env<'a>, failure: Failure) -> Term<'a> {
     let reason = match failure {
         Failure::Python(err) => exception_to_term(py, env, &err),
         Failure::Conv(ConvError::Unsupported(raw)) => {

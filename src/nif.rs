@@ -118,8 +118,8 @@ fn cast<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'
 fn cancel(req: ResourceArc<ReqRes>) -> rustler::Atom {
     if req.state.try_cancel() {
         runtime::request_interrupt(req.state.ctx.clone(), req.state.id);
-        // A request waiting for an Erlang function notices the cancel when woken.
-        req.mailbox.control(Msg::Wake);
+        // Cancels a task or stream; a request waiting for Erlang notices it when woken.
+        req.mailbox.control(Msg::Cancelled(req.state.id));
         atoms::cancelled()
     } else {
         atoms::replied()
@@ -174,6 +174,13 @@ fn callback_reply(ctx: ResourceArc<ContextRes>, callback_id: u64, answer: Term) 
 #[rustler::nif]
 fn join_chain(env: Env, ctx: ResourceArc<ContextRes>, callback_id: u64) -> rustler::Atom {
     ctx.mailbox.control(Msg::JoinChain(callback_id, env.pid()));
+    atoms::ok()
+}
+
+/// The owner of the stream started by request `handle` can take `n` more items.
+#[rustler::nif]
+fn stream_credit(req: ResourceArc<ReqRes>, n: usize) -> rustler::Atom {
+    req.mailbox.control(Msg::Credit(req.state.id, n));
     atoms::ok()
 }
 

@@ -21,6 +21,9 @@
          get_local_env/1, execution_mode/0, num_executors/0,
          call_method/3, getattr/2, to_term/1, is_ref/1,
          register_function/2, register_function/3, unregister_function/1,
+         async_call/3, async_call/4, async_await/1, async_await/2, async_gather/1,
+         async_stream/3, async_stream/4, stream/3, stream/4, stream_eval/1, stream_eval/2,
+         stream_start/3, stream_start/4, stream_cancel/1,
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
          state_incr/1, state_incr/2, state_decr/1, state_decr/2,
          shared_dict_new/0, shared_dict_get/2, shared_dict_get/3, shared_dict_set/3,
@@ -197,6 +200,9 @@ spawn_routed(Routed, Module, Func, Args, Kwargs) ->
                  Error ->
                      Error
              end,
+    remember_spawned(Ref, Result).
+
+remember_spawned(Ref, Result) ->
     case Result of
         {ok, Handle} -> put({'$py_spawned', Ref}, Handle);
         Failed -> self() ! {py_reply, Ref, Failed}
@@ -218,6 +224,103 @@ await(Ref, Timeout) when is_reference(Ref), ?is_timeout(Timeout) ->
     after Timeout ->
         give_up(Ref, Handle)
     end.
+
+%%% ---------------------------------------------------------------------------
+%%% Coroutines and generators (run on the context's asyncio loop)
+
+%% @doc Start `Module.Func(*Args)', a coroutine function (a plain function works too),
+%% on the caller's context; answers a reference at once for `async_await/1,2'.
+-spec async_call(py_module(), py_func(), py_args()) -> py_ref().
+async_call(Module, Func, Args) ->
+    async_call(Module, Func, Args, #{}).
+
+-spec async_call(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
+async_call(Module, Func, Args, Kwargs) ->
+    Ref = make_ref(),
+    Result = case pick() of
+                 {ok, {_, Ctx, _} = Entry} when is_map(Kwargs) ->
+                     Env = py_context_router:local_env(Entry),
+                     py_nif:submit(Ctx, Env, {async_call, Ref, Module, Func, Args, Kwargs}, false);
+                 {ok, _} ->
+                     {error, {badarg, kwargs}};
+                 Error ->
+                     Error
+             end,
+    remember_spawned(Ref, Result).
+
+%% @doc Wait for an `async_call' result; a timeout cancels the task.
+-spec async_await(py_ref()) -> py_result().
+async_await(Ref) ->
+    await(Ref).
+
+-spec async_await(py_ref(), timeout()) -> py_result().
+async_await(Ref, Timeout) ->
+    await(Ref, Timeout).
+
+%% @doc Run `[{M, F, A}]' (or `{M, F, A, Kwargs}') concurrently on one context's loop:
+%% `{ok, Results}' in order, or the first error.
+-spec async_gather([{py_module(), py_func(), py_args()} |
+                    {py_module(), py_func(), py_args(), py_kwargs()}]) -> py_result().
+async_gather(Calls) when is_list(Calls) ->
+    routed(pick(), async_gather, [Calls]).
+
+%% @doc Collect an async generator (or any iterable) into `{ok, Items}'.
+-spec async_stream(py_module(), py_func(), py_args()) -> py_result().
+async_stream(Module, Func, Args) ->
+    stream(Module, Func, Args, #{}).
+
+-spec async_stream(py_module(), py_func(), py_args(), py_kwargs()) -> py_result().
+async_stream(Module, Func, Args, Kwargs) ->
+    stream(Module, Func, Args, Kwargs).
+
+%% @doc Collect what `Module.Func(*Args)' yields (a sync or async generator).
+-spec stream(py_module(), py_func(), py_args()) -> py_result().
+stream(Module, Func, Args) ->
+    stream(Module, Func, Args, #{}).
+
+-spec stream(py_module(), py_func(), py_args(), py_kwargs()) -> py_result().
+stream(Module, Func, Args, Kwargs) when is_map(Kwargs) ->
+    routed(pick(), stream, [Module, Func, Args, Kwargs]);
+stream(_Module, _Func, _Args, _Kwargs) ->
+    {error, {badarg, kwargs}}.
+
+%% @doc Collect what a generator expression yields.
+-spec stream_eval(code()) -> py_result().
+stream_eval(Code) ->
+    stream_eval(Code, #{}).
+
+-spec stream_eval(code(), map()) -> py_result().
+stream_eval(Code, Locals) when is_map(Locals) ->
+    with_code(Code, fun(Source) -> routed(pick(), stream_eval, [Source, Locals]) end);
+stream_eval(_Code, _Locals) ->
+    {error, {badarg, locals}}.
+
+%% @doc Stream what `Module.Func(*Args)' yields to the caller as it is produced:
+%% `{py_stream, Ref, {data, V}}' per item, then `{py_stream, Ref, done}' or
+%% `{py_stream, Ref, {error, Reason}}'.
+-spec stream_start(py_module(), py_func(), py_args()) -> {ok, reference()} | {error, term()}.
+stream_start(Module, Func, Args) ->
+    stream_start(Module, Func, Args, #{}).
+
+%% @doc Options: `owner => Pid' (default the caller), `kwargs => Map', `window => N'
+%% (items the owner may have unread before the producer pauses; default 1000).
+-spec stream_start(py_module(), py_func(), py_args(), map()) -> {ok, reference()} | {error, term()}.
+stream_start(Module, Func, Args, Opts) when is_map(Opts) ->
+    case pick() of
+        {ok, Entry} ->
+            py_stream:start(Entry, Module, Func, Args,
+                            maps:get(kwargs, Opts, #{}),
+                            maps:get(owner, Opts, self()),
+                            maps:get(window, Opts, 1000));
+        Error ->
+            Error
+    end.
+
+%% @doc Stop a stream: its generator is closed (its `finally' runs) and the owner gets
+%% `{py_stream, Ref, {error, cancelled}}' unless the stream had already ended.
+-spec stream_cancel(reference()) -> ok.
+stream_cancel(Ref) ->
+    py_stream:cancel(Ref).
 
 %%% ---------------------------------------------------------------------------
 %%% py refs
@@ -404,6 +507,11 @@ pool(Pool) -> {error, {unknown_pool, Pool}}.
 
 default_timeout() ->
     application:get_env(erlang_python, default_timeout, 30000).
+
+routed({ok, Entry}, Kind, Fields) ->
+    request(Entry, Kind, Fields, default_timeout());
+routed(Error, _Kind, _Fields) ->
+    Error.
 
 request({_, Ctx, _} = Entry, Kind, Fields, Timeout) ->
     submit_and_wait(Ctx, py_context_router:local_env(Entry), Kind, Fields, Timeout).

@@ -84,6 +84,8 @@ frame(_, _) ->
 -spec init([]) -> {ok, nil}.
 init([]) ->
     _ = ets:new(?TABLE, [named_table, public, {read_concurrency, true}]),
+    %% Also the index of running streams (see py_stream), which needs a long-lived owner.
+    _ = ets:new(py_streams, [named_table, public]),
     ok = py_nif:clear_registered_functions(),
     ok = py_nif:set_callback_handler(self()),
     {ok, nil}.

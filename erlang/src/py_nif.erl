@@ -8,7 +8,7 @@
          context_start/2, context_stop/1, context_panic/1, context_id/1,
          env_new/1, submit/4, cast/3, cancel/1, is_ref/1,
          callback_reply/3, set_callback_handler/1, set_function_registered/2,
-         clear_registered_functions/0, join_chain/2]).
+         clear_registered_functions/0, join_chain/2, stream_credit/2]).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
          state_incr/2, shared_dict_new/0, shared_dict_get/3, shared_dict_set/3,
          shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1]).
@@ -19,7 +19,7 @@
        context_start/2, context_stop/1, context_panic/1, context_id/1,
        env_new/1, submit/4, cast/3, cancel/1, is_ref/1,
        callback_reply/3, set_callback_handler/1, set_function_registered/2,
-       clear_registered_functions/0, join_chain/2,
+       clear_registered_functions/0, join_chain/2, stream_credit/2,
        state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
        state_incr/2, shared_dict_new/0, shared_dict_get/3, shared_dict_set/3,
        shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1]).
@@ -128,3 +128,6 @@ shared_dict_destroy(_Dict) -> erlang:nif_error(not_loaded).
 
 -spec join_chain(context(), pos_integer()) -> ok.
 join_chain(_Ctx, _CallbackId) -> erlang:nif_error(not_loaded).
+
+-spec stream_credit(handle(), pos_integer()) -> ok.
+stream_credit(_Handle, _Items) -> erlang:nif_error(not_loaded).

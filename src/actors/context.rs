@@ -5,6 +5,7 @@
 //! its mailbox from inside that call (`Actor::serve` with a wait), so an Erlang function
 //! that calls back into the same context is served at any depth, and nothing re-runs.
 
+use super::aio::{self, LoopState};
 use super::request::CallbackOutcome;
 use super::{next_context_id, ContextShared, Mailbox, Msg, ReqState, Request, CRASHED, RUNNING, STOPPED};
 use crate::atoms;
@@ -16,11 +17,11 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use rustler::{Encoder, LocalPid, ResourceArc, Term};
-use std::cell::RefCell;
+use std::cell::{Ref, RefCell, RefMut};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Python recursion and deep term conversion both need room.
@@ -56,6 +57,8 @@ pub fn start(config: ContextConfig) -> std::io::Result<Mailbox> {
         thread_ident: AtomicU64::new(0),
         status: AtomicU8::new(RUNNING),
         crash_reason: Mutex::new(None),
+        in_selector: AtomicBool::new(false),
+        wake_fd: AtomicI32::new(-1),
     });
     let (tx, rx) = crossbeam_channel::unbounded();
     let mailbox = Mailbox { shared: shared.clone(), tx };
@@ -92,6 +95,9 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
                     Exit::Crashed(why) => ErrorReason::Crashed(why.clone()),
                 };
                 for mut req in actor.deferred.borrow_mut().drain(..) {
+                    answer_error(&mut req, &reason);
+                }
+                for mut req in actor.loop_state_mut().abandon_all() {
                     answer_error(&mut req, &reason);
                 }
                 // The actor, its namespaces and py objects are released here, with the GIL.
@@ -149,8 +155,8 @@ pub struct Actor {
     deferred: RefCell<VecDeque<Request>>,
     /// Set when a nested serve had to stop the context; outer levels unwind to the top.
     pending_exit: RefCell<Option<Exit>>,
-    /// Kept alive for the coroutines of later issues; each context owns one loop.
-    _event_loop: Py<PyAny>,
+    loop_state: RefCell<LoopState>,
+    set_running_loop: Py<PyAny>,
 }
 
 impl Actor {
@@ -161,6 +167,20 @@ impl Actor {
         let asyncio = py.import("asyncio")?;
         let event_loop = asyncio.call_method0("new_event_loop")?;
         asyncio.call_method1("set_event_loop", (&event_loop,))?;
+        event_loop.setattr("_thread_id", ident)?;
+        // The mailbox wakes the loop's selector through this fd when the actor waits there.
+        let wake_fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if wake_fd < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let drain = pyo3::types::PyCFunction::new_closure(py, None, None, move |_a: &Bound<'_, pyo3::types::PyTuple>, _k: Option<&Bound<'_, pyo3::types::PyDict>>| {
+            let mut buf = [0u8; 8];
+            unsafe { libc::read(wake_fd, buf.as_mut_ptr() as *mut libc::c_void, 8) };
+        })?;
+        event_loop.call_method1("add_reader", (wake_fd, drain))?;
+        shared.wake_fd.store(wake_fd, Ordering::Release);
+        let set_running_loop = py.import("asyncio.events")?.getattr("_set_running_loop")?.unbind();
+        let loop_state = LoopState::new(py, event_loop.unbind())?;
         Ok(Actor {
             shared,
             executor: Executor::new(py, mailbox.clone())?,
@@ -172,8 +192,42 @@ impl Actor {
             joined: RefCell::new(Vec::new()),
             deferred: RefCell::new(VecDeque::new()),
             pending_exit: RefCell::new(None),
-            _event_loop: event_loop.unbind(),
+            loop_state: RefCell::new(loop_state),
+            set_running_loop,
         })
+    }
+
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    pub fn loop_state(&self) -> Ref<'_, LoopState> {
+        self.loop_state.borrow()
+    }
+
+    pub fn loop_state_mut(&self) -> RefMut<'_, LoopState> {
+        self.loop_state.borrow_mut()
+    }
+
+    /// One iteration of the asyncio loop: ready callbacks, then the selector (blocking
+    /// until a timer, I/O, or the mailbox's wake-up).
+    fn run_loop_once(&self, py: Python<'_>) {
+        self.shared.in_selector.store(true, Ordering::SeqCst);
+        if !self.rx.is_empty() {
+            self.shared.in_selector.store(false, Ordering::SeqCst);
+            return;
+        }
+        let event_loop = self.loop_state().event_loop.clone_ref(py);
+        let set_running = self.set_running_loop.bind(py);
+        let _ = set_running.call1((&event_loop,));
+        let result = event_loop.bind(py).call_method0("_run_once");
+        let _ = set_running.call1((py.None(),));
+        self.shared.in_selector.store(false, Ordering::SeqCst);
+        if let Err(e) = result {
+            if !e.is_instance_of::<Interrupted>(py) {
+                e.print(py);
+            }
+        }
     }
 
     /// The innermost running request, if any.
@@ -200,6 +254,11 @@ impl Actor {
             }
             let msg = match self.rx.try_recv() {
                 Ok(msg) => msg,
+                // The loop runs at the top level only: asyncio tasks cannot nest.
+                Err(TryRecvError::Empty) if wait.is_none() && self.loop_state().has_work(py) => {
+                    self.run_loop_once(py);
+                    continue;
+                }
                 Err(TryRecvError::Empty) => match { let rx = &self.rx; py.detach(|| wait_for_message(rx)) } {
                     Some(msg) => msg,
                     None => return Err(Exit::Stopped),
@@ -254,6 +313,13 @@ impl Actor {
                     self.deferred.borrow_mut().push_back(req);
                     return Ok(());
                 }
+                let body = req.body;
+                if req.env.with(|env| aio::is_async_request(env, body)) {
+                    return match catch_unwind(AssertUnwindSafe(|| aio::start(self, py, req))) {
+                        Ok(()) => Ok(()),
+                        Err(panic) => Err(Exit::Crashed(panic_message(&panic))),
+                    };
+                }
                 let outcome = catch_unwind(AssertUnwindSafe(|| self.run_request(py, &mut req)));
                 if let Err(panic) = outcome {
                     let why = panic_message(&panic);
@@ -278,7 +344,8 @@ impl Actor {
                     self.joined.borrow_mut().push((id, pid));
                 }
             }
-            Msg::Wake => {}
+            Msg::Cancelled(id) => aio::cancel(self, py, id),
+            Msg::Credit(id, n) => aio::grant_credit(self, py, id, n),
             Msg::Stop => return Err(Exit::Stopped),
             Msg::Panic => {
                 if let Err(panic) = catch_unwind(|| panic!("panic requested by py_nif:context_panic/1")) {
@@ -362,14 +429,14 @@ fn wait_for_message(rx: &Receiver<Msg>) -> Option<Msg> {
     }
 }
 
-enum ErrorReason {
+pub(super) enum ErrorReason {
     Crashed(String),
     Stopped,
 }
 
 /// Answer `{error, {context_crashed, Why}}` or `{error, context_stopped}` for a request
 /// that will never run.
-fn answer_error(req: &mut Request, reason: &ErrorReason) {
+pub(super) fn answer_error(req: &mut Request, reason: &ErrorReason) {
     let Some(state) = req.reply.clone() else { return };
     if !state.try_reply() {
         return;

@@ -3,12 +3,13 @@
 //! length is bounded by an atomic counter, so control messages (drops, stop) are never
 //! refused while requests are.
 
+pub mod aio;
 pub mod callback;
 pub mod context;
 pub mod request;
 
 use crossbeam_channel::Sender;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use request::{Msg, ReqState, Request};
@@ -31,6 +32,10 @@ pub struct ContextShared {
     pub thread_ident: AtomicU64,
     pub status: AtomicU8,
     pub crash_reason: Mutex<Option<String>>,
+    /// The actor waits in its event loop's selector (not on the channel).
+    pub in_selector: AtomicBool,
+    /// eventfd the selector watches; written to wake it.
+    pub wake_fd: AtomicI32,
 }
 
 pub enum SubmitError {
@@ -59,12 +64,27 @@ impl Mailbox {
         self.tx.send(Msg::Run(req)).map_err(|_| {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             SubmitError::Stopped
-        })
+        })?;
+        self.wake();
+        Ok(())
     }
 
     /// Queue a control message; these are never refused for load.
     pub fn control(&self, msg: Msg) {
         let _ = self.tx.send(msg);
+        self.wake();
+    }
+
+    /// If the actor sleeps in its event loop's selector, wake it (it re-checks the
+    /// channel after announcing `in_selector`, so one side always sees the other).
+    fn wake(&self) {
+        if self.shared.in_selector.load(Ordering::SeqCst) {
+            let fd = self.shared.wake_fd.load(Ordering::Acquire);
+            if fd >= 0 {
+                let one: u64 = 1;
+                unsafe { libc::write(fd, &one as *const u64 as *const libc::c_void, 8) };
+            }
+        }
     }
 
     fn check_alive(&self) -> Result<(), SubmitError> {

@@ -92,8 +92,10 @@ pub enum Msg {
     CallbackAbort(u64),
     /// Process `pid` runs the Erlang function of callback `id` on behalf of its caller.
     JoinChain(u64, LocalPid),
-    /// Re-check waits (a request was cancelled).
-    Wake,
+    /// The caller gave up on request `id`: cancel its task or stream, and re-check waits.
+    Cancelled(u64),
+    /// The stream of request `id` may send `n` more items.
+    Credit(u64, usize),
     Stop,
     /// Test hook: make the actor panic, to exercise crash handling.
     Panic,

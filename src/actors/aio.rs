@@ -1,0 +1,501 @@
+//! Coroutines and streams on a context's own asyncio loop.
+//!
+//! `async_call`, `async_gather` and collecting an async generator become tasks on the loop;
+//! their done-callbacks send the reply. `stream_start` pushes each item of a generator (sync
+//! or async) to its owner as `{py_stream, Ref, {data, V}}`, spending credit granted by a
+//! controller process that watches how many messages the owner has not read yet, so a slow
+//! owner pauses the producer instead of filling memory.
+
+use super::context::Actor;
+use super::Request;
+use crate::atoms;
+use crate::convert::py_to_term;
+use crate::execute::{exception_to_term, failure_to_term, ok_tuple, Failure};
+use crate::msg_env::{MsgEnv, RawTerm};
+use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyDict, PyList, PyModule, PyTuple};
+use rustler::types::tuple::get_tuple;
+use rustler::{Atom, Encoder, Env, LocalPid, Term};
+use std::collections::HashMap;
+
+/// Items a synchronous generator produces per turn of the loop.
+const SYNC_BATCH: usize = 256;
+
+rustler::atoms! {
+    async_call, async_gather, stream, stream_eval, stream_start,
+    py_stream, data, done, py_stream_credit, py_stream_finished,
+}
+
+/// The Python side of the loop: the loop itself and the coroutine helpers.
+pub struct LoopState {
+    pub event_loop: Py<PyAny>,
+    helpers: Py<PyModule>,
+    jobs: HashMap<u64, Job>,
+    streams: HashMap<u64, Stream>,
+}
+
+/// A task whose result is the reply to a request.
+struct Job {
+    req: Request,
+    task: Py<PyAny>,
+}
+
+enum Source {
+    Sync(Py<PyAny>),
+    Async(Py<PyAny>),
+}
+
+struct Stream {
+    req: Request,
+    owner: LocalPid,
+    controller: LocalPid,
+    credit: usize,
+    source: Source,
+    /// A sync stream has a production step queued on the loop.
+    step_queued: bool,
+    /// An async stream waits for credit on this future.
+    credit_future: Option<Py<PyAny>>,
+}
+
+impl LoopState {
+    pub fn new(py: Python<'_>, event_loop: Py<PyAny>) -> PyResult<LoopState> {
+        Ok(LoopState {
+            event_loop,
+            helpers: py.import("erlang_shim._aio")?.unbind(),
+            jobs: HashMap::new(),
+            streams: HashMap::new(),
+        })
+    }
+
+    /// Every request still waiting for a task or stream (the context is going away).
+    pub fn abandon_all(&mut self) -> Vec<Request> {
+        let mut reqs: Vec<Request> = self.jobs.drain().map(|(_, j)| j.req).collect();
+        reqs.extend(self.streams.drain().map(|(_, s)| s.req));
+        reqs
+    }
+
+    /// Whether anything is pending on the loop, so that the actor must run it.
+    pub fn has_work(&self, py: Python<'_>) -> bool {
+        if !self.jobs.is_empty() || !self.streams.is_empty() {
+            return true;
+        }
+        let lp = self.event_loop.bind(py);
+        let pending = |attr: &str| lp.getattr(attr).and_then(|v| v.len()).map(|n| n > 0).unwrap_or(false);
+        // Two watched fds are ours (the loop's self-pipe and the mailbox wake-up).
+        pending("_ready")
+            || pending("_scheduled")
+            || lp
+                .getattr("_selector")
+                .and_then(|s| s.call_method0("get_map"))
+                .and_then(|m| m.len())
+                .map(|n| n > 2)
+                .unwrap_or(false)
+    }
+}
+
+/// Whether a request body is one this module runs.
+pub fn is_async_request(env: Env, body: RawTerm) -> bool {
+    let body = unsafe { Term::new(env, body) };
+    let Some(kind) = get_tuple(body).ok().and_then(|f| f.first().and_then(|k| k.decode::<Atom>().ok())) else {
+        return false;
+    };
+    [async_call(), async_gather(), stream(), stream_eval(), stream_start()].contains(&kind)
+}
+
+/// Start an async request: a task, a stream, or (for values that need no loop) an
+/// immediate reply.
+pub fn start(actor: &Actor, py: Python<'_>, mut req: Request) {
+    if req.reply.as_ref().is_some_and(|s| s.is_cancelled()) {
+        return;
+    }
+    let env_id = req.env_id();
+    let body = req.body;
+    let started = req.env.with(|env| -> Result<Started, (Failure, Option<(LocalPid, LocalPid)>)> {
+        let fields = get_tuple(unsafe { Term::new(env, body) }).map_err(|_| (Failure::BadArg("request"), None))?;
+        let kind: Atom = fields[0].decode().map_err(|_| (Failure::BadArg("request"), None))?;
+        let ex = actor.executor();
+        let helpers = actor.loop_state().helpers.clone_ref(py);
+        let helpers = helpers.bind(py);
+        let call = |at: usize| ex.call_value(py, env_id, fields[at], fields[at + 1], fields[at + 2], fields[at + 3]);
+        match (kind, fields.len()) {
+            (k, 6) if k == async_call() => Ok(awaitable_or_value(call(2).map_err(|f| (f, None))?)),
+            (k, 3) if k == async_gather() => {
+                let calls: Vec<Term> = fields[2].decode().map_err(|_| (Failure::BadArg("calls"), None))?;
+                let mut values = Vec::with_capacity(calls.len());
+                for c in calls {
+                    let parts = get_tuple(c).map_err(|_| (Failure::BadArg("calls"), None))?;
+                    let empty = Term::map_new(env);
+                    let (m, f, a, kw) = match parts.as_slice() {
+                        [m, f, a] => (*m, *f, *a, empty),
+                        [m, f, a, kw] => (*m, *f, *a, *kw),
+                        _ => return Err((Failure::BadArg("calls"), None)),
+                    };
+                    values.push(ex.call_value(py, env_id, m, f, a, kw).map_err(|f| (f, None))?);
+                }
+                let list = PyList::new(py, values).map_err(|e| (e.into(), None))?;
+                Ok(Started::Awaitable(helpers.call_method1("gather", (list,)).map_err(|e| (e.into(), None))?.unbind()))
+            }
+            (k, 6) if k == stream() => collect_or_list(helpers, call(2).map_err(|f| (f, None))?).map_err(|e| (e, None)),
+            (k, 4) if k == stream_eval() => {
+                let value = ex.eval_value(py, env_id, fields[2], fields[3]).map_err(|f| (f, None))?;
+                collect_or_list(helpers, value).map_err(|e| (e, None))
+            }
+            (k, 9) if k == stream_start() => {
+                let owner: LocalPid = fields[6].decode().map_err(|_| (Failure::BadArg("owner"), None))?;
+                let controller: LocalPid = fields[7].decode().map_err(|_| (Failure::BadArg("owner"), None))?;
+                let credit: usize = fields[8].decode().map_err(|_| (Failure::BadArg("window"), None))?;
+                let value = call(2).map_err(|f| (f, Some((owner, controller))))?;
+                Ok(Started::Stream { value: value.unbind(), owner, controller, credit })
+            }
+            _ => Err((Failure::BadArg("request"), None)),
+        }
+    });
+    match started {
+        Ok(Started::Value(value)) => reply(py, &mut req, Ok(value.bind(py).clone())),
+        Ok(Started::Awaitable(awaitable)) => {
+            let id = req_id(&req);
+            match spawn_task(actor, py, awaitable.bind(py), id, job_done) {
+                Ok(task) => {
+                    actor.loop_state_mut().jobs.insert(id, Job { req, task });
+                }
+                Err(e) => reply(py, &mut req, Err(e.into())),
+            }
+        }
+        Ok(Started::Stream { value, owner, controller, credit }) => start_stream(actor, py, req, value, owner, controller, credit),
+        Err((failure, Some((owner, controller)))) => {
+            let msg = req.env.with(|env| {
+                let reason = failure_to_term(py, env, failure);
+                stream_event(env, req.body, reason)
+            });
+            send_stream_end(&mut req, &owner, &controller, msg);
+        }
+        Err((failure, None)) => reply(py, &mut req, Err(failure)),
+    }
+}
+
+enum Started {
+    Value(Py<PyAny>),
+    Awaitable(Py<PyAny>),
+    Stream { value: Py<PyAny>, owner: LocalPid, controller: LocalPid, credit: usize },
+}
+
+fn awaitable_or_value(value: Bound<'_, PyAny>) -> Started {
+    let awaitable = value
+        .py()
+        .import("inspect")
+        .and_then(|m| m.call_method1("isawaitable", (&value,)))
+        .and_then(|b| b.is_truthy())
+        .unwrap_or(false);
+    if awaitable {
+        Started::Awaitable(value.unbind())
+    } else {
+        Started::Value(value.unbind())
+    }
+}
+
+/// An async iterable is collected on the loop; anything else iterable is listed now.
+fn collect_or_list(helpers: &Bound<'_, PyModule>, value: Bound<'_, PyAny>) -> Result<Started, Failure> {
+    if helpers.call_method1("is_async_iterable", (&value,))?.is_truthy()? {
+        return Ok(Started::Awaitable(helpers.call_method1("collect", (&value,))?.unbind()));
+    }
+    let py = value.py();
+    Ok(Started::Value(PyList::type_object(py).call1((value,))?.into_any().unbind()))
+}
+
+use pyo3::type_object::PyTypeInfo;
+
+fn req_id(req: &Request) -> u64 {
+    req.reply.as_ref().map_or(0, |s| s.id)
+}
+
+/// Wrap `awaitable` in a task on the actor's loop whose completion calls `on_done(id, task)`.
+fn spawn_task<'py>(
+    actor: &Actor,
+    py: Python<'py>,
+    awaitable: &Bound<'py, PyAny>,
+    id: u64,
+    on_done: fn(&Actor, Python<'_>, u64, &Bound<'_, PyAny>),
+) -> PyResult<Py<PyAny>> {
+    let lp = actor.loop_state().event_loop.clone_ref(py);
+    let task = py.import("asyncio")?.call_method("ensure_future", (awaitable,), Some(&[("loop", lp)].into_py_dict(py)?))?;
+    let callback = PyCFunction::new_closure(py, None, None, move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| {
+        let py = args.py();
+        if let (Some(actor), Ok(task)) = (super::context::current_actor(), args.get_item(0)) {
+            on_done(&actor, py, id, &task);
+        }
+    })?;
+    task.call_method1("add_done_callback", (callback,))?;
+    Ok(task.unbind())
+}
+
+use pyo3::types::IntoPyDict;
+
+fn job_done(actor: &Actor, py: Python<'_>, id: u64, task: &Bound<'_, PyAny>) {
+    let Some(mut job) = actor.loop_state_mut().jobs.remove(&id) else { return };
+    let outcome = task_outcome(task);
+    drop(job.task);
+    reply(py, &mut job.req, outcome);
+}
+
+fn task_outcome<'py>(task: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, Failure> {
+    if task.call_method0("cancelled").and_then(|c| c.is_truthy()).unwrap_or(false) {
+        return Err(Failure::Python(pyo3::exceptions::asyncio::CancelledError::new_err("the task was cancelled")));
+    }
+    task.call_method0("result").map_err(Failure::Python)
+}
+
+/// Send `{py_reply, Ref, {ok, V} | {error, R}}` unless the caller gave up.
+fn reply(py: Python<'_>, req: &mut Request, outcome: Result<Bound<'_, PyAny>, Failure>) {
+    let Some(state) = req.reply.clone() else { return };
+    let body = req.body;
+    let msg = req.env.with(|env| {
+        let result = match outcome.and_then(|v| py_to_term(env, &v).map_err(Failure::from)) {
+            Ok(term) => ok_tuple(env, term),
+            Err(failure) => failure_to_term(py, env, failure),
+        };
+        let tag = get_tuple(unsafe { Term::new(env, body) }).ok()?.get(1).copied()?;
+        Some((atoms::py_reply(), tag, result).encode(env).as_c_arg())
+    });
+    if let Some(msg) = msg {
+        if state.try_reply() {
+            req.env.send_and_clear(&req.caller, msg);
+        }
+    }
+}
+
+/// The caller gave up on request `id`: cancel its task or close its stream.
+pub fn cancel(actor: &Actor, py: Python<'_>, id: u64) {
+    let task = actor.loop_state().jobs.get(&id).map(|j| j.task.clone_ref(py));
+    if let Some(task) = task {
+        let _ = task.bind(py).call_method0("cancel");
+        return;
+    }
+    let source = match actor.loop_state().streams.get(&id) {
+        Some(s) => match &s.source {
+            Source::Sync(it) => Source::Sync(it.clone_ref(py)),
+            Source::Async(task) => Source::Async(task.clone_ref(py)),
+        },
+        None => return,
+    };
+    match source {
+        Source::Async(task) => {
+            // The pump's `finally` closes the generator; its done-callback ends the stream.
+            let _ = task.bind(py).call_method0("cancel");
+        }
+        Source::Sync(iterator) => {
+            if let Ok(close) = iterator.bind(py).getattr("close") {
+                let _ = close.call0();
+            }
+            finish_stream(actor, py, id, Ending::Cancelled);
+        }
+    }
+}
+
+fn start_stream(actor: &Actor, py: Python<'_>, mut req: Request, value: Py<PyAny>, owner: LocalPid, controller: LocalPid, credit: usize) {
+    let id = req_id(&req);
+    let helpers = actor.loop_state().helpers.clone_ref(py);
+    let value = value.bind(py);
+    let source = (|| -> PyResult<Source> {
+        if helpers.bind(py).call_method1("is_async_iterable", (value,))?.is_truthy()? {
+            let emit = PyCFunction::new_closure(py, None, None, move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<bool> {
+                let actor = super::context::current_actor().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("no context"))?;
+                emit_item(&actor, args.py(), id, &args.get_item(0)?)
+            })?;
+            let wait = PyCFunction::new_closure(py, None, None, move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyAny>> {
+                let actor = super::context::current_actor().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("no context"))?;
+                credit_future(&actor, args.py(), id)
+            })?;
+            let pump = helpers.bind(py).call_method1("pump", (value, emit, wait))?;
+            Ok(Source::Async(spawn_task(actor, py, &pump, id, stream_task_done)?))
+        } else {
+            Ok(Source::Sync(value.try_iter()?.into_any().unbind()))
+        }
+    })();
+    match source {
+        Ok(source) => {
+            let is_sync = matches!(source, Source::Sync(_));
+            actor.loop_state_mut().streams.insert(
+                id,
+                Stream { req, owner, controller, credit, source, step_queued: false, credit_future: None },
+            );
+            if is_sync {
+                queue_step(actor, py, id);
+            }
+        }
+        Err(e) => {
+            let msg = req.env.with(|env| {
+                let reason = failure_to_term(py, env, Failure::Python(e));
+                stream_event(env, req.body, reason)
+            });
+            send_stream_end(&mut req, &owner, &controller, msg);
+        }
+    }
+}
+
+/// Schedule the next production step of sync stream `id` on the loop.
+fn queue_step(actor: &Actor, py: Python<'_>, id: u64) {
+    let lp = actor.loop_state().event_loop.clone_ref(py);
+    let step = PyCFunction::new_closure(py, None, None, move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| {
+        if let Some(actor) = super::context::current_actor() {
+            sync_step(&actor, args.py(), id);
+        }
+    });
+    if let Ok(step) = step {
+        if lp.bind(py).call_method1("call_soon", (step,)).is_ok() {
+            if let Some(s) = actor.loop_state_mut().streams.get_mut(&id) {
+                s.step_queued = true;
+            }
+        }
+    }
+}
+
+fn sync_step(actor: &Actor, py: Python<'_>, id: u64) {
+    let iterator = match actor.loop_state_mut().streams.get_mut(&id) {
+        Some(s) => {
+            s.step_queued = false;
+            match &s.source {
+                Source::Sync(it) => it.clone_ref(py),
+                Source::Async(_) => return,
+            }
+        }
+        None => return,
+    };
+    let iterator = iterator.bind(py);
+    for _ in 0..SYNC_BATCH {
+        let next = unsafe { Bound::from_owned_ptr_or_opt(py, pyo3::ffi::PyIter_Next(iterator.as_ptr())) };
+        match next {
+            Some(item) => match emit_item(actor, py, id, &item) {
+                Ok(true) => {}
+                Ok(false) => return, // out of credit: the controller's grant resumes us
+                Err(e) => return finish_stream(actor, py, id, Ending::Error(Failure::Python(e))),
+            },
+            None => {
+                return match PyErr::take(py) {
+                    Some(e) => finish_stream(actor, py, id, Ending::Error(Failure::Python(e))),
+                    None => finish_stream(actor, py, id, Ending::Done),
+                };
+            }
+        }
+    }
+    queue_step(actor, py, id);
+}
+
+/// Send one item to the owner. Answers whether credit is left; when it runs out, the
+/// controller is asked for more.
+fn emit_item(actor: &Actor, py: Python<'_>, id: u64, item: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let mut state = actor.loop_state_mut();
+    let Some(s) = state.streams.get_mut(&id) else {
+        return Err(pyo3::exceptions::asyncio::CancelledError::new_err("stream closed"));
+    };
+    let body = s.req.body;
+    let tag = s.req.env.with(|env| get_tuple(unsafe { Term::new(env, body) }).ok().and_then(|f| f.get(1).map(|t| t.as_c_arg())));
+    let Some(tag) = tag else { return Ok(false) };
+    let mut out = MsgEnv::new();
+    let msg = out.with(|env| -> PyResult<RawTerm> {
+        let value = py_to_term(env, item).map_err(crate::actors::callback::conv_to_py)?;
+        let tag = unsafe { Term::new(env, out.copy_raw(tag)) };
+        Ok((py_stream(), tag, (data(), value)).encode(env).as_c_arg())
+    })?;
+    let owner = s.owner;
+    let _ = py;
+    out.send_and_clear(&owner, msg);
+    s.credit = s.credit.saturating_sub(1);
+    if s.credit == 0 {
+        let controller = s.controller;
+        let tag_msg = MsgEnv::new();
+        let mut tag_env = tag_msg;
+        let m = tag_env.with(|env| (py_stream_credit(), unsafe { Term::new(env, tag_env.copy_raw(tag)) }).encode(env).as_c_arg());
+        tag_env.send_and_clear(&controller, m);
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+fn credit_future(actor: &Actor, py: Python<'_>, id: u64) -> PyResult<Py<PyAny>> {
+    let lp = actor.loop_state().event_loop.clone_ref(py);
+    let future = lp.bind(py).call_method0("create_future")?;
+    let mut state = actor.loop_state_mut();
+    match state.streams.get_mut(&id) {
+        Some(s) if s.credit > 0 => {
+            future.call_method1("set_result", (py.None(),))?;
+        }
+        Some(s) => s.credit_future = Some(future.clone().unbind()),
+        None => future.call_method0("cancel").map(|_| ())?,
+    }
+    Ok(future.unbind())
+}
+
+/// The controller granted `n` more items for stream `id`.
+pub fn grant_credit(actor: &Actor, py: Python<'_>, id: u64, n: usize) {
+    let (resume_sync, future) = {
+        let mut state = actor.loop_state_mut();
+        let Some(s) = state.streams.get_mut(&id) else { return };
+        let was_empty = s.credit == 0;
+        s.credit += n;
+        let resume_sync = was_empty && matches!(s.source, Source::Sync(_)) && !s.step_queued;
+        (resume_sync, s.credit_future.take())
+    };
+    if let Some(future) = future {
+        let _ = future.bind(py).call_method1("set_result", (py.None(),));
+    }
+    if resume_sync {
+        queue_step(actor, py, id);
+    }
+}
+
+fn stream_task_done(actor: &Actor, py: Python<'_>, id: u64, task: &Bound<'_, PyAny>) {
+    let cancelled = task.call_method0("cancelled").and_then(|c| c.is_truthy()).unwrap_or(false);
+    let ending = if cancelled {
+        Ending::Cancelled
+    } else {
+        match task.call_method0("result") {
+            Ok(_) => Ending::Done,
+            Err(e) => Ending::Error(Failure::Python(e)),
+        }
+    };
+    finish_stream(actor, py, id, ending);
+}
+
+enum Ending {
+    Done,
+    Cancelled,
+    Error(Failure),
+}
+
+fn finish_stream(actor: &Actor, py: Python<'_>, id: u64, ending: Ending) {
+    let Some(mut s) = actor.loop_state_mut().streams.remove(&id) else { return };
+    let body = s.req.body;
+    let msg = s.req.env.with(|env| {
+        let event = match ending {
+            Ending::Done => done().encode(env),
+            Ending::Cancelled => (atoms::error(), atoms::cancelled()).encode(env),
+            Ending::Error(failure) => failure_to_term(py, env, failure),
+        };
+        stream_event(env, body, event)
+    });
+    send_stream_end(&mut s.req, &s.owner, &s.controller, msg);
+}
+
+/// `{py_stream, Ref, Event}` in the request's environment.
+fn stream_event(env: Env, body: RawTerm, event: Term) -> Option<RawTerm> {
+    let tag = get_tuple(unsafe { Term::new(env, body) }).ok()?.get(1).copied()?;
+    Some((py_stream(), tag, event).encode(env).as_c_arg())
+}
+
+/// The stream's last event to its owner, then `{py_stream_finished, Ref}` to its controller.
+fn send_stream_end(req: &mut Request, owner: &LocalPid, controller: &LocalPid, msg: Option<RawTerm>) {
+    let body = req.body;
+    let tag = req.env.with(|env| get_tuple(unsafe { Term::new(env, body) }).ok().and_then(|f| f.get(1).map(|t| t.as_c_arg())));
+    if let Some(tag) = tag {
+        let mut note = MsgEnv::new();
+        let m = note.with(|env| (py_stream_finished(), unsafe { Term::new(env, note.copy_raw(tag)) }).encode(env).as_c_arg());
+        note.send_and_clear(controller, m);
+    }
+    if let Some(msg) = msg {
+        req.env.send_and_clear(owner, msg);
+    }
+}
+
+// exception_to_term is used through failure_to_term; keep the import for clarity of intent.
+#[allow(unused_imports)]
+use exception_to_term as _;
