@@ -156,6 +156,19 @@ fn call(py: Python<'_>, name: &str, args: &Bound<'_, pyo3::types::PyTuple>) -> P
     crate::actors::callback::call_erlang(py, name, args)
 }
 
+/// Awaitable form of `call`: `await erlang.async_call(name, *args)` runs the Erlang
+/// function without blocking the event loop.
+#[pyfunction]
+#[pyo3(signature = (name, *args))]
+fn async_call(py: Python<'_>, name: &str, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
+    if !crate::actors::callback::is_registered(name) {
+        return Err(pyo3::exceptions::PyNameError::new_err(format!(
+            "no Erlang function is registered as '{name}'"
+        )));
+    }
+    crate::actors::callback::async_call_erlang(py, name, args)
+}
+
 /// Whether an Erlang function is registered under `name`.
 #[pyfunction]
 fn _is_registered(name: &str) -> bool {
@@ -238,7 +251,7 @@ pub fn atom_type(py: Python<'_>) -> &Py<PyType> {
 #[pyo3(name = "erlang")]
 pub mod erlang {
     #[pymodule_export]
-    use super::{Pid, Ref, _write, call, _is_registered, send, whereis, _sleep};
+    use super::{Pid, Ref, _write, call, async_call, _is_registered, send, whereis, _sleep};
     #[pymodule_export]
     use crate::state_py::{
         state_clear, state_decr, state_delete, state_get, state_incr, state_keys, state_set, SharedDict,

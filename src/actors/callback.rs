@@ -67,25 +67,9 @@ pub fn call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyR
     }
     .ok_or_else(|| PyRuntimeError::new_err("erlang_python is not running"))?;
 
-    let mut env = MsgEnv::new();
-    let msg = env.with(|e| -> PyResult<_> {
-        let mut items = Vec::with_capacity(args.len());
-        for arg in args.iter() {
-            items.push(py_to_term(e, &arg).map_err(conv_to_py)?);
-        }
-        let tag = match current.as_ref().and_then(|c| c.tag) {
-            Some(tag) if caller_waits => unsafe { Term::new(e, env.copy_raw(tag)) },
-            _ => atoms::undefined().encode(e),
-        };
-        let local_env = match current.as_ref().and_then(|c| c.local_env.clone()) {
-            Some(res) => res.encode(e),
-            None => atoms::undefined().encode(e),
-        };
-        let ctx = ResourceArc::new(ContextRes { mailbox: actor.mailbox.clone() });
-        let name_bin = crate::convert::py_bytes_to_binary(e, name.as_bytes());
-        let fields = [atoms::py_callback().encode(e), tag, ctx.encode(e), id.encode(e), name_bin, items.encode(e), local_env];
-        Ok(rustler::types::tuple::make_tuple(e, &fields).as_c_arg())
-    })?;
+    let tag = current.as_ref().and_then(|c| c.tag).filter(|_| caller_waits);
+    let local_env = current.as_ref().and_then(|c| c.local_env.clone());
+    let (mut env, msg) = callback_message(&actor.mailbox, id, name, args, tag, local_env)?;
 
     // A caller that dies while its function runs must not leave this context waiting.
     let watch = ResourceArc::new(CallerWatch { mailbox: actor.mailbox.clone(), callback_id: id });
@@ -109,6 +93,67 @@ pub fn call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyR
         Some(CallbackOutcome::Answered(env, term)) => env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) })),
         _ => Err(Interrupted::new_err("the Erlang caller gave up waiting")),
     }
+}
+
+/// `{py_callback, Tag | undefined, Ctx, Id, Name, Args, Env | undefined}`.
+fn callback_message(
+    mailbox: &super::Mailbox,
+    id: u64,
+    name: &str,
+    args: &Bound<'_, PyTuple>,
+    tag: Option<crate::msg_env::RawTerm>,
+    local_env: Option<ResourceArc<crate::resources::EnvRes>>,
+) -> PyResult<(MsgEnv, crate::msg_env::RawTerm)> {
+    let env = MsgEnv::new();
+    let msg = env.with(|e| -> PyResult<_> {
+        let mut items = Vec::with_capacity(args.len());
+        for arg in args.iter() {
+            items.push(py_to_term(e, &arg).map_err(conv_to_py)?);
+        }
+        let tag = match tag {
+            Some(tag) => unsafe { Term::new(e, env.copy_raw(tag)) },
+            None => atoms::undefined().encode(e),
+        };
+        let local_env = match local_env {
+            Some(res) => res.encode(e),
+            None => atoms::undefined().encode(e),
+        };
+        let ctx = ResourceArc::new(ContextRes { mailbox: mailbox.clone() });
+        let name_bin = crate::convert::py_bytes_to_binary(e, name.as_bytes());
+        let fields = [atoms::py_callback().encode(e), tag, ctx.encode(e), id.encode(e), name_bin, items.encode(e), local_env];
+        Ok(rustler::types::tuple::make_tuple(e, &fields).as_c_arg())
+    })?;
+    Ok((env, msg))
+}
+
+/// `await erlang.async_call(name, *args)`: a future on the context's loop, resolved when
+/// the Erlang function (run by the dispatcher) answers; the loop keeps running meanwhile.
+pub fn async_call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+    let actor = current_actor().ok_or_else(|| {
+        PyRuntimeError::new_err("erlang.async_call works in code run by an erlang_python context")
+    })?;
+    let dispatcher = (*DISPATCHER.lock().unwrap()).ok_or_else(|| PyRuntimeError::new_err("erlang_python is not running"))?;
+    let event_loop = actor.loop_state().event_loop.clone_ref(py);
+    let future = event_loop.bind(py).call_method0("create_future")?;
+    let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
+    let local_env = actor.current().and_then(|c| c.local_env);
+    let (mut env, msg) = callback_message(&actor.mailbox, id, name, args, None, local_env)?;
+    actor.expect_async_answer(id, future.clone().unbind());
+    if !env.send_and_clear(&dispatcher, msg) {
+        return Err(ProcessError::new_err("the erlang_python dispatcher is gone"));
+    }
+    Ok(future.unbind())
+}
+
+/// Complete an `async_call` future with an Erlang answer.
+pub fn resolve_future(py: Python<'_>, future: &Bound<'_, PyAny>, env: &MsgEnv, term: crate::msg_env::RawTerm) {
+    if future.call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true) {
+        return;
+    }
+    let _ = match env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) })) {
+        Ok(value) => future.call_method1("set_result", (value,)),
+        Err(err) => future.call_method1("set_exception", (err.value(py),)),
+    };
 }
 
 /// `{ok, Value}` becomes the value; `{error, Reason, Text}` raises `erlang.ErlangError`.

@@ -151,6 +151,8 @@ pub struct Actor {
     /// Processes running an Erlang function for a waiting callback on another process's
     /// behalf (`py_nif:join_chain/2`): part of that call chain.
     joined: RefCell<Vec<(u64, LocalPid)>>,
+    /// Futures of `erlang.async_call` awaiting their Erlang answer, by callback id.
+    async_waits: RefCell<HashMap<u64, Py<PyAny>>>,
     /// Requests put aside while nesting was too deep for them.
     deferred: RefCell<VecDeque<Request>>,
     /// Set when a nested serve had to stop the context; outer levels unwind to the top.
@@ -190,6 +192,7 @@ impl Actor {
             waiting: RefCell::new(HashSet::new()),
             answers: RefCell::new(HashMap::new()),
             joined: RefCell::new(Vec::new()),
+            async_waits: RefCell::new(HashMap::new()),
             deferred: RefCell::new(VecDeque::new()),
             pending_exit: RefCell::new(None),
             loop_state: RefCell::new(loop_state),
@@ -275,6 +278,11 @@ impl Actor {
         }
     }
 
+    /// Resolve `future` with the answer of callback `id` when it arrives.
+    pub fn expect_async_answer(&self, id: u64, future: Py<PyAny>) {
+        self.async_waits.borrow_mut().insert(id, future);
+    }
+
     /// Start waiting for callback `id` (answers for ids nobody waits for are dropped).
     pub fn expect_answer(&self, id: u64) {
         self.waiting.borrow_mut().insert(id);
@@ -330,7 +338,10 @@ impl Actor {
             Msg::DropEnv(id) => self.executor.drop_env(id),
             Msg::DropObject(object) => drop(object),
             Msg::CallbackReply(id, env, term) => {
-                if self.waiting.borrow().contains(&id) {
+                let future = self.async_waits.borrow_mut().remove(&id);
+                if let Some(future) = future {
+                    super::callback::resolve_future(py, future.bind(py), &env, term);
+                } else if self.waiting.borrow().contains(&id) {
                     self.answers.borrow_mut().insert(id, CallbackOutcome::Answered(env, term));
                 }
             }
