@@ -39,6 +39,11 @@ impl MsgEnv {
         f(env)
     }
 
+    /// Drop every term built in this environment.
+    pub fn clear(&mut self) {
+        unsafe { enif_clear_env(self.raw) };
+    }
+
     /// Send `msg` (a term of this environment) to `pid`, then clear the environment.
     /// Must run on a thread the VM does not manage.
     pub fn send_and_clear(&mut self, pid: &LocalPid, msg: RawTerm) -> bool {

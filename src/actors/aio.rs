@@ -19,7 +19,7 @@ use rustler::{Atom, Encoder, Env, LocalPid, Term};
 use std::collections::HashMap;
 
 /// Items a synchronous generator produces per turn of the loop.
-const SYNC_BATCH: usize = 256;
+const SYNC_BATCH: usize = 1024;
 
 rustler::atoms! {
     async_call, async_gather, stream, stream_eval, stream_start,
@@ -47,6 +47,9 @@ enum Source {
 
 struct Stream {
     req: Request,
+    /// The stream's `Ref` (a term of `req.env`), and a reused environment for items.
+    tag: RawTerm,
+    out: MsgEnv,
     owner: LocalPid,
     controller: LocalPid,
     credit: usize,
@@ -314,9 +317,14 @@ fn start_stream(actor: &Actor, py: Python<'_>, mut req: Request, value: Py<PyAny
     match source {
         Ok(source) => {
             let is_sync = matches!(source, Source::Sync(_));
+            let body = req.body;
+            let Some(tag) = req.env.with(|env| get_tuple(unsafe { Term::new(env, body) }).ok().and_then(|f| f.get(1).map(|t| t.as_c_arg()))) else {
+                return;
+            };
+            let out = MsgEnv::new();
             actor.loop_state_mut().streams.insert(
                 id,
-                Stream { req, owner, controller, credit, source, step_queued: false, credit_future: None },
+                Stream { req, tag, out, owner, controller, credit, source, step_queued: false, credit_future: None },
             );
             if is_sync {
                 queue_step(actor, py, id);
@@ -387,15 +395,20 @@ fn emit_item(actor: &Actor, py: Python<'_>, id: u64, item: &Bound<'_, PyAny>) ->
     let Some(s) = state.streams.get_mut(&id) else {
         return Err(pyo3::exceptions::asyncio::CancelledError::new_err("stream closed"));
     };
-    let body = s.req.body;
-    let tag = s.req.env.with(|env| get_tuple(unsafe { Term::new(env, body) }).ok().and_then(|f| f.get(1).map(|t| t.as_c_arg())));
-    let Some(tag) = tag else { return Ok(false) };
-    let mut out = MsgEnv::new();
+    let tag = s.tag;
+    let out = &mut s.out;
     let msg = out.with(|env| -> PyResult<RawTerm> {
         let value = py_to_term(env, item).map_err(crate::actors::callback::conv_to_py)?;
         let tag = unsafe { Term::new(env, out.copy_raw(tag)) };
         Ok((py_stream(), tag, (data(), value)).encode(env).as_c_arg())
-    })?;
+    });
+    let msg = match msg {
+        Ok(msg) => msg,
+        Err(e) => {
+            out.clear();
+            return Err(e);
+        }
+    };
     let owner = s.owner;
     let _ = py;
     out.send_and_clear(&owner, msg);
