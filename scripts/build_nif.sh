@@ -13,3 +13,6 @@ mv "$here/erlang/priv/py_nif.so.tmp" "$here/erlang/priv/py_nif.so"
 rm -rf "$here/erlang/priv/erlang_shim"
 mkdir -p "$here/erlang/priv/erlang_shim"
 cp "$here"/python/erlang_shim/*.py "$here"/python/erlang_shim/py.typed "$here/erlang/priv/erlang_shim/"
+# Type stubs of the native `erlang` module (PEP 561 stub-only package).
+rm -rf "$here/erlang/priv/erlang-stubs"
+cp -r "$here/python/erlang-stubs" "$here/erlang/priv/erlang-stubs"
