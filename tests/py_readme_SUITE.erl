@@ -7,14 +7,14 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
--export([erlang_quick_start/1, elixir_quick_start/1]).
+-export([erlang_quick_start/1, elixir_quick_start/1, erlang_more/1]).
 
 %% A hung case fails after this long instead of stalling the run.
 suite() ->
     [{timetrap, {minutes, 3}}].
 
 all() ->
-    [erlang_quick_start, elixir_quick_start].
+    [erlang_quick_start, elixir_quick_start, erlang_more].
 
 init_per_suite(Config) ->
     {ok, Readme} = file:read_file(filename:join(py_test_lib:root(), "README.md")),
@@ -29,6 +29,15 @@ erlang_quick_start(Config) ->
     {ok, Exprs} = erl_parse:parse_exprs(Tokens),
     {value, Last, _} = erl_eval:exprs(Exprs, erl_eval:new_bindings()),
     ?assertEqual({error, timeout}, Last).
+
+erlang_more(Config) ->
+    ok = py_test_lib:start(),
+    ok = py:state_clear(),
+    Code = block(?config(readme, Config), <<"## More in a few lines">>, <<"erlang">>),
+    {ok, Tokens, _} = erl_scan:string(unicode:characters_to_list(Code)),
+    {ok, Exprs} = erl_parse:parse_exprs(Tokens),
+    {value, Last, _} = erl_eval:exprs(Exprs, erl_eval:new_bindings()),
+    ?assertEqual({ok, 2}, Last).
 
 elixir_quick_start(Config) ->
     Code = block(?config(readme, Config), <<"## Quick start (Elixir)">>, <<"elixir">>),
