@@ -35,4 +35,5 @@ rustler::atoms! {
     to_term,
     stdout,
     stderr,
+    main_module = "__main__",
 }

@@ -53,6 +53,8 @@ pub struct Executor {
     /// Modules named by atoms, keyed by the atom term (atoms are immediates).
     modules: RefCell<HashMap<RawTerm, Py<PyModule>>>,
     code_cache: RefCell<HashMap<(String, bool), Py<PyCode>>>,
+    /// Function names given as atoms, as interned attribute paths.
+    names: RefCell<HashMap<RawTerm, Vec<Py<PyString>>>>,
 }
 
 impl Executor {
@@ -63,6 +65,7 @@ impl Executor {
             shared_ns: new_namespace(py)?,
             modules: RefCell::new(HashMap::new()),
             code_cache: RefCell::new(HashMap::new()),
+            names: RefCell::new(HashMap::new()),
         })
     }
 
@@ -155,9 +158,9 @@ impl Executor {
     /// The callable named by module `m` and (possibly dotted) function name `f`.
     /// Module `'__main__'` means the caller's own namespace.
     fn resolve<'py>(&self, py: Python<'py>, ns: &Bound<'py, PyDict>, m: Term, f: Term) -> Result<Bound<'py, PyAny>, Failure> {
-        let func = term_to_py_str(f).ok_or(Failure::BadArg("function"))?;
-        let mut parts = func.split('.');
-        let first = parts.next().unwrap_or_default();
+        let path = self.attribute_path(py, f)?;
+        let (first, rest) = path.split_first().ok_or(Failure::BadArg("function"))?;
+        let first = first.bind(py);
         let mut target = if is_main(m) {
             match ns.get_item(first)? {
                 Some(v) => v,
@@ -168,10 +171,27 @@ impl Executor {
         } else {
             self.module(py, m)?.getattr(first)?
         };
-        for attr in parts {
-            target = target.getattr(attr)?;
+        for attr in rest {
+            target = target.getattr(attr.bind(py))?;
         }
         Ok(target)
+    }
+
+    /// The interned parts of a (possibly dotted) function name; cached for atoms, whose
+    /// interned strings keep their hash, so lookups skip hashing and allocation.
+    fn attribute_path(&self, py: Python<'_>, f: Term) -> Result<Vec<Py<PyString>>, Failure> {
+        let is_atom = f.get_type() == TermType::Atom;
+        if is_atom {
+            if let Some(path) = self.names.borrow().get(&f.as_c_arg()) {
+                return Ok(path.iter().map(|p| p.clone_ref(py)).collect());
+            }
+        }
+        let name = term_to_py_str(f).ok_or(Failure::BadArg("function"))?;
+        let path: Vec<Py<PyString>> = name.split('.').map(|part| PyString::intern(py, part).unbind()).collect();
+        if is_atom {
+            self.names.borrow_mut().insert(f.as_c_arg(), path.iter().map(|p| p.clone_ref(py)).collect());
+        }
+        Ok(path)
     }
 
     fn module<'py>(&self, py: Python<'py>, m: Term) -> Result<Bound<'py, PyModule>, Failure> {
@@ -219,7 +239,10 @@ impl Executor {
 }
 
 fn is_main(m: Term) -> bool {
-    term_to_py_str(m).as_deref() == Some("__main__")
+    match m.decode::<Atom>() {
+        Ok(atom) => atom == atoms::main_module(),
+        Err(_) => term_to_py_str(m).as_deref() == Some("__main__"),
+    }
 }
 
 /// A fresh process-bound namespace: a module-like dict with `erlang` pre-bound.
