@@ -39,3 +39,11 @@ def catch_erlang_error(name: str) -> tuple[str, Any, str]:
 
 def is_subclass_of_exception() -> bool:
     return issubclass(erlang.ErlangError, Exception)
+
+
+def wait_for_erlang() -> Any:
+    """Call the Erlang `hang_here`; record that the frame unwound."""
+    try:
+        return erlang.hang_here()
+    finally:
+        side_effects.append("unwound")

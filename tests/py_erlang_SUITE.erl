@@ -14,7 +14,7 @@
          send_message/1, send_to_dead_pid/1, whereis/1, sleep_sync/1,
          state_from_both_sides/1, state_incr_concurrent/1, state_incr_not_integer/1,
          shared_dict_both_sides/1, shared_dict_owner_exit/1, shared_dict_destroyed/1,
-         module_reads_well/1]).
+         module_reads_well/1, caller_killed_in_erlang_function/1]).
 
 %% A hung case fails after this long instead of stalling the run.
 suite() ->
@@ -27,7 +27,7 @@ all() ->
      callbacks_from_cast_and_spawn, send_message, send_to_dead_pid, whereis, sleep_sync,
      state_from_both_sides, state_incr_concurrent, state_incr_not_integer,
      shared_dict_both_sides, shared_dict_owner_exit, shared_dict_destroyed,
-     module_reads_well].
+     module_reads_well, caller_killed_in_erlang_function].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -292,3 +292,15 @@ module_reads_well(_) ->
     ?assertEqual({ok, true},
                  py:eval(<<"__import__('os').path.exists(__import__('os').path.join("
                            "__import__('os').path.dirname(__import__('erlang_shim').__file__), 'py.typed'))">>)).
+
+caller_killed_in_erlang_function(_) ->
+    %% The caller runs the Erlang function; when it dies there, the Python code waiting
+    %% for the answer is interrupted and the context goes on serving.
+    Self = self(),
+    ok = py:register_function(hang_here, fun([]) -> Self ! {hanging, self()}, timer:sleep(infinity) end),
+    Ctx = py:context(),
+    Caller = spawn(fun() -> py:call(Ctx, py_callback_helpers, wait_for_erlang, []) end),
+    receive {hanging, Caller} -> ok after 5000 -> ct:fail(function_not_called) end,
+    exit(Caller, kill),
+    ?assertEqual({ok, 3}, py:call(Ctx, operator, add, [1, 2], #{timeout => 5000})),
+    ?assert(lists:member(<<"unwound">>, element(2, py:call(Ctx, py_callback_helpers, effects, [])))).

@@ -190,19 +190,21 @@ spawn_call(Ctx, Module, Func, Args, Kwargs) when is_pid(Ctx) ->
     spawn_routed(by_pid(Ctx), Module, Func, Args, Kwargs).
 
 spawn_routed(Routed, Module, Func, Args, Kwargs) ->
+    start_detached(Routed, Kwargs, fun(Ref) -> {call, Ref, Module, Func, Args, Kwargs, false} end).
+
+%% Submit a request nobody waits for in `receive' yet; `await/1,2' collects its reply.
+%% An immediate failure is delivered as that reply.
+start_detached(Routed, Kwargs, Request) ->
     Ref = make_ref(),
     Result = case Routed of
                  {ok, {_, Ctx, _} = Entry} when is_map(Kwargs) ->
                      Env = py_context_router:local_env(Entry),
-                     py_nif:submit(Ctx, Env, {call, Ref, Module, Func, Args, Kwargs, false}, false);
+                     py_nif:submit(Ctx, Env, Request(Ref), false);
                  {ok, _} ->
                      {error, {badarg, kwargs}};
                  Error ->
                      Error
              end,
-    remember_spawned(Ref, Result).
-
-remember_spawned(Ref, Result) ->
     case Result of
         {ok, Handle} -> put({'$py_spawned', Ref}, Handle);
         Failed -> self() ! {py_reply, Ref, Failed}
@@ -236,17 +238,7 @@ async_call(Module, Func, Args) ->
 
 -spec async_call(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
 async_call(Module, Func, Args, Kwargs) ->
-    Ref = make_ref(),
-    Result = case pick() of
-                 {ok, {_, Ctx, _} = Entry} when is_map(Kwargs) ->
-                     Env = py_context_router:local_env(Entry),
-                     py_nif:submit(Ctx, Env, {async_call, Ref, Module, Func, Args, Kwargs}, false);
-                 {ok, _} ->
-                     {error, {badarg, kwargs}};
-                 Error ->
-                     Error
-             end,
-    remember_spawned(Ref, Result).
+    start_detached(pick(), Kwargs, fun(Ref) -> {async_call, Ref, Module, Func, Args, Kwargs} end).
 
 %% @doc Wait for an `async_call' result; a timeout cancels the task.
 -spec async_await(py_ref()) -> py_result().
