@@ -33,6 +33,7 @@ test: deps build
 
 demo: deps build
 	escript examples/demo.escript $(CURDIR)
+	escript examples/token_stream.escript $(CURDIR)
 
 bench: deps build
 	escript bench/run_bench.escript $(CURDIR) $(BENCH_ARGS)

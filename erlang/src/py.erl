@@ -254,7 +254,9 @@ async_await(Ref, Timeout) ->
 -spec async_gather([{py_module(), py_func(), py_args()} |
                     {py_module(), py_func(), py_args(), py_kwargs()}]) -> py_result().
 async_gather(Calls) when is_list(Calls) ->
-    routed(pick(), async_gather, [Calls]).
+    routed(pick(), async_gather, [Calls]);
+async_gather(_Calls) ->
+    {error, {badarg, calls}}.
 
 %% @doc Collect an async generator (or any iterable) into `{ok, Items}'.
 -spec async_stream(py_module(), py_func(), py_args()) -> py_result().
@@ -299,6 +301,8 @@ stream_start(Module, Func, Args) ->
 -spec stream_start(py_module(), py_func(), py_args(), map()) -> {ok, reference()} | {error, term()}.
 stream_start(Module, Func, Args, Opts) when is_map(Opts) ->
     case pick() of
+        {ok, _} when is_map_key(kwargs, Opts), not is_map(map_get(kwargs, Opts)) ->
+            {error, {badarg, kwargs}};
         {ok, Entry} ->
             py_stream:start(Entry, Module, Func, Args,
                             maps:get(kwargs, Opts, #{}),

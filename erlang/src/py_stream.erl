@@ -8,6 +8,7 @@
 
 -define(TABLE, py_streams).
 -define(RECHECK_MS, 1).
+-define(MAX_RECHECK_MS, 64).
 
 %% @doc Start a stream; answers `{ok, Ref}' once it is queued on the context.
 -spec start(py_context_router:entry(), py:py_module(), py:py_func(), py:py_args(),
@@ -81,21 +82,33 @@ loop(#{ref := Ref, handle := Handle, owner := Owner} = S) ->
             finish(S)
     end.
 
-%% Grant as many items as the owner has room for; if it has none, look again shortly.
+%% Grant as many items as the owner has room for; if it has none, look again later.
+%% The owner's whole queue length bounds this stream's unread items from above; only when
+%% it is high are the stream's own messages counted, so unrelated messages in the owner's
+%% mailbox never stall the stream.
 grant(#{waiting := true} = S) ->
     S;
 grant(#{handle := Handle, owner := Owner, window := Window, ref := Ref} = S) ->
-    Unread = case erlang:process_info(Owner, message_queue_len) of
-                 {message_queue_len, N} -> N;
-                 undefined -> 0
-             end,
-    case Unread < Window div 2 + 1 of
+    Unread = unread(Owner, Ref, Window div 2 + 1),
+    case Unread =< Window div 2 of
         true ->
-            ok = py_nif:stream_credit(Handle, Window - min(Unread, Window - 1)),
-            S;
+            ok = py_nif:stream_credit(Handle, Window - Unread),
+            S#{backoff => ?RECHECK_MS};
         false ->
-            erlang:send_after(?RECHECK_MS, self(), {recheck, Ref}),
-            S#{waiting := true}
+            Backoff = maps:get(backoff, S, ?RECHECK_MS),
+            erlang:send_after(Backoff, self(), {recheck, Ref}),
+            S#{waiting := true, backoff => min(Backoff * 2, ?MAX_RECHECK_MS)}
+    end.
+
+unread(Owner, Ref, Enough) ->
+    case erlang:process_info(Owner, message_queue_len) of
+        {message_queue_len, N} when N < Enough -> N;
+        {message_queue_len, _} ->
+            case erlang:process_info(Owner, messages) of
+                {messages, Messages} -> length([M || {py_stream, R, _} = M <- Messages, R =:= Ref]);
+                undefined -> 0
+            end;
+        undefined -> 0
     end.
 
 await_finish(#{ref := Ref} = S) ->
