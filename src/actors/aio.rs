@@ -10,10 +10,11 @@ use super::context::Actor;
 use super::Request;
 use crate::atoms;
 use crate::convert::py_to_term;
-use crate::execute::{exception_to_term, failure_to_term, ok_tuple, Failure};
+use crate::execute::{failure_to_term, ok_tuple, Failure};
 use crate::msg_env::{MsgEnv, RawTerm};
 use pyo3::prelude::*;
-use pyo3::types::{PyCFunction, PyDict, PyList, PyModule, PyTuple};
+use pyo3::type_object::PyTypeInfo;
+use pyo3::types::{IntoPyDict, PyCFunction, PyDict, PyList, PyModule, PyTuple};
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Encoder, Env, LocalPid, Term};
 use std::collections::HashMap;
@@ -205,8 +206,6 @@ fn collect_or_list(helpers: &Bound<'_, PyModule>, value: Bound<'_, PyAny>) -> Re
     Ok(Started::Value(PyList::type_object(py).call1((value,))?.into_any().unbind()))
 }
 
-use pyo3::type_object::PyTypeInfo;
-
 fn req_id(req: &Request) -> u64 {
     req.reply.as_ref().map_or(0, |s| s.id)
 }
@@ -230,8 +229,6 @@ fn spawn_task<'py>(
     task.call_method1("add_done_callback", (callback,))?;
     Ok(task.unbind())
 }
-
-use pyo3::types::IntoPyDict;
 
 fn job_done(actor: &Actor, py: Python<'_>, id: u64, task: &Bound<'_, PyAny>) {
     let Some(mut job) = actor.loop_state_mut().jobs.remove(&id) else { return };
@@ -414,11 +411,8 @@ fn emit_item(actor: &Actor, py: Python<'_>, id: u64, item: &Bound<'_, PyAny>) ->
     out.send_and_clear(&owner, msg);
     s.credit = s.credit.saturating_sub(1);
     if s.credit == 0 {
-        let controller = s.controller;
-        let tag_msg = MsgEnv::new();
-        let mut tag_env = tag_msg;
-        let m = tag_env.with(|env| (py_stream_credit(), unsafe { Term::new(env, tag_env.copy_raw(tag)) }).encode(env).as_c_arg());
-        tag_env.send_and_clear(&controller, m);
+        let note = out.with(|env| (py_stream_credit(), unsafe { Term::new(env, out.copy_raw(tag)) }).encode(env).as_c_arg());
+        out.send_and_clear(&s.controller, note);
         return Ok(false);
     }
     Ok(true)
@@ -508,7 +502,3 @@ fn send_stream_end(req: &mut Request, owner: &LocalPid, controller: &LocalPid, m
         req.env.send_and_clear(owner, msg);
     }
 }
-
-// exception_to_term is used through failure_to_term; keep the import for clarity of intent.
-#[allow(unused_imports)]
-use exception_to_term as _;
