@@ -8,7 +8,7 @@
 
 -define(TABLE, py_streams).
 -define(RECHECK_MS, 1).
--define(MAX_RECHECK_MS, 64).
+-define(MAX_RECHECK_MS, 16).
 
 %% @doc Start a stream; answers `{ok, Ref}' once it is queued on the context.
 -spec start(py_context_router:entry(), py:py_module(), py:py_func(), py:py_args(),
@@ -84,13 +84,13 @@ loop(#{ref := Ref, handle := Handle, owner := Owner} = S) ->
 
 %% Grant as many items as the owner has room for; if it has none, look again later.
 %% The owner's whole queue length bounds this stream's unread items from above; only when
-%% it is high are the stream's own messages counted, so unrelated messages in the owner's
-%% mailbox never stall the stream.
+%% it reaches the window are the stream's own messages counted, so unrelated messages in
+%% the owner's mailbox never stall the stream.
 grant(#{waiting := true} = S) ->
     S;
 grant(#{handle := Handle, owner := Owner, window := Window, ref := Ref} = S) ->
-    Unread = unread(Owner, Ref, Window div 2 + 1),
-    case Unread =< Window div 2 of
+    Unread = unread(Owner, Ref, Window),
+    case Unread < Window of
         true ->
             ok = py_nif:stream_credit(Handle, Window - Unread),
             S#{backoff => ?RECHECK_MS};
@@ -100,9 +100,9 @@ grant(#{handle := Handle, owner := Owner, window := Window, ref := Ref} = S) ->
             S#{waiting := true, backoff => min(Backoff * 2, ?MAX_RECHECK_MS)}
     end.
 
-unread(Owner, Ref, Enough) ->
+unread(Owner, Ref, Window) ->
     case erlang:process_info(Owner, message_queue_len) of
-        {message_queue_len, N} when N < Enough -> N;
+        {message_queue_len, N} when N < Window -> N;
         {message_queue_len, _} ->
             case erlang:process_info(Owner, messages) of
                 {messages, Messages} -> length([M || {py_stream, R, _} = M <- Messages, R =:= Ref]);
