@@ -74,7 +74,12 @@ report(Root, Opts, Info, #{rows := Rows, errors := Errors,
     Header = header(Root, Opts, Info),
     Footer = footer(Missed, Skipped, Errors),
     io:format("~n~ts~n~ts", [Table, Footer]),
-    Doc = [Header, "\n", Table, "\n", Footer],
+    %% What costs the time where a target is missed: written by hand, kept with the numbers.
+    Analysis = case file:read_file(filename:join([Root, "bench", "ANALYSIS.md"])) of
+                   {ok, Text} -> ["\n", Text];
+                   {error, _} -> []
+               end,
+    Doc = [Header, "\n", Table, "\n", Footer, Analysis],
     File = case Opts of
                #{quick := true} -> filename:join([Root, "bench", "_out", "quick.md"]);
                #{only := all} -> filename:join([Root, "bench", "RESULTS.md"]);
