@@ -50,7 +50,7 @@ struct Stream {
     req: Request,
     /// The stream's `Ref` (a term of `req.env`), and a reused environment for items.
     tag: RawTerm,
-    out: MsgEnv,
+    out: Option<MsgEnv>,
     owner: LocalPid,
     controller: LocalPid,
     credit: usize,
@@ -318,7 +318,7 @@ fn start_stream(actor: &Actor, py: Python<'_>, mut req: Request, value: Py<PyAny
             let Some(tag) = req.env.with(|env| get_tuple(unsafe { Term::new(env, body) }).ok().and_then(|f| f.get(1).map(|t| t.as_c_arg()))) else {
                 return;
             };
-            let out = MsgEnv::new();
+            let out = Some(MsgEnv::new());
             actor.loop_state_mut().streams.insert(
                 id,
                 Stream { req, tag, out, owner, controller, credit, source, step_queued: false, credit_future: None },
@@ -388,34 +388,43 @@ fn sync_step(actor: &Actor, py: Python<'_>, id: u64) {
 /// Send one item to the owner. Answers whether credit is left; when it runs out, the
 /// controller is asked for more.
 fn emit_item(actor: &Actor, py: Python<'_>, id: u64, item: &Bound<'_, PyAny>) -> PyResult<bool> {
-    let mut state = actor.loop_state_mut();
-    let Some(s) = state.streams.get_mut(&id) else {
-        return Err(pyo3::exceptions::asyncio::CancelledError::new_err("stream closed"));
+    // No borrow of the loop state is held while converting: `__str__` of an item may run
+    // Python code that reaches this context again.
+    let (tag, owner, mut out) = {
+        let mut state = actor.loop_state_mut();
+        let Some(s) = state.streams.get_mut(&id) else {
+            return Err(pyo3::exceptions::asyncio::CancelledError::new_err("stream closed"));
+        };
+        (s.tag, s.owner, s.out.take().unwrap_or_else(MsgEnv::new))
     };
-    let tag = s.tag;
-    let out = &mut s.out;
     let msg = out.with(|env| -> PyResult<RawTerm> {
         let value = py_to_term(env, item).map_err(crate::actors::callback::conv_to_py)?;
         let tag = unsafe { Term::new(env, out.copy_raw(tag)) };
         Ok((py_stream(), tag, (data(), value)).encode(env).as_c_arg())
     });
-    let msg = match msg {
-        Ok(msg) => msg,
+    let sent = match msg {
+        Ok(msg) => {
+            let _ = py;
+            out.send_and_clear(&owner, msg);
+            Ok(())
+        }
         Err(e) => {
             out.clear();
-            return Err(e);
+            Err(e)
         }
     };
-    let owner = s.owner;
-    let _ = py;
-    out.send_and_clear(&owner, msg);
-    s.credit = s.credit.saturating_sub(1);
-    if s.credit == 0 {
-        let note = out.with(|env| (py_stream_credit(), unsafe { Term::new(env, out.copy_raw(tag)) }).encode(env).as_c_arg());
-        out.send_and_clear(&s.controller, note);
-        return Ok(false);
-    }
-    Ok(true)
+    let mut state = actor.loop_state_mut();
+    let Some(s) = state.streams.get_mut(&id) else { return sent.map(|_| false) };
+    let result = sent.map(|_| {
+        s.credit = s.credit.saturating_sub(1);
+        if s.credit == 0 {
+            let note = out.with(|env| (py_stream_credit(), unsafe { Term::new(env, out.copy_raw(tag)) }).encode(env).as_c_arg());
+            out.send_and_clear(&s.controller, note);
+        }
+        s.credit > 0
+    });
+    s.out = Some(out);
+    result
 }
 
 fn credit_future(actor: &Actor, py: Python<'_>, id: u64) -> PyResult<Py<PyAny>> {
