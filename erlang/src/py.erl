@@ -27,7 +27,10 @@
          state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
          state_incr/1, state_incr/2, state_decr/1, state_decr/2,
          shared_dict_new/0, shared_dict_get/2, shared_dict_get/3, shared_dict_set/3,
-         shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1]).
+         shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
+         gc/0, gc/1, memory_stats/0, tracemalloc_start/0, tracemalloc_start/1,
+         tracemalloc_stop/0, reload/1, dup_fd/1,
+         activate_venv/1, deactivate_venv/0, venv_info/0]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -488,6 +491,88 @@ shared_dict_keys(Dict) -> py_nif:shared_dict_keys(Dict).
 
 -spec shared_dict_destroy(reference()) -> ok.
 shared_dict_destroy(Dict) -> py_nif:shared_dict_destroy(Dict).
+
+%%% ---------------------------------------------------------------------------
+%%% Interpreter services (one interpreter serves every context, so each runs once)
+
+%% @doc Full garbage collection; answers the number of unreachable objects found.
+-spec gc() -> {ok, non_neg_integer()} | {error, term()}.
+gc() ->
+    gc(2).
+
+%% @doc Collect generation 0, 1 or 2 (2 is a full collection).
+-spec gc(0..2) -> {ok, non_neg_integer()} | {error, term()}.
+gc(Generation) when Generation =:= 0; Generation =:= 1; Generation =:= 2 ->
+    admin(collect, [Generation]);
+gc(_Generation) ->
+    {error, {badarg, generation}}.
+
+%% @doc `{ok, #{gc_stats, gc_count, gc_threshold}}', plus `traced_memory_current' and
+%% `traced_memory_peak' while tracemalloc runs.
+-spec memory_stats() -> {ok, map()} | {error, term()}.
+memory_stats() ->
+    admin(memory_stats, []).
+
+-spec tracemalloc_start() -> ok | {error, term()}.
+tracemalloc_start() ->
+    tracemalloc_start(1).
+
+-spec tracemalloc_start(pos_integer()) -> ok | {error, term()}.
+tracemalloc_start(Frames) when is_integer(Frames), Frames > 0 ->
+    admin_ok(tracemalloc_start, [Frames]);
+tracemalloc_start(_Frames) ->
+    {error, {badarg, frames}}.
+
+-spec tracemalloc_stop() -> ok | {error, term()}.
+tracemalloc_stop() ->
+    admin_ok(tracemalloc_stop, []).
+
+%% @doc `importlib.reload' of an imported module (a module not imported yet is left
+%% alone); answers `ok'.
+-spec reload(py_module()) -> ok | {error, term()}.
+reload(Module) ->
+    case admin(reload, [name_binary(Module)]) of
+        {ok, _} -> ok;
+        Error -> Error
+    end.
+
+%% @doc A duplicate of file descriptor `Fd' (for handing a socket to Python).
+-spec dup_fd(non_neg_integer()) -> {ok, non_neg_integer()} | {error, term()}.
+dup_fd(Fd) when is_integer(Fd), Fd >= 0 ->
+    admin(dup_fd, [Fd]);
+dup_fd(_Fd) ->
+    {error, {badarg, fd}}.
+
+%% @doc Put a virtual environment's packages (and what its `.pth' files add) first on
+%% `sys.path'. Activating another venv replaces the first.
+-spec activate_venv(file:filename_all()) -> ok | {error, term()}.
+activate_venv(Path) ->
+    admin_ok(activate_venv, [unicode:characters_to_binary(Path)]).
+
+%% @doc Restore `sys.path' as it was before `activate_venv/1'.
+-spec deactivate_venv() -> ok | {error, term()}.
+deactivate_venv() ->
+    admin_ok(deactivate_venv, []).
+
+%% @doc `#{<<"venv_path">> => P, <<"site_packages">> => S}' of the active venv, or `none'.
+-spec venv_info() -> map() | none | {error, term()}.
+venv_info() ->
+    case admin(venv_info, []) of
+        {ok, Info} -> Info;
+        Error -> Error
+    end.
+
+admin(Function, Args) ->
+    call('erlang_shim._admin', Function, Args).
+
+admin_ok(Function, Args) ->
+    case admin(Function, Args) of
+        {ok, _} -> ok;
+        Error -> Error
+    end.
+
+name_binary(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
+name_binary(Name) -> unicode:characters_to_binary(Name).
 
 %%% ---------------------------------------------------------------------------
 %%% Internals

@@ -1,0 +1,116 @@
+%%% @doc Interpreter services: garbage collection, memory statistics, tracemalloc,
+%%% module reload, fd duplication, and activating a virtual environment at run time.
+-module(py_admin_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
+-export([gc_collects_cycles/1, gc_generations/1, memory_stats/1, tracemalloc/1,
+         reload_module/1, dup_fd/1, venv_activate_deactivate/1, venv_errors/1]).
+
+%% A hung case fails after this long instead of stalling the run.
+suite() ->
+    [{timetrap, {minutes, 3}}].
+
+all() ->
+    [gc_collects_cycles, gc_generations, memory_stats, tracemalloc, reload_module, dup_fd,
+     venv_activate_deactivate, venv_errors].
+
+init_per_suite(Config) ->
+    ok = py_test_lib:start(),
+    Config.
+
+end_per_suite(_Config) ->
+    py_test_lib:stop().
+
+gc_collects_cycles(_) ->
+    {ok, _} = py:gc(),
+    ok = py:exec(<<"import gc\ngc.disable()\n"
+                   "for _ in range(100):\n    a = []\n    a.append(a)\n"
+                   "del a\ngc.enable()\n">>),
+    {ok, Found} = py:gc(),
+    ?assert(Found >= 100).
+
+gc_generations(_) ->
+    ?assertMatch({ok, N} when is_integer(N), py:gc(0)),
+    ?assertMatch({ok, N} when is_integer(N), py:gc(1)),
+    ?assertEqual({error, {badarg, generation}}, py:gc(3)).
+
+memory_stats(_) ->
+    {ok, Stats} = py:memory_stats(),
+    ?assertMatch(#{<<"gc_stats">> := [_, _, _], <<"gc_count">> := {_, _, _},
+                   <<"gc_threshold">> := {_, _, _}}, Stats),
+    ?assertNot(maps:is_key(<<"traced_memory_current">>, Stats)).
+
+tracemalloc(_) ->
+    ok = py:tracemalloc_start(),
+    {ok, _} = py:eval(<<"len([bytes(1000) for _ in range(100)])">>),
+    {ok, Stats} = py:memory_stats(),
+    ?assertMatch(#{<<"traced_memory_current">> := C, <<"traced_memory_peak">> := P}
+                   when is_integer(C) andalso P >= C, Stats),
+    ok = py:tracemalloc_stop(),
+    {ok, After} = py:memory_stats(),
+    ?assertNot(maps:is_key(<<"traced_memory_peak">>, After)),
+    ok = py:tracemalloc_start(5),
+    ok = py:tracemalloc_stop(),
+    ?assertEqual({error, {badarg, frames}}, py:tracemalloc_start(0)).
+
+reload_module(Config) ->
+    Dir = ?config(priv_dir, Config),
+    File = filename:join(Dir, "py_admin_reloadable.py"),
+    ok = file:write_file(File, <<"VALUE = 1\n">>),
+    {ok, none} = py:eval(<<"__import__('sys').path.insert(0, d)">>,
+                         #{d => unicode:characters_to_binary(Dir)}),
+    ?assertEqual({ok, 1}, py:eval(<<"__import__('py_admin_reloadable').VALUE">>)),
+    ok = file:write_file(File, <<"VALUE = 2\n">>),
+    %% Make sure the changed source is not skipped for having the same mtime.
+    ok = file:change_time(File, {{2030, 1, 1}, {0, 0, 0}}),
+    ?assertEqual(ok, py:reload(py_admin_reloadable)),
+    ?assertEqual({ok, 2}, py:eval(<<"__import__('py_admin_reloadable').VALUE">>)),
+    ?assertEqual({ok, 2}, py:call(py_admin_reloadable, '__getattribute__', [<<"VALUE">>])),
+    %% A module nobody imported is left alone.
+    ?assertEqual(ok, py:reload(<<"py_admin_never_imported">>)).
+
+dup_fd(_) ->
+    {ok, Listen} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Fd} = inet:getfd(Listen),
+    {ok, Dup} = py:dup_fd(Fd),
+    ?assert(Dup =/= Fd),
+    {ok, {Kind, _}} = py:eval(<<"(__import__('stat').S_ISSOCK(__import__('os').fstat(fd).st_mode), 0)">>,
+                              #{fd => Dup}),
+    ?assert(Kind),
+    {ok, none} = py:call(os, close, [Dup]),
+    ok = gen_tcp:close(Listen),
+    ?assertEqual({error, {badarg, fd}}, py:dup_fd(-1)),
+    ?assertMatch({error, {'OSError', _}}, py:dup_fd(987654)).
+
+venv_activate_deactivate(Config) ->
+    Venv = filename:join(?config(priv_dir, Config), "fake_venv"),
+    {ok, Version} = py:eval(<<"'python%d.%d' % __import__('sys').version_info[:2]">>),
+    SitePackages = filename:join([Venv, "lib", binary_to_list(Version), "site-packages"]),
+    Extra = filename:join(Venv, "extra"),
+    ok = filelib:ensure_path(SitePackages),
+    ok = filelib:ensure_path(Extra),
+    ok = file:write_file(filename:join(SitePackages, "py_admin_fake_pkg.py"), <<"WHERE = 'venv'\n">>),
+    ok = file:write_file(filename:join(Extra, "py_admin_pth_pkg.py"), <<"WHERE = 'pth'\n">>),
+    ok = file:write_file(filename:join(SitePackages, "extra.pth"), [Extra, "\n"]),
+    {ok, PathBefore} = py:eval(<<"list(__import__('sys').path)">>),
+    ?assertEqual(none, py:venv_info()),
+    ok = py:activate_venv(Venv),
+    ?assertEqual(#{<<"venv_path">> => unicode:characters_to_binary(Venv),
+                   <<"site_packages">> => unicode:characters_to_binary(SitePackages)},
+                 py:venv_info()),
+    ?assertEqual({ok, <<"venv">>}, py:eval(<<"__import__('py_admin_fake_pkg').WHERE">>)),
+    ?assertEqual({ok, <<"pth">>}, py:eval(<<"__import__('py_admin_pth_pkg').WHERE">>)),
+    ?assertEqual({ok, unicode:characters_to_binary(SitePackages)},
+                 py:eval(<<"__import__('sys').path[0]">>)),
+    ok = py:deactivate_venv(),
+    ?assertEqual(none, py:venv_info()),
+    ?assertEqual({ok, PathBefore}, py:eval(<<"list(__import__('sys').path)">>)).
+
+venv_errors(Config) ->
+    Missing = filename:join(?config(priv_dir, Config), "no_such_venv"),
+    ?assertMatch({error, {'FileNotFoundError', _}}, py:activate_venv(Missing)),
+    ?assertEqual(none, py:venv_info()),
+    ?assertEqual(ok, py:deactivate_venv()).
