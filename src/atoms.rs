@@ -20,6 +20,7 @@ rustler::atoms! {
     py_output,
     py_traceback,
     py_callback,
+    py_log,
     context_crashed,
     context_stopped,
     overloaded,

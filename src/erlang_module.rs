@@ -235,6 +235,20 @@ fn _sleep(py: Python<'_>, seconds: f64) -> PyResult<()> {
     Ok(())
 }
 
+/// Forward a Python `logging` record to the Erlang logger (see `_logging.py`).
+#[pyfunction]
+fn _log(py: Python<'_>, level: &str, logger: &str, module: &str, function: &str, line: u32, message: &str) {
+    let fields = [level, logger, module, function, message].map(|f| f.as_bytes().to_vec());
+    py.detach(move || {
+        send_to_output_handler(|e, who| {
+            let [level, logger, module, function, message] =
+                fields.map(|f| crate::convert::py_bytes_to_binary(e, &f));
+            let record = rustler::types::tuple::make_tuple(e, &[level, logger, module, function, line.encode(e), message]);
+            (crate::atoms::py_log(), who, record).encode(e)
+        })
+    });
+}
+
 /// The class the shim defines for `erlang.Atom` (a `str` subclass).
 pub fn atom_type(py: Python<'_>) -> &Py<PyType> {
     static ATOM_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -251,7 +265,7 @@ pub fn atom_type(py: Python<'_>) -> &Py<PyType> {
 #[pyo3(name = "erlang")]
 pub mod erlang {
     #[pymodule_export]
-    use super::{Pid, Ref, _write, call, async_call, _is_registered, send, whereis, _sleep};
+    use super::{Pid, Ref, _write, _log, call, async_call, _is_registered, send, whereis, _sleep};
     #[pymodule_export]
     use crate::state_py::{
         state_clear, state_decr, state_delete, state_get, state_incr, state_keys, state_set, SharedDict,

@@ -7,7 +7,9 @@
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
 -export([gc_collects_cycles/1, gc_generations/1, memory_stats/1, tracemalloc/1,
-         reload_module/1, dup_fd/1, venv_activate_deactivate/1, venv_errors/1]).
+         reload_module/1, dup_fd/1, venv_activate_deactivate/1, venv_errors/1,
+         python_logging/1]).
+-export([log/2]).
 
 %% A hung case fails after this long instead of stalling the run.
 suite() ->
@@ -15,7 +17,7 @@ suite() ->
 
 all() ->
     [gc_collects_cycles, gc_generations, memory_stats, tracemalloc, reload_module, dup_fd,
-     venv_activate_deactivate, venv_errors].
+     venv_activate_deactivate, venv_errors, python_logging].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -114,3 +116,44 @@ venv_errors(Config) ->
     ?assertMatch({error, {'FileNotFoundError', _}}, py:activate_venv(Missing)),
     ?assertEqual(none, py:venv_info()),
     ?assertEqual(ok, py:deactivate_venv()).
+
+%% logger handler callback: hand events to the test process.
+log(Event, #{config := #{pid := Pid}}) ->
+    Pid ! {logged, Event}.
+
+python_logging(_) ->
+    #{level := OldLevel} = logger:get_primary_config(),
+    ok = logger:set_primary_config(level, all),
+    ok = logger:add_handler(py_admin_capture, ?MODULE, #{config => #{pid => self()}}),
+    try
+        ok = py:configure_logging(#{level => info, format => "%(levelname)s:%(message)s"}),
+        ok = py:exec(<<"import logging\n"
+                       "log = logging.getLogger('app.part')\n"
+                       "log.debug('not shown')\n"
+                       "log.info('hello %s', 'wörld')\n"
+                       "log.error('bad')\n"/utf8>>),
+        Events = collect_logs(2),
+        [#{level := info, msg := {"~ts", [Info]}, meta := InfoMeta},
+         #{level := error, msg := {"~ts", [Error]}}] = Events,
+        ?assertEqual(<<"INFO:hello wörld"/utf8>>, Info),
+        ?assertEqual(<<"ERROR:bad">>, Error),
+        ?assertMatch(#{python_logger := <<"app.part">>, python_module := <<"<erlang>">>,
+                       python_line := 4, domain := [python]}, InfoMeta),
+        receive {logged, #{meta := #{domain := [python]}} = Extra} -> ct:fail({unexpected, Extra})
+        after 200 -> ok
+        end,
+        ?assertMatch({error, {'ValueError', _}}, py:configure_logging(#{level => loud}))
+    after
+        logger:remove_handler(py_admin_capture),
+        logger:set_primary_config(level, OldLevel),
+        py:exec(<<"import logging\nlogging.getLogger().handlers.clear()">>)
+    end.
+
+collect_logs(0) ->
+    [];
+collect_logs(N) ->
+    receive
+        {logged, #{meta := #{domain := [python]}} = Event} -> [Event | collect_logs(N - 1)]
+    after 5000 ->
+        ct:fail(no_log_event)
+    end.

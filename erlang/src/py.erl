@@ -30,7 +30,8 @@
          shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
          gc/0, gc/1, memory_stats/0, tracemalloc_start/0, tracemalloc_start/1,
          tracemalloc_stop/0, reload/1, dup_fd/1,
-         activate_venv/1, deactivate_venv/0, venv_info/0]).
+         activate_venv/1, deactivate_venv/0, venv_info/0,
+         configure_logging/0, configure_logging/1]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -559,6 +560,27 @@ deactivate_venv() ->
 venv_info() ->
     case admin(venv_info, []) of
         {ok, Info} -> Info;
+        Error -> Error
+    end.
+
+%% @doc Forward Python `logging' records to the Erlang `logger' (level `debug').
+-spec configure_logging() -> ok | {error, term()}.
+configure_logging() ->
+    configure_logging(#{}).
+
+%% @doc Options: `level => debug | info | warning | error | critical' (default `debug'),
+%% `format => string()' (a Python logging format; default `"%(message)s"'). Records reach
+%% `logger' at their own level, with metadata `python_logger', `python_module',
+%% `python_function', `python_line', and `domain => [python]'.
+-spec configure_logging(map()) -> ok | {error, term()}.
+configure_logging(Opts) when is_map(Opts) ->
+    Level = atom_to_binary(maps:get(level, Opts, debug), utf8),
+    Format = case maps:get(format, Opts, undefined) of
+                 undefined -> none;
+                 F -> unicode:characters_to_binary(F)
+             end,
+    case call('erlang_shim._logging', configure, [Level, Format]) of
+        {ok, _} -> ok;
         Error -> Error
     end.
 
