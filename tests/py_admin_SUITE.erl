@@ -8,7 +8,7 @@
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
 -export([gc_collects_cycles/1, gc_generations/1, memory_stats/1, tracemalloc/1,
          reload_module/1, dup_fd/1, venv_activate_deactivate/1, venv_errors/1,
-         python_logging/1]).
+         python_logging/1, ensure_venv/1]).
 -export([log/2]).
 
 %% A hung case fails after this long instead of stalling the run.
@@ -17,7 +17,7 @@ suite() ->
 
 all() ->
     [gc_collects_cycles, gc_generations, memory_stats, tracemalloc, reload_module, dup_fd,
-     venv_activate_deactivate, venv_errors, python_logging].
+     venv_activate_deactivate, venv_errors, python_logging, ensure_venv].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -157,3 +157,21 @@ collect_logs(N) ->
     after 5000 ->
         ct:fail(no_log_event)
     end.
+
+ensure_venv(Config) ->
+    Dir = ?config(priv_dir, Config),
+    Venv = filename:join(Dir, "made_venv"),
+    Requirements = filename:join(Dir, "requirements.txt"),
+    ok = file:write_file(Requirements, <<"# nothing to install\n">>),
+    ?assertMatch({error, {requirements_not_found, _}},
+                 py:ensure_venv(Venv, filename:join(Dir, "missing.txt"))),
+    ok = py:ensure_venv(Venv, Requirements, [{installer, pip}]),
+    ?assert(filelib:is_regular(filename:join([Venv, "bin", "python"]))),
+    #{<<"venv_path">> := VenvPath} = py:venv_info(),
+    ?assertEqual(unicode:characters_to_binary(Venv), VenvPath),
+    %% A second call reuses the venv instead of recreating it.
+    Marker = filename:join(Venv, "marker"),
+    ok = file:write_file(Marker, <<"kept">>),
+    ok = py:ensure_venv(Venv, Requirements),
+    ?assert(filelib:is_regular(Marker)),
+    ok = py:deactivate_venv().

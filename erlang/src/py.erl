@@ -31,7 +31,7 @@
          gc/0, gc/1, memory_stats/0, tracemalloc_start/0, tracemalloc_start/1,
          tracemalloc_stop/0, reload/1, dup_fd/1,
          activate_venv/1, deactivate_venv/0, venv_info/0,
-         configure_logging/0, configure_logging/1]).
+         configure_logging/0, configure_logging/1, ensure_venv/2, ensure_venv/3]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -549,6 +549,18 @@ dup_fd(_Fd) ->
 -spec activate_venv(file:filename_all()) -> ok | {error, term()}.
 activate_venv(Path) ->
     admin_ok(activate_venv, [unicode:characters_to_binary(Path)]).
+
+%% @doc Create the venv at `Path' if missing, install `Requirements' into it, activate it.
+-spec ensure_venv(file:filename_all(), file:filename_all()) -> ok | {error, term()}.
+ensure_venv(Path, Requirements) ->
+    ensure_venv(Path, Requirements, []).
+
+%% @doc Options: `{extras, [string()]}' (for `pyproject.toml'), `{installer, uv | pip}'
+%% (default: uv when on `PATH', else pip), `{python, Exe}' (default: the interpreter the
+%% NIF is linked to), `force' (recreate the venv).
+-spec ensure_venv(file:filename_all(), file:filename_all(), [py_venv:option()]) -> ok | {error, term()}.
+ensure_venv(Path, Requirements, Opts) when is_list(Opts) ->
+    py_venv:ensure(Path, Requirements, Opts).
 
 %% @doc Restore `sys.path' as it was before `activate_venv/1'.
 -spec deactivate_venv() -> ok | {error, term()}.
