@@ -87,7 +87,23 @@ call_on_context(_) ->
 call_on_pool(_) ->
     ?assertEqual({ok, 3}, py:call(default, operator, add, [1, 2])),
     ?assertEqual({ok, 6}, py:call(default, py_api_helpers, kw, [1], #{b => 2, scale => 2})),
-    ?assertEqual({error, {unknown_pool, nopool}}, py:call(nopool, operator, add, [1, 2])).
+    ?assertEqual({ok, 3}, py:call(io, operator, add, [1, 2])),
+    ?assertEqual({ok, 6}, py:call(io, py_api_helpers, kw, [1], #{b => 2, scale => 2})),
+    ?assertEqual({error, {unknown_pool, nopool}}, py:call(nopool, operator, add, [1, 2])),
+    %% The io pool runs on threads of its own.
+    {ok, IoThread} = py:call(io, threading, get_ident, []),
+    {ok, DefaultThread} = py:call(default, threading, get_ident, []),
+    ?assertNotEqual(IoThread, DefaultThread),
+    %% Routes send a module, or one function (which wins), to a pool.
+    ok = py:register_pool(io, threading),
+    ?assertEqual({ok, IoThread}, py:call(threading, get_ident, [])),
+    ok = py:register_pool(default, {threading, get_ident}),
+    ?assertEqual({ok, DefaultThread}, py:call(threading, get_ident, [])),
+    ok = py:unregister_pool({threading, get_ident}),
+    ?assertEqual({ok, IoThread}, py:call(threading, get_ident, [])),
+    ok = py:unregister_pool(threading),
+    ?assertEqual({ok, DefaultThread}, py:call(threading, get_ident, [])),
+    ?assertEqual({error, {unknown_pool, nopool}}, py:register_pool(nopool, math)).
 
 call_with_timeout(_) ->
     ?assertEqual({ok, 3}, py:call(operator, add, [1, 2], #{}, 5000)),

@@ -31,7 +31,8 @@
          gc/0, gc/1, memory_stats/0, tracemalloc_start/0, tracemalloc_start/1,
          tracemalloc_stop/0, reload/1, dup_fd/1,
          activate_venv/1, deactivate_venv/0, venv_info/0,
-         configure_logging/0, configure_logging/1, ensure_venv/2, ensure_venv/3]).
+         configure_logging/0, configure_logging/1, ensure_venv/2, ensure_venv/3,
+         register_pool/2, unregister_pool/1]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -44,7 +45,6 @@
 -type call_opts() :: #{kwargs => py_kwargs(), timeout => timeout(), return => term | ref}.
 -export_type([py_module/0, py_func/0, py_args/0, py_kwargs/0, py_result/0, py_ref/0]).
 
--define(DEFAULT_POOL, default).
 -define(is_timeout(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 
 %%% ---------------------------------------------------------------------------
@@ -53,7 +53,7 @@
 %% @doc Call `Module.Func(*Args)'. `Module' `'__main__'' is the caller's namespace.
 -spec call(py_module(), py_func(), py_args()) -> py_result().
 call(Module, Func, Args) ->
-    call_routed(pick(), Module, Func, Args, #{}, default_timeout(), false).
+    call_routed(pick_for(Module, Func), Module, Func, Args, #{}, default_timeout(), false).
 
 %% @doc `call(Ctx, M, F, A)' on a context pid, `call(Pool, M, F, A)' on a pool, or
 %% `call(M, F, A, Kwargs)' with keyword arguments.
@@ -65,7 +65,7 @@ call(Ctx, Module, Func, Args) when is_pid(Ctx) ->
 call(Pool, Module, Func, Args) when is_atom(Pool), is_list(Args) ->
     call_routed(pool(Pool), Module, Func, Args, #{}, default_timeout(), false);
 call(Module, Func, Args, Kwargs) ->
-    call_routed(pick(), Module, Func, Args, Kwargs, default_timeout(), false).
+    call_routed(pick_for(Module, Func), Module, Func, Args, Kwargs, default_timeout(), false).
 
 %% @doc `call(Ctx, M, F, A, Opts)' with options `kwargs', `timeout' and `return'
 %% (`ref' answers a py ref to the result), `call(Pool, M, F, A, Kwargs)', or
@@ -81,7 +81,7 @@ call(Ctx, Module, Func, Args, Opts) when is_pid(Ctx), is_map(Opts) ->
 call(Pool, Module, Func, Args, Kwargs) when is_atom(Pool), is_list(Args), is_map(Kwargs) ->
     call_routed(pool(Pool), Module, Func, Args, Kwargs, default_timeout(), false);
 call(Module, Func, Args, Kwargs, Timeout) ->
-    call_routed(pick(), Module, Func, Args, Kwargs, Timeout, false).
+    call_routed(pick_for(Module, Func), Module, Func, Args, Kwargs, Timeout, false).
 
 call_routed({ok, Entry}, Module, Func, Args, Kwargs, Timeout, ReturnRef)
   when is_map(Kwargs), ?is_timeout(Timeout) ->
@@ -155,14 +155,14 @@ with_code(Code, Fun) ->
 %% namespace, like `call/3'.
 -spec cast(py_module(), py_func(), py_args()) -> ok | {error, term()}.
 cast(Module, Func, Args) ->
-    cast_routed(pick(), Module, Func, Args, #{}).
+    cast_routed(pick_for(Module, Func), Module, Func, Args, #{}).
 
 -spec cast(pid(), py_module(), py_func(), py_args()) -> ok | {error, term()};
           (py_module(), py_func(), py_args(), py_kwargs()) -> ok | {error, term()}.
 cast(Ctx, Module, Func, Args) when is_pid(Ctx) ->
     cast_routed(by_pid(Ctx), Module, Func, Args, #{});
 cast(Module, Func, Args, Kwargs) ->
-    cast_routed(pick(), Module, Func, Args, Kwargs).
+    cast_routed(pick_for(Module, Func), Module, Func, Args, Kwargs).
 
 -spec cast(pid(), py_module(), py_func(), py_args(), py_kwargs()) -> ok | {error, term()}.
 cast(Ctx, Module, Func, Args, Kwargs) when is_pid(Ctx) ->
@@ -180,14 +180,14 @@ cast_routed(Error, _, _, _, _) ->
 %% `await/1,2' from the same process.
 -spec spawn_call(py_module(), py_func(), py_args()) -> py_ref().
 spawn_call(Module, Func, Args) ->
-    spawn_routed(pick(), Module, Func, Args, #{}).
+    spawn_routed(pick_for(Module, Func), Module, Func, Args, #{}).
 
 -spec spawn_call(pid(), py_module(), py_func(), py_args()) -> py_ref();
                 (py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
 spawn_call(Ctx, Module, Func, Args) when is_pid(Ctx) ->
     spawn_routed(by_pid(Ctx), Module, Func, Args, #{});
 spawn_call(Module, Func, Args, Kwargs) ->
-    spawn_routed(pick(), Module, Func, Args, Kwargs).
+    spawn_routed(pick_for(Module, Func), Module, Func, Args, Kwargs).
 
 -spec spawn_call(pid(), py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
 spawn_call(Ctx, Module, Func, Args, Kwargs) when is_pid(Ctx) ->
@@ -242,7 +242,7 @@ async_call(Module, Func, Args) ->
 
 -spec async_call(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
 async_call(Module, Func, Args, Kwargs) ->
-    start_detached(pick(), Kwargs, fun(Ref) -> {async_call, Ref, Module, Func, Args, Kwargs} end).
+    start_detached(pick_for(Module, Func), Kwargs, fun(Ref) -> {async_call, Ref, Module, Func, Args, Kwargs} end).
 
 %% @doc Wait for an `async_call' result; a timeout cancels the task.
 -spec async_await(py_ref()) -> py_result().
@@ -278,7 +278,7 @@ stream(Module, Func, Args) ->
 
 -spec stream(py_module(), py_func(), py_args(), py_kwargs()) -> py_result().
 stream(Module, Func, Args, Kwargs) when is_map(Kwargs) ->
-    routed(pick(), stream, [Module, Func, Args, Kwargs]);
+    routed(pick_for(Module, Func), stream, [Module, Func, Args, Kwargs]);
 stream(_Module, _Func, _Args, _Kwargs) ->
     {error, {badarg, kwargs}}.
 
@@ -304,7 +304,7 @@ stream_start(Module, Func, Args) ->
 %% (items the owner may have unread before the producer pauses; default 1000).
 -spec stream_start(py_module(), py_func(), py_args(), map()) -> {ok, reference()} | {error, term()}.
 stream_start(Module, Func, Args, Opts) when is_map(Opts) ->
-    case pick() of
+    case pick_for(Module, Func) of
         {ok, _} when is_map_key(kwargs, Opts), not is_map(map_get(kwargs, Opts)) ->
             {error, {badarg, kwargs}};
         {ok, Entry} ->
@@ -494,6 +494,21 @@ shared_dict_keys(Dict) -> py_nif:shared_dict_keys(Dict).
 shared_dict_destroy(Dict) -> py_nif:shared_dict_destroy(Dict).
 
 %%% ---------------------------------------------------------------------------
+%%% Pools
+
+%% @doc Send calls of `Module' (or of `{Module, Func}', which wins over its module) to the
+%% named pool `Pool' (such as `io'), without changing call sites. Module and function
+%% are matched as given (atoms, usually).
+-spec register_pool(atom(), atom() | {atom(), atom()}) -> ok | {error, term()}.
+register_pool(Pool, Target) when is_atom(Pool) ->
+    py_context_router:add_route(Pool, Target).
+
+%% @doc Send `Module' or `{Module, Func}' back to the default pool.
+-spec unregister_pool(atom() | {atom(), atom()}) -> ok.
+unregister_pool(Target) ->
+    py_context_router:remove_route(Target).
+
+%%% ---------------------------------------------------------------------------
 %%% Interpreter services (one interpreter serves every context, so each runs once)
 
 %% @doc Full garbage collection; answers the number of unreachable objects found.
@@ -617,8 +632,11 @@ pick() ->
 by_pid(Pid) ->
     py_context_router:by_pid(Pid).
 
-pool(?DEFAULT_POOL) -> pick();
-pool(Pool) -> {error, {unknown_pool, Pool}}.
+pick_for(Module, Func) ->
+    py_context_router:pick_for(Module, Func).
+
+pool(Pool) ->
+    py_context_router:pick(Pool).
 
 default_timeout() ->
     application:get_env(erlang_python, default_timeout, 30000).

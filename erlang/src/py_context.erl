@@ -4,24 +4,24 @@
 -module(py_context).
 -behaviour(gen_server).
 
--export([start_link/1]).
+-export([start_link/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -include_lib("kernel/include/logger.hrl").
 
--record(state, {index :: pos_integer(), ctx :: py_nif:context()}).
+-record(state, {pool :: atom(), index :: pos_integer(), ctx :: py_nif:context()}).
 
--spec start_link(pos_integer()) -> {ok, pid()} | {error, term()}.
-start_link(Index) ->
-    gen_server:start_link(?MODULE, Index, []).
+-spec start_link(atom(), pos_integer()) -> {ok, pid()} | {error, term()}.
+start_link(Pool, Index) ->
+    gen_server:start_link(?MODULE, {Pool, Index}, []).
 
--spec init(pos_integer()) -> {ok, #state{}}.
-init(Index) ->
+-spec init({atom(), pos_integer()}) -> {ok, #state{}}.
+init({Pool, Index}) ->
     process_flag(trap_exit, true),
     MaxQueued = application:get_env(erlang_python, max_queued, 50000),
     {ok, Ctx} = py_nif:context_start(Index, MaxQueued),
-    ok = py_context_router:register(Index, self(), Ctx),
-    {ok, #state{index = Index, ctx = Ctx}}.
+    ok = py_context_router:register(Pool, Index, self(), Ctx),
+    {ok, #state{pool = Pool, index = Index, ctx = Ctx}}.
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
 handle_call(_Request, _From, State) ->
@@ -32,13 +32,13 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
-handle_info({py_context_crashed, Why}, State = #state{index = Index}) ->
-    ?LOG_ERROR("Python context ~b crashed: ~ts", [Index, Why]),
+handle_info({py_context_crashed, Why}, State = #state{pool = Pool, index = Index}) ->
+    ?LOG_ERROR("Python context ~p/~b crashed: ~ts", [Pool, Index, Why]),
     {stop, {context_crashed, Why}, State};
 handle_info(_Info, State) ->
     {noreply, State}.
 
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{index = Index, ctx = Ctx}) ->
-    py_context_router:unregister(Index),
+terminate(_Reason, #state{pool = Pool, index = Index, ctx = Ctx}) ->
+    py_context_router:unregister(Pool, Index),
     py_nif:context_stop(Ctx).

@@ -1,81 +1,163 @@
-%%% @doc Where calls go: the table of running contexts (in `persistent_term', read on
-%%% every call without a message) and each process's sticky choice of context.
+%%% @doc Where calls go: the tables of running contexts, per pool (in `persistent_term',
+%%% read on every call without a message), each process's sticky choice of context in a
+%%% pool, and the routes that send some modules or functions to a named pool.
+%%%
+%%% The pool `default' holds the contexts started with the application (`num_contexts');
+%%% named pools such as `io' come from the app env `pools'.
 -module(py_context_router).
 
--export([count/0, set_count/1, register/3, unregister/1, pids/0,
-         pick/0, by_index/1, by_pid/1, local_env/1, adopt/2]).
+-export([count/0, count/1, set_count/1, set_count/2, register/4, unregister/2,
+         pids/0, pools/0, pick/0, pick/1, pick_for/2, by_index/1, by_index/2, by_pid/1,
+         local_env/1, adopt/2, add_route/2, remove_route/1]).
 
+-type pool() :: atom().
 -type entry() :: {pid(), py_nif:context(), pos_integer()}.
--export_type([entry/0]).
+-export_type([pool/0, entry/0]).
 
 -define(KEY(K), {?MODULE, K}).
+
+%% The default pool keeps the short keys: it is read on every call.
+key(default, count) -> ?KEY(count);
+key(default, Index) -> ?KEY(Index);
+key(Pool, Index) -> ?KEY({Pool, Index}).
 
 -spec count() -> non_neg_integer().
 count() ->
     persistent_term:get(?KEY(count), 0).
 
+-spec count(pool()) -> non_neg_integer().
+count(Pool) ->
+    persistent_term:get(key(Pool, count), 0).
+
 -spec set_count(non_neg_integer()) -> ok.
-set_count(0) ->
-    [persistent_term:erase(?KEY(I)) || I <- lists:seq(1, count())],
-    _ = persistent_term:erase(?KEY(count)),
-    ok;
 set_count(N) ->
-    persistent_term:put(?KEY(count), N).
+    set_count(default, N).
+
+%% @doc Set the size of `Pool'; 0 forgets the pool (all pools, for `default').
+-spec set_count(pool(), non_neg_integer()) -> ok.
+set_count(Pool, 0) ->
+    [persistent_term:erase(key(Pool, I)) || I <- lists:seq(1, count(Pool))],
+    _ = persistent_term:erase(key(Pool, count)),
+    Others = pools() -- [default, Pool],
+    case Pool of
+        default ->
+            [set_count(P, 0) || P <- Others],
+            _ = persistent_term:erase(?KEY(pools)),
+            ok;
+        _ ->
+            persistent_term:put(?KEY(pools), Others)
+    end;
+set_count(Pool, N) ->
+    persistent_term:put(key(Pool, count), N),
+    case lists:member(Pool, pools()) orelse Pool =:= default of
+        true -> ok;
+        false -> persistent_term:put(?KEY(pools), [Pool | pools() -- [default]])
+    end.
+
+%% @doc The named pools running (not `default').
+-spec pools() -> [pool()].
+pools() ->
+    persistent_term:get(?KEY(pools), []).
 
 %% @doc Called by a context process once its actor runs.
--spec register(pos_integer(), pid(), py_nif:context()) -> ok.
-register(Index, Pid, Ctx) ->
-    persistent_term:put(?KEY(Index), {Pid, Ctx, py_nif:context_id(Ctx)}).
+-spec register(pool(), pos_integer(), pid(), py_nif:context()) -> ok.
+register(Pool, Index, Pid, Ctx) ->
+    persistent_term:put(key(Pool, Index), {Pid, Ctx, py_nif:context_id(Ctx)}).
 
--spec unregister(pos_integer()) -> ok.
-unregister(Index) ->
-    _ = persistent_term:erase(?KEY(Index)),
+-spec unregister(pool(), pos_integer()) -> ok.
+unregister(Pool, Index) ->
+    _ = persistent_term:erase(key(Pool, Index)),
     ok.
 
+%% @doc The pids of the default pool's contexts.
 -spec pids() -> [pid()].
 pids() ->
     [Pid || I <- lists:seq(1, count()), {Pid, _, _} <- [persistent_term:get(?KEY(I), none)]].
 
-%% @doc The calling process's context: chosen once by scheduler, then sticky, so that
-%% what `py:exec/1' defined stays visible to the same process.
--spec pick() -> {ok, entry()} | {error, contexts_not_started}.
+%% @doc The calling process's context in the default pool.
+-spec pick() -> {ok, entry()} | {error, term()}.
 pick() ->
-    case count() of
-        0 ->
+    pick(default).
+
+%% @doc The calling process's context in `Pool': chosen once by scheduler, then sticky,
+%% so that what `py:exec/1' defined stays visible to the same process.
+-spec pick(pool()) -> {ok, entry()} | {error, term()}.
+pick(Pool) ->
+    case count(Pool) of
+        0 when Pool =:= default ->
             {error, contexts_not_started};
+        0 ->
+            {error, {unknown_pool, Pool}};
         N ->
-            Index = case get('$py_context_index') of
+            Index = case get({'$py_context_index', Pool}) of
                         I when is_integer(I), I =< N -> I;
                         _ ->
                             I = erlang:system_info(scheduler_id) rem N + 1,
-                            put('$py_context_index', I),
+                            put({'$py_context_index', Pool}, I),
                             I
                     end,
-            by_index(Index)
+            by_index(Pool, Index)
     end.
+
+%% @doc The calling process's context for `Module.Func': the pool a route names
+%% (`{Module, Func}' before `Module'), else the default pool.
+-spec pick_for(term(), term()) -> {ok, entry()} | {error, term()}.
+pick_for(Module, Func) ->
+    case persistent_term:get(?KEY(routes), #{}) of
+        Routes when map_size(Routes) =:= 0 ->
+            pick(default);
+        Routes ->
+            case Routes of
+                #{{Module, Func} := Pool} -> pick(Pool);
+                #{Module := Pool} -> pick(Pool);
+                _ -> pick(default)
+            end
+    end.
+
+%% @doc Route `Module' or `{Module, Func}' to `Pool'.
+-spec add_route(pool(), term()) -> ok | {error, term()}.
+add_route(Pool, Target) ->
+    case count(Pool) of
+        0 -> {error, {unknown_pool, Pool}};
+        _ -> persistent_term:put(?KEY(routes), (persistent_term:get(?KEY(routes), #{}))#{Target => Pool})
+    end.
+
+-spec remove_route(term()) -> ok.
+remove_route(Target) ->
+    persistent_term:put(?KEY(routes), maps:remove(Target, persistent_term:get(?KEY(routes), #{}))).
 
 -spec by_index(pos_integer()) -> {ok, entry()} | {error, term()}.
 by_index(Index) ->
-    case persistent_term:get(?KEY(Index), undefined) of
-        undefined when Index > 0 ->
-            case count() of
-                0 -> {error, contexts_not_started};
+    by_index(default, Index).
+
+-spec by_index(pool(), pos_integer()) -> {ok, entry()} | {error, term()}.
+by_index(Pool, Index) when is_integer(Index), Index > 0 ->
+    case persistent_term:get(key(Pool, Index), undefined) of
+        undefined ->
+            case count(Pool) of
+                0 when Pool =:= default -> {error, contexts_not_started};
+                0 -> {error, {unknown_pool, Pool}};
+                N when Index > N -> {error, {badarg, context}};
                 _ -> {error, {context_restarting, Index}}
             end;
-        undefined -> {error, {badarg, context}};
-        Entry -> {ok, Entry}
-    end.
+        Entry ->
+            {ok, Entry}
+    end;
+by_index(_Pool, _Index) ->
+    {error, {badarg, context}}.
 
+%% @doc The context (in any pool) whose process is `Pid'.
 -spec by_pid(pid()) -> {ok, entry()} | {error, term()}.
 by_pid(Pid) ->
-    find_pid(Pid, count()).
+    find_pid(Pid, [default | pools()]).
 
-find_pid(_Pid, 0) ->
+find_pid(_Pid, []) ->
     {error, {badarg, context}};
-find_pid(Pid, I) ->
-    case persistent_term:get(?KEY(I), undefined) of
-        {Pid, _, _} = Entry -> {ok, Entry};
-        _ -> find_pid(Pid, I - 1)
+find_pid(Pid, [Pool | Rest]) ->
+    case [E || I <- lists:seq(1, count(Pool)),
+               {P, _, _} = E <- [persistent_term:get(key(Pool, I), {none, none, none})], P =:= Pid] of
+        [Entry | _] -> {ok, Entry};
+        [] -> find_pid(Pid, Rest)
     end.
 
 %% @doc The calling process's namespace handle on a context, created on first use and
@@ -96,9 +178,11 @@ local_env({_Pid, Ctx, Id}) ->
 -spec adopt(py_nif:context(), reference() | undefined) -> ok.
 adopt(Ctx, Env) ->
     Id = py_nif:context_id(Ctx),
-    case [I || I <- lists:seq(1, count()),
-               {_, _, EntryId} <- [persistent_term:get(?KEY(I), none)], EntryId =:= Id] of
-        [Index | _] -> put('$py_context_index', Index);
+    Found = [{Pool, I} || Pool <- [default | pools()], I <- lists:seq(1, count(Pool)),
+                          {_, _, EntryId} <- [persistent_term:get(key(Pool, I), {none, none, none})],
+                          EntryId =:= Id],
+    case Found of
+        [{Pool, Index} | _] -> put({'$py_context_index', Pool}, Index);
         [] -> ok
     end,
     case Env of

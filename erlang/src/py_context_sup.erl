@@ -1,6 +1,7 @@
-%%% @doc Supervises the context processes, one per context actor thread. Contexts are
-%%% started when the application starts and can be stopped and started again with
-%%% `py:stop_contexts/0' and `py:start_contexts/0,1'.
+%%% @doc Supervises the context processes, one per context actor thread: the `default'
+%%% pool (`num_contexts') and the named pools of the app env `pools' (default
+%%% `[{io, 2}]'). Contexts are started with the application and can be stopped and started
+%%% again with `py:stop_contexts/0' and `py:start_contexts/0,1'.
 -module(py_context_sup).
 -behaviour(supervisor).
 
@@ -28,20 +29,32 @@ init([]) ->
     ok = py_context_router:set_count(0),
     {ok, {#{strategy => one_for_one, intensity => 20, period => 10}, []}}.
 
-%% @doc Start `N' contexts, or answer the running ones if contexts are started.
+%% @doc Start `N' default contexts and the configured pools, or answer the running
+%% default contexts if contexts are started.
 -spec start_contexts(pos_integer()) -> {ok, [pid()]} | {error, term()}.
 start_contexts(N) when is_integer(N), N > 0 ->
     case py_context_router:count() of
         0 ->
-            py_context_router:set_count(N),
-            Started = [supervisor:start_child(?MODULE, child_spec(I)) || I <- lists:seq(1, N)],
-            case [R || {error, R} <- Started] of
-                [] -> {ok, py_context_router:pids()};
-                [Reason | _] -> stop_contexts(), {error, Reason}
+            Pools = [{default, N} | application:get_env(erlang_python, pools, [{io, 2}])],
+            case start_pools(Pools) of
+                ok -> {ok, py_context_router:pids()};
+                {error, Reason} -> stop_contexts(), {error, Reason}
             end;
         _ ->
             {ok, py_context_router:pids()}
     end.
+
+start_pools([]) ->
+    ok;
+start_pools([{Pool, N} | Rest]) when is_atom(Pool), is_integer(N), N > 0 ->
+    py_context_router:set_count(Pool, N),
+    Started = [supervisor:start_child(?MODULE, child_spec(Pool, I)) || I <- lists:seq(1, N)],
+    case [R || {error, R} <- Started] of
+        [] -> start_pools(Rest);
+        [Reason | _] -> {error, Reason}
+    end;
+start_pools([Bad | _]) ->
+    {error, {bad_pool, Bad}}.
 
 -spec stop_contexts() -> ok.
 stop_contexts() ->
@@ -52,5 +65,5 @@ stop_contexts() ->
                   end, Ids),
     py_context_router:set_count(0).
 
-child_spec(I) ->
-    #{id => {py_context, I}, start => {py_context, start_link, [I]}, shutdown => 5000}.
+child_spec(Pool, I) ->
+    #{id => {py_context, Pool, I}, start => {py_context, start_link, [Pool, I]}, shutdown => 5000}.
