@@ -47,3 +47,45 @@ def wait_for_erlang() -> Any:
         return erlang.hang_here()
     finally:
         side_effects.append("unwound")
+
+
+async def sync_call_in_coroutine(x: int) -> Any:
+    """A blocking erlang.call from inside a coroutine (it holds the loop meanwhile)."""
+    import asyncio
+
+    await asyncio.sleep(0)
+    return erlang.call("times_ten", x)
+
+
+def send_from_thread(pid: Any, value: Any) -> None:
+    """erlang.send from a Python thread of its own."""
+    import threading
+
+    worker = threading.Thread(target=erlang.send, args=(pid, value))
+    worker.start()
+    worker.join()
+
+
+def call_from_thread() -> str:
+    """erlang.call needs a context; a thread of its own gets RuntimeError."""
+    import threading
+
+    outcome: list[str] = []
+
+    def run() -> None:
+        try:
+            erlang.call("times_ten", 1)
+            outcome.append("called")
+        except RuntimeError as exc:
+            outcome.append(type(exc).__name__)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    return outcome[0]
+
+
+def generate_via_erlang(n: int) -> Any:
+    """A generator whose items come from Erlang."""
+    for i in range(n):
+        yield erlang.call("times_ten", i)

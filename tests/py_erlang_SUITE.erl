@@ -14,7 +14,8 @@
          send_message/1, send_to_dead_pid/1, whereis/1, sleep_sync/1,
          state_from_both_sides/1, state_incr_concurrent/1, state_incr_not_integer/1,
          shared_dict_both_sides/1, shared_dict_owner_exit/1, shared_dict_destroyed/1,
-         module_reads_well/1, caller_killed_in_erlang_function/1]).
+         module_reads_well/1, caller_killed_in_erlang_function/1,
+         erlang_from_coroutines_streams_threads/1]).
 
 %% A hung case fails after this long instead of stalling the run.
 suite() ->
@@ -27,7 +28,8 @@ all() ->
      callbacks_from_cast_and_spawn, send_message, send_to_dead_pid, whereis, sleep_sync,
      state_from_both_sides, state_incr_concurrent, state_incr_not_integer,
      shared_dict_both_sides, shared_dict_owner_exit, shared_dict_destroyed,
-     module_reads_well, caller_killed_in_erlang_function].
+     module_reads_well, caller_killed_in_erlang_function,
+     erlang_from_coroutines_streams_threads].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -304,3 +306,14 @@ caller_killed_in_erlang_function(_) ->
     exit(Caller, kill),
     ?assertEqual({ok, 3}, py:call(Ctx, operator, add, [1, 2], #{timeout => 5000})),
     ?assert(lists:member(<<"unwound">>, element(2, py:call(Ctx, py_callback_helpers, effects, [])))).
+
+erlang_from_coroutines_streams_threads(_) ->
+    ok = py:register_function(times_ten, fun([X]) -> 10 * X end),
+    ?assertEqual({ok, 70}, py:async_await(py:async_call(py_callback_helpers, sync_call_in_coroutine, [7]), 5000)),
+    ?assertEqual({ok, [0, 10, 20]}, py:stream(py_callback_helpers, generate_via_erlang, [3])),
+    {ok, S} = py:stream_start(py_callback_helpers, generate_via_erlang, [2]),
+    ?assertEqual([{data, 0}, {data, 10}, done],
+                 [receive {py_stream, S, E} -> E after 5000 -> timeout end || _ <- [1, 2, 3]]),
+    ?assertEqual({ok, none}, py:call(py_callback_helpers, send_from_thread, [self(), <<"from a thread">>])),
+    receive Msg -> ?assertEqual(<<"from a thread">>, Msg) after 2000 -> ct:fail(no_message) end,
+    ?assertEqual({ok, <<"RuntimeError">>}, py:call(py_callback_helpers, call_from_thread, [])).
