@@ -103,11 +103,10 @@ fn main_thread(options: InitOptions) {
     let _ = INTERRUPTER.set(tx);
     let waiters = {
         let mut state = INIT.lock().unwrap();
-        let waiters = match std::mem::replace(&mut *state, InitState::Done(result.clone())) {
+        match std::mem::replace(&mut *state, InitState::Done(result.clone())) {
             InitState::Running(w) => w,
             _ => Vec::new(),
-        };
-        waiters
+        }
     };
     for waiter in waiters {
         let mut env = MsgEnv::new();

@@ -262,10 +262,13 @@ impl Actor {
                     self.run_loop_once(py);
                     continue;
                 }
-                Err(TryRecvError::Empty) => match { let rx = &self.rx; py.detach(|| wait_for_message(rx)) } {
-                    Some(msg) => msg,
-                    None => return Err(Exit::Stopped),
-                },
+                Err(TryRecvError::Empty) => {
+                    let rx = &self.rx;
+                    match py.detach(|| wait_for_message(rx)) {
+                        Some(msg) => msg,
+                        None => return Err(Exit::Stopped),
+                    }
+                }
                 Err(TryRecvError::Disconnected) => return Err(Exit::Stopped),
             };
             if matches!(msg, Msg::Run(_)) {

@@ -13,12 +13,12 @@ const LARGE_BIG_EXT: u8 = 111;
 pub fn big_term_to_py<'py>(py: Python<'py>, term: Term) -> Option<Bound<'py, PyAny>> {
     let etf = term.to_binary();
     let bytes = etf.as_slice();
-    let (sign, digits) = match bytes.get(1)? {
-        &SMALL_BIG_EXT => {
+    let (sign, digits) = match *bytes.get(1)? {
+        SMALL_BIG_EXT => {
             let n = *bytes.get(2)? as usize;
             (*bytes.get(3)?, bytes.get(4..4 + n)?)
         }
-        &LARGE_BIG_EXT => {
+        LARGE_BIG_EXT => {
             let n = u32::from_be_bytes(bytes.get(2..6)?.try_into().ok()?) as usize;
             (*bytes.get(6)?, bytes.get(7..7 + n)?)
         }
