@@ -70,6 +70,17 @@ fn tune_malloc_for_large_objects() {
     }
 }
 
+/// The BEAM ignores SIGCHLD, so the kernel reaps children at once and discards their exit
+/// status: Python's `subprocess` would then report 0 for every program. The default
+/// disposition keeps statuses for whoever waits (Python waits for its own children; the
+/// BEAM's ports have their own reaper, `erl_child_setup`).
+fn keep_child_exit_statuses() {
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
+}
+
 pub fn start(caller: LocalPid, options: InitOptions) -> InitStatus {
     let mut state = INIT.lock().unwrap();
     match &mut *state {
@@ -80,6 +91,7 @@ pub fn start(caller: LocalPid, options: InitOptions) -> InitStatus {
         }
         InitState::Idle => {
             tune_malloc_for_large_objects();
+            keep_child_exit_statuses();
             let spawned = std::thread::Builder::new()
                 .name("py-main".into())
                 .stack_size(16 * 1024 * 1024)

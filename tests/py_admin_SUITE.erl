@@ -8,7 +8,7 @@
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
 -export([gc_collects_cycles/1, gc_generations/1, memory_stats/1, tracemalloc/1,
          reload_module/1, dup_fd/1, venv_activate_deactivate/1, venv_errors/1,
-         python_logging/1, ensure_venv/1]).
+         python_logging/1, ensure_venv/1, subprocess_and_fork/1]).
 -export([log/2]).
 
 %% A hung case fails after this long instead of stalling the run.
@@ -17,7 +17,7 @@ suite() ->
 
 all() ->
     [gc_collects_cycles, gc_generations, memory_stats, tracemalloc, reload_module, dup_fd,
-     venv_activate_deactivate, venv_errors, python_logging, ensure_venv].
+     venv_activate_deactivate, venv_errors, python_logging, ensure_venv, subprocess_and_fork].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -175,3 +175,19 @@ ensure_venv(Config) ->
     ok = py:ensure_venv(Venv, Requirements),
     ?assert(filelib:is_regular(Marker)),
     ok = py:deactivate_venv().
+
+subprocess_and_fork(_) ->
+    %% Exit statuses are right although the BEAM ignores SIGCHLD ...
+    ?assertEqual({ok, 3}, py:eval(<<"__import__('subprocess').run(['sh', '-c', 'exit 3']).returncode">>)),
+    ?assertEqual({ok, <<"hi\n">>}, py:eval(<<"__import__('subprocess').check_output(['echo', 'hi'])">>)),
+    ?assertMatch({error, {'CalledProcessError', _}},
+                 py:eval(<<"__import__('subprocess').check_call(['false'])">>)),
+    %% ... and the VM's own ports still get theirs.
+    ?assertEqual("hi\n", os:cmd("echo hi")),
+    Port = open_port({spawn, "sh -c 'exit 4'"}, [exit_status]),
+    receive {Port, {exit_status, Status}} -> ?assertEqual(4, Status) after 5000 -> ct:fail(no_status) end,
+    %% Python code cannot copy the VM.
+    ?assertMatch({error, {'RuntimeError', "os.fork() would copy the whole Erlang VM" ++ _}},
+                 py:eval(<<"__import__('os').fork()">>)),
+    ?assertMatch({error, {'RuntimeError', _}},
+                 py:eval(<<"__import__('multiprocessing').get_context('fork').Process(target=print).start()">>)).

@@ -172,6 +172,20 @@ Erlang binary, int any size, None is ``none``, dict a map, and so on.
 """
 
 
+def _no_fork(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError(
+        "os.fork() would copy the whole Erlang VM into the child process; "
+        "start programs with subprocess, or use multiprocessing's 'spawn' context"
+    )
+
+
+def _guard_fork() -> None:
+    """Python code must not copy the VM: fork and forkpty raise instead."""
+    for name in ("fork", "forkpty"):
+        if hasattr(os, name):
+            setattr(os, name, _no_fork)
+
+
 def install(python_path: Iterable[str] = (), venv: Optional[str] = None) -> None:
     """Complete the ``erlang`` module and route standard output to the VM."""
     erlang.__doc__ = MODULE_DOC
@@ -180,6 +194,7 @@ def install(python_path: Iterable[str] = (), venv: Optional[str] = None) -> None
     erlang.ErlangFunction = ErlangFunction
     erlang.sleep = sleep
     erlang.__getattr__ = _module_getattr
+    _guard_fork()
     sys.stdout = ErlangOutput(1, "<erlang stdout>")
     sys.stderr = ErlangOutput(2, "<erlang stderr>")
     _activate_paths(python_path, venv)
