@@ -267,6 +267,8 @@ pub mod erlang {
     #[pymodule_export]
     use super::{Pid, Ref, _write, _log, call, async_call, _is_registered, send, whereis, _sleep};
     #[pymodule_export]
+    use crate::spans::{SpanHandle, _span_start};
+    #[pymodule_export]
     use crate::state_py::{
         state_clear, state_decr, state_delete, state_get, state_incr, state_keys, state_set, SharedDict,
     };

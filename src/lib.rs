@@ -15,6 +15,7 @@ mod nif;
 mod nif_state;
 mod resources;
 mod runtime;
+mod spans;
 mod state;
 mod state_py;
 

@@ -96,3 +96,21 @@ fn incr_error(e: IncrError) -> rustler::Error {
         IncrError::Overflow => rustler::Error::RaiseTerm(Box::new((badarith(), "overflow"))),
     }
 }
+
+/// Start recording spans made with `erlang.Span`.
+#[rustler::nif]
+fn tracing_enable(enabled: bool) -> Atom {
+    crate::spans::set_enabled(enabled);
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn tracing_spans(env: Env) -> Vec<Term> {
+    crate::spans::finished_terms(env)
+}
+
+#[rustler::nif]
+fn tracing_clear() -> Atom {
+    crate::spans::clear();
+    atoms::ok()
+}

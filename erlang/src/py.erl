@@ -32,7 +32,8 @@
          tracemalloc_stop/0, reload/1, dup_fd/1,
          activate_venv/1, deactivate_venv/0, venv_info/0,
          configure_logging/0, configure_logging/1, ensure_venv/2, ensure_venv/3,
-         register_pool/2, unregister_pool/1]).
+         register_pool/2, unregister_pool/1,
+         enable_tracing/0, disable_tracing/0, get_traces/0, clear_traces/0]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -492,6 +493,31 @@ shared_dict_keys(Dict) -> py_nif:shared_dict_keys(Dict).
 
 -spec shared_dict_destroy(reference()) -> ok.
 shared_dict_destroy(Dict) -> py_nif:shared_dict_destroy(Dict).
+
+%%% ---------------------------------------------------------------------------
+%%% Tracing
+
+%% @doc Start recording the spans Python code opens with `erlang.Span(Name, **Attrs)'.
+-spec enable_tracing() -> ok.
+enable_tracing() ->
+    py_nif:tracing_enable(true).
+
+%% @doc Stop recording spans (those recorded stay until `clear_traces/0').
+-spec disable_tracing() -> ok.
+disable_tracing() ->
+    py_nif:tracing_enable(false).
+
+%% @doc The finished spans, oldest first: maps with `name', `span_id', `parent_id'
+%% (`undefined' for a root), `trace_id', `start_time' and `end_time' (microseconds since
+%% the epoch), `duration_us', `status' (`ok', `{error, Description}' or `unset'),
+%% `attributes' and `events' (maps with `name', `time', `attributes').
+-spec get_traces() -> {ok, [map()]}.
+get_traces() ->
+    {ok, py_nif:tracing_spans()}.
+
+-spec clear_traces() -> ok.
+clear_traces() ->
+    py_nif:tracing_clear().
 
 %%% ---------------------------------------------------------------------------
 %%% Pools

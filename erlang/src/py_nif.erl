@@ -11,7 +11,8 @@
          clear_registered_functions/0, join_chain/2, stream_credit/2]).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
          state_incr/2, shared_dict_new/0, shared_dict_get/3, shared_dict_set/3,
-         shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1]).
+         shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
+         tracing_enable/1, tracing_spans/0, tracing_clear/0]).
 
 -on_load(load/0).
 
@@ -22,7 +23,8 @@
        clear_registered_functions/0, join_chain/2, stream_credit/2,
        state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
        state_incr/2, shared_dict_new/0, shared_dict_get/3, shared_dict_set/3,
-       shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1]).
+       shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
+       tracing_enable/1, tracing_spans/0, tracing_clear/0]).
 
 -type context() :: reference().
 -type handle() :: reference().
@@ -131,3 +133,12 @@ join_chain(_Ctx, _CallbackId) -> erlang:nif_error(not_loaded).
 
 -spec stream_credit(handle(), pos_integer()) -> ok.
 stream_credit(_Handle, _Items) -> erlang:nif_error(not_loaded).
+
+-spec tracing_enable(boolean()) -> ok.
+tracing_enable(_Enabled) -> erlang:nif_error(not_loaded).
+
+-spec tracing_spans() -> [map()].
+tracing_spans() -> erlang:nif_error(not_loaded).
+
+-spec tracing_clear() -> ok.
+tracing_clear() -> erlang:nif_error(not_loaded).

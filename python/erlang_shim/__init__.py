@@ -158,6 +158,9 @@ Messages and processes
     Pid, Ref                Erlang pids and references (hashable, comparable)
     Atom, atom(name)        a str that crosses to Erlang as an atom
 
+Tracing (``py:enable_tracing/0``, ``py:get_traces/0``)
+    Span(name, **attrs)     context manager and decorator; event(), set_attribute()
+
 Waiting
     sleep(seconds)          awaitable inside coroutines; in synchronous code a
                             wait that does not hold the GIL
@@ -188,7 +191,10 @@ def _guard_fork() -> None:
 
 def install(python_path: Iterable[str] = (), venv: Optional[str] = None) -> None:
     """Complete the ``erlang`` module and route standard output to the VM."""
+    from erlang_shim._span import Span
+
     erlang.__doc__ = MODULE_DOC
+    erlang.Span = Span
     erlang.Atom = Atom
     erlang.atom = atom
     erlang.ErlangFunction = ErlangFunction

@@ -1,0 +1,206 @@
+//! Tracing spans from Python (`erlang.Span`), recorded with the OpenTelemetry SDK and
+//! collected for `py:get_traces/0`. Python spans have run-time names and explicit parents
+//! (carried in a `contextvars` variable, so children follow asyncio tasks), which the SDK's
+//! tracer API models directly.
+
+use crate::atoms;
+use crate::convert::py_bytes_to_binary;
+use opentelemetry::trace::{Span as _, Status, TraceContextExt, Tracer as _, TracerProvider as _};
+use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanProcessor, Tracer};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+use rustler::{Encoder, Env, Term};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Finished spans kept for `get_traces/0`; the oldest go first past this many.
+const MAX_FINISHED: usize = 100_000;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static FINISHED: Mutex<Vec<SpanData>> = Mutex::new(Vec::new());
+static TRACER: LazyLock<Tracer> = LazyLock::new(|| {
+    SdkTracerProvider::builder()
+        .with_span_processor(Collector)
+        .build()
+        .tracer("erlang_python")
+});
+
+rustler::atoms! { name, span_id, parent_id, trace_id, start_time, end_time, duration_us, status, attributes, events, time, unset }
+
+#[derive(Debug)]
+struct Collector;
+
+impl SpanProcessor for Collector {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        let mut finished = FINISHED.lock().unwrap();
+        if finished.len() >= MAX_FINISHED {
+            finished.remove(0);
+        }
+        finished.push(span);
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: std::time::Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// A running span, as Python holds it.
+#[pyclass(module = "erlang", name = "_SpanHandle", frozen)]
+pub struct SpanHandle {
+    cx: Context,
+}
+
+#[pymethods]
+impl SpanHandle {
+    fn event(&self, name: String, attrs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        self.cx.span().add_event(name, key_values(attrs)?);
+        Ok(())
+    }
+
+    fn set_attribute(&self, key: String, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.cx.span().set_attribute(KeyValue::new(key, to_value(value)?));
+        Ok(())
+    }
+
+    /// End the span; an error description marks it failed.
+    #[pyo3(signature = (error=None))]
+    fn end(&self, error: Option<String>) {
+        let span = self.cx.span();
+        match error {
+            Some(description) => span.set_status(Status::error(description)),
+            None => span.set_status(Status::Ok),
+        }
+        span.end();
+    }
+}
+
+/// Start a span (a child of `parent` when given), or `None` while tracing is disabled.
+#[pyfunction]
+#[pyo3(signature = (name, parent=None, attrs=None))]
+pub fn _span_start(name: String, parent: Option<&Bound<'_, SpanHandle>>, attrs: Option<&Bound<'_, PyDict>>) -> PyResult<Option<SpanHandle>> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    let parent_cx = parent.map(|p| p.get().cx.clone()).unwrap_or_default();
+    let mut span = TRACER.start_with_context(name, &parent_cx);
+    span.set_attributes(key_values(attrs)?);
+    Ok(Some(SpanHandle { cx: parent_cx.with_span(span) }))
+}
+
+fn key_values(attrs: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<KeyValue>> {
+    let Some(attrs) = attrs else { return Ok(Vec::new()) };
+    attrs
+        .iter()
+        .map(|(k, v)| Ok(KeyValue::new(k.str()?.to_string(), to_value(&v)?)))
+        .collect()
+}
+
+fn to_value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    Ok(if let Ok(b) = v.cast::<PyBool>() {
+        Value::Bool(b.is_true())
+    } else if let Ok(i) = v.cast::<PyInt>() {
+        match i.extract::<i64>() {
+            Ok(i) => Value::I64(i),
+            Err(_) => Value::String(i.str()?.to_string().into()),
+        }
+    } else if let Ok(f) = v.cast::<PyFloat>() {
+        Value::F64(f.value())
+    } else if let Ok(s) = v.cast::<PyString>() {
+        Value::String(s.to_str()?.to_string().into())
+    } else {
+        Value::String(v.str()?.to_string().into())
+    })
+}
+
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+pub fn clear() {
+    FINISHED.lock().unwrap().clear();
+}
+
+/// The finished spans as maps, oldest first.
+pub fn finished_terms(env: Env) -> Vec<Term> {
+    let finished = FINISHED.lock().unwrap();
+    finished.iter().map(|s| span_term(env, s)).collect()
+}
+
+fn micros(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+fn span_term<'a>(env: Env<'a>, s: &SpanData) -> Term<'a> {
+    let hex = |text: String| py_bytes_to_binary(env, text.as_bytes());
+    let parent = if s.parent_span_id == opentelemetry::trace::SpanId::INVALID {
+        atoms::undefined().encode(env)
+    } else {
+        hex(s.parent_span_id.to_string())
+    };
+    let status_term = match &s.status {
+        Status::Ok => atoms::ok().encode(env),
+        Status::Error { description } => (atoms::error(), py_bytes_to_binary(env, description.as_bytes())).encode(env),
+        Status::Unset => unset().encode(env),
+    };
+    let event_terms: Vec<Term> = s
+        .events
+        .iter()
+        .map(|e| {
+            let pairs = [
+                (name().encode(env), py_bytes_to_binary(env, e.name.as_bytes())),
+                (time().encode(env), micros(e.timestamp).encode(env)),
+                (attributes().encode(env), attrs_term(env, &e.attributes)),
+            ];
+            map_of(env, &pairs)
+        })
+        .collect();
+    let start = micros(s.start_time);
+    let end = micros(s.end_time);
+    let pairs = [
+        (name().encode(env), py_bytes_to_binary(env, s.name.as_bytes())),
+        (span_id().encode(env), hex(s.span_context.span_id().to_string())),
+        (parent_id().encode(env), parent),
+        (trace_id().encode(env), hex(s.span_context.trace_id().to_string())),
+        (start_time().encode(env), start.encode(env)),
+        (end_time().encode(env), end.encode(env)),
+        (duration_us().encode(env), (end - start).encode(env)),
+        (status().encode(env), status_term),
+        (attributes().encode(env), attrs_term(env, &s.attributes)),
+        (events().encode(env), event_terms.encode(env)),
+    ];
+    map_of(env, &pairs)
+}
+
+fn attrs_term<'a>(env: Env<'a>, attrs: &[KeyValue]) -> Term<'a> {
+    let pairs: Vec<(Term, Term)> = attrs
+        .iter()
+        .map(|kv| (py_bytes_to_binary(env, kv.key.as_str().as_bytes()), value_term(env, &kv.value)))
+        .collect();
+    map_of(env, &pairs)
+}
+
+fn value_term<'a>(env: Env<'a>, v: &Value) -> Term<'a> {
+    match v {
+        Value::Bool(b) => b.encode(env),
+        Value::I64(i) => i.encode(env),
+        Value::F64(f) => f.encode(env),
+        Value::String(s) => py_bytes_to_binary(env, s.as_str().as_bytes()),
+        other => py_bytes_to_binary(env, other.to_string().as_bytes()),
+    }
+}
+
+fn map_of<'a>(env: Env<'a>, pairs: &[(Term<'a>, Term<'a>)]) -> Term<'a> {
+    let mut map = Term::map_new(env);
+    for (k, v) in pairs {
+        map = map.map_put(*k, *v).unwrap_or(map);
+    }
+    map
+}
