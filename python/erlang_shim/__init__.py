@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import site
 import sys
 from typing import Any, Awaitable, Iterable, Optional, Union
 
@@ -119,26 +118,13 @@ class ErlangOutput(io.TextIOBase):
 
 
 def _activate_paths(python_path: Iterable[str], venv: Optional[str]) -> None:
-    front: list[str] = []
     if venv:
-        lib = os.path.join(venv, "lib")
-        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-        candidates = [os.path.join(lib, version, "site-packages")]
-        if os.path.isdir(lib):
-            candidates += [
-                os.path.join(lib, d, "site-packages")
-                for d in sorted(os.listdir(lib))
-                if d.startswith("python")
-            ]
-        for sp in candidates:
-            if os.path.isdir(sp):
-                before = list(sys.path)
-                site.addsitedir(sp)  # processes .pth files too
-                front += [p for p in sys.path if p not in before]
-                break
-        else:
-            raise FileNotFoundError(f"no site-packages under venv {venv!r}")
-    front = list(python_path) + front
+        # The configured venv is part of the base path, not an `activate_venv` that
+        # `deactivate_venv` would undo.
+        from erlang_shim._admin import put_venv_first
+
+        put_venv_first(os.path.abspath(venv), list(sys.path))
+    front = list(python_path)
     sys.path[:] = front + [p for p in sys.path if p not in front]
 
 

@@ -66,18 +66,24 @@ def _site_packages(venv: str) -> str:
     raise FileNotFoundError(f"no site-packages under venv {venv!r}")
 
 
-def activate_venv(venv: str) -> None:
-    """Put the venv's site-packages (and what its .pth files add) first on sys.path."""
-    global _saved_path, _active_venv
-    venv = os.path.abspath(venv)
+def put_venv_first(venv: str, base: List[str]) -> str:
+    """Make sys.path the venv's site-packages (and what its .pth files add)
+    followed by `base`; answer the site-packages directory."""
     packages = _site_packages(venv)
-    if _saved_path is None:
-        _saved_path = list(sys.path)
-    base = list(_saved_path)
     sys.path[:] = base
     site.addsitedir(packages)
     added = [p for p in sys.path if p not in base]
     sys.path[:] = added + base
+    return packages
+
+
+def activate_venv(venv: str) -> None:
+    """Put the venv's site-packages (and what its .pth files add) first on sys.path."""
+    global _saved_path, _active_venv
+    venv = os.path.abspath(venv)
+    base = list(_saved_path) if _saved_path is not None else list(sys.path)
+    packages = put_venv_first(venv, base)
+    _saved_path = base
     _active_venv = {"venv_path": venv, "site_packages": packages}
 
 
