@@ -216,6 +216,7 @@ impl Actor {
     /// until a timer, I/O, or the mailbox's wake-up).
     fn run_loop_once(&self, py: Python<'_>) {
         self.shared.in_selector.store(true, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
         if !self.rx.is_empty() {
             self.shared.in_selector.store(false, Ordering::SeqCst);
             return;

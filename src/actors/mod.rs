@@ -78,6 +78,9 @@ impl Mailbox {
     /// If the actor sleeps in its event loop's selector, wake it (it re-checks the
     /// channel after announcing `in_selector`, so one side always sees the other).
     fn wake(&self) {
+        // Pairs with the fence in `Actor::run_loop_once`: either the actor sees the message
+        // we just queued, or we see that it sleeps in the selector.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self.shared.in_selector.load(Ordering::SeqCst) {
             let fd = self.shared.wake_fd.load(Ordering::Acquire);
             if fd >= 0 {
