@@ -15,7 +15,7 @@
          spawn_call_sees_namespace/1, spawn_call_error/1, await_timeout/1,
          unknown_module/1, unknown_function/1, unknown_main_function/1,
          bad_argument_types/1, python_type_error/1, non_ascii_exception/1,
-         unsupported_terms/1, deep_nesting/1, unhashable_key/1,
+         unsupported_terms/1, deep_nesting/1, unhashable_key/1, huge_terms/1,
          version/1, contexts/1, get_local_env/1, execution_mode/1,
          py_refs/1, py_ref_errors/1, py_ref_released/1]).
 
@@ -32,7 +32,7 @@ all() ->
      spawn_call_sees_namespace, spawn_call_error, await_timeout,
      unknown_module, unknown_function, unknown_main_function, bad_argument_types,
      python_type_error, non_ascii_exception, unsupported_terms, deep_nesting,
-     unhashable_key, version, contexts, get_local_env, execution_mode,
+     unhashable_key, huge_terms, version, contexts, get_local_env, execution_mode,
      py_refs, py_ref_errors, py_ref_released].
 
 init_per_suite(Config) ->
@@ -281,6 +281,20 @@ deep_nesting(_) ->
     ?assertMatch({error, {nesting_too_deep, _}},
                  py:eval(<<"__import__('functools').reduce(lambda a, _: [a], range(100000), [])">>)),
     ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])).
+
+huge_terms(_) ->
+    Million = lists:seq(1, 1000000),
+    ?assertEqual({ok, Million}, py:call(py_api_helpers, identity, [Million])),
+    %% Maps past 32 keys are hash tries in Erlang: built key by key in replies (OTP 25's
+    %% enif_make_map_from_arrays crashed the VM for them outside a process).
+    BigMap = maps:from_list([{I, integer_to_binary(I)} || I <- lists:seq(1, 100000)]),
+    ?assertEqual({ok, BigMap}, py:call(py_api_helpers, identity, [BigMap])),
+    [?assertEqual({ok, maps:from_list([{I, I} || I <- lists:seq(0, N - 1)])},
+                  py:eval(<<"{i: i for i in range(n)}">>, #{n => N}))
+     || N <- [32, 33, 64, 1000]],
+    Blob = binary:copy(<<255, 0>>, 8 * 1024 * 1024),
+    ?assertEqual({ok, byte_size(Blob)}, py:call(builtins, len, [Blob])),
+    ?assertEqual({ok, Blob}, py:call(py_api_helpers, identity, [Blob])).
 
 unhashable_key(_) ->
     ?assertEqual({error, {'TypeError', "unhashable type: 'list'"}},

@@ -135,6 +135,9 @@ fn etf_to_term<'a>(env: Env<'a>, etf: &[u8]) -> Result<Term<'a>, ConvError> {
         .ok_or_else(|| ConvError::Python(pyo3::exceptions::PyValueError::new_err("bad term")))
 }
 
+/// Erlang's largest "flat" map; bigger maps are hash array mapped tries.
+const FLATMAP_MAX_KEYS: usize = 32;
+
 fn dict_to_map<'a>(env: Env<'a>, dict: &Bound<'_, PyDict>, depth: usize) -> Result<Term<'a>, ConvError> {
     // Iterate a snapshot: a __str__ run during conversion may mutate the dict.
     let items = dict.items();
@@ -145,8 +148,13 @@ fn dict_to_map<'a>(env: Env<'a>, dict: &Bound<'_, PyDict>, depth: usize) -> Resu
         keys.push(convert(env, &pair.get_item(0)?, depth + 1)?);
         values.push(convert(env, &pair.get_item(1)?, depth + 1)?);
     }
-    if let Ok(map) = Term::map_from_arrays(env, &keys, &values) {
-        return Ok(map);
+    // OTP 25's enif_make_map_from_arrays crashes the VM for more than 32 keys in a
+    // process-independent environment (where every reply is built), so large maps are
+    // built one key at a time.
+    if keys.len() <= FLATMAP_MAX_KEYS {
+        if let Ok(map) = Term::map_from_arrays(env, &keys, &values) {
+            return Ok(map);
+        }
     }
     // Distinct Python keys can meet as one Erlang key ('a' and b'a'): the last one wins.
     let mut map = Term::map_new(env);
