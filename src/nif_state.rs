@@ -10,7 +10,7 @@ rustler::atoms! { not_found, shared_dict_destroyed, badarith }
 
 #[rustler::nif]
 fn state_store(key: Term, value: Term) -> Atom {
-    GLOBAL.store(key_of(key), Stored::from_term(value));
+    GLOBAL.store(key, Stored::from_term(value));
     atoms::ok()
 }
 
@@ -41,7 +41,7 @@ fn state_clear() -> Atom {
 
 #[rustler::nif]
 fn state_incr(key: Term, by: i64) -> NifResult<i64> {
-    GLOBAL.incr(key_of(key), by).map_err(incr_error)
+    GLOBAL.incr(key, by).map_err(incr_error)
 }
 
 #[rustler::nif]
@@ -61,7 +61,7 @@ fn shared_dict_get<'a>(env: Env<'a>, dict: ResourceArc<SharedDictRes>, key: Term
 
 #[rustler::nif]
 fn shared_dict_set(dict: ResourceArc<SharedDictRes>, key: Term, value: Term) -> NifResult<Atom> {
-    live(&dict)?.store(key_of(key), Stored::from_term(value));
+    live(&dict)?.store(key, Stored::from_term(value));
     Ok(atoms::ok())
 }
 
@@ -86,8 +86,8 @@ fn live(dict: &SharedDictRes) -> NifResult<&crate::state::Table> {
     dict.live().ok_or(rustler::Error::RaiseAtom("shared_dict_destroyed"))
 }
 
-fn decode_keys(env: Env, keys: Vec<Vec<u8>>) -> Vec<Term> {
-    keys.iter().map(|k| Stored::Etf(k.clone()).to_term(env)).collect()
+fn decode_keys(env: Env, keys: Vec<Stored>) -> Vec<Term> {
+    keys.iter().map(|k| k.to_term(env)).collect()
 }
 
 fn incr_error(e: IncrError) -> rustler::Error {

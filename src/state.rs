@@ -3,15 +3,27 @@
 //! Keys are terms in the external format; integers are kept as integers so that
 //! increments are atomic under the store's lock.
 
+use crate::msg_env::{MsgEnv, RawTerm};
 use rustler::{Encoder, Env, Term};
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
+/// A stored value. Terms are kept as copies in environments of their own and copied out
+/// on reading: decoding them from the external format in a process-independent environment
+/// (where Python's side reads them) crashes OTP 25 for maps of more than 32 keys.
 #[derive(Clone)]
 pub enum Stored {
     Int(i64),
-    Etf(Vec<u8>),
+    Term(Arc<TermBox>),
 }
+
+pub struct TermBox {
+    env: MsgEnv,
+    term: RawTerm,
+}
+
+// The environment is never changed after the copy in; readers only copy out of it.
+unsafe impl Sync for TermBox {}
 
 pub enum IncrError {
     NotAnInteger,
@@ -22,17 +34,21 @@ impl Stored {
     pub fn from_term(term: Term) -> Stored {
         match term.decode::<i64>() {
             Ok(i) => Stored::Int(i),
-            Err(_) => Stored::Etf(term.to_binary().as_slice().to_vec()),
+            Err(_) => {
+                let env = MsgEnv::new();
+                let term = env.copy_in(term);
+                Stored::Term(Arc::new(TermBox { env, term }))
+            }
         }
     }
 
     pub fn to_term<'a>(&self, env: Env<'a>) -> Term<'a> {
         match self {
             Stored::Int(i) => i.encode(env),
-            // Produced by term_to_binary in this VM: trusted, and its atoms exist.
-            Stored::Etf(etf) => unsafe { env.binary_to_term_trusted(etf) }
-                .map(|(t, _)| t)
-                .unwrap_or_else(|| crate::atoms::undefined().encode(env)),
+            Stored::Term(b) => {
+                let _owner = &b.env;
+                unsafe { Term::new(env, rustler::sys::enif_make_copy(env.as_c_arg(), b.term)) }
+            }
         }
     }
 }
@@ -41,27 +57,32 @@ pub fn key_of(term: Term) -> Vec<u8> {
     term.to_binary().as_slice().to_vec()
 }
 
-/// A map from term keys to stored values, safe to share between threads.
+/// A map from term keys (compared through their external format) to stored values, safe
+/// to share between threads.
 #[derive(Default)]
 pub struct Table {
-    entries: Mutex<HashMap<Vec<u8>, Stored>>,
+    entries: Mutex<HashMap<Vec<u8>, (Stored, Stored)>>,
 }
 
 impl Table {
-    pub fn store(&self, key: Vec<u8>, value: Stored) {
-        self.entries.lock().unwrap().insert(key, value);
+    pub fn store(&self, key: Term, value: Stored) {
+        self.entries.lock().unwrap().insert(key_of(key), (Stored::from_term(key), value));
     }
 
     pub fn fetch(&self, key: &[u8]) -> Option<Stored> {
-        self.entries.lock().unwrap().get(key).cloned()
+        self.entries.lock().unwrap().get(key).map(|(_, v)| v.clone())
     }
 
     pub fn remove(&self, key: &[u8]) -> bool {
         self.entries.lock().unwrap().remove(key).is_some()
     }
 
-    pub fn keys(&self) -> Vec<Vec<u8>> {
-        self.entries.lock().unwrap().keys().cloned().collect()
+    pub fn keys(&self) -> Vec<Stored> {
+        self.entries.lock().unwrap().values().map(|(k, _)| k.clone()).collect()
+    }
+
+    pub fn items(&self) -> Vec<(Stored, Stored)> {
+        self.entries.lock().unwrap().values().cloned().collect()
     }
 
     pub fn len(&self) -> usize {
@@ -73,15 +94,17 @@ impl Table {
     }
 
     /// Add `by` to an integer value (a missing key counts as 0); answers the new value.
-    pub fn incr(&self, key: Vec<u8>, by: i64) -> Result<i64, IncrError> {
+    pub fn incr(&self, key: Term, by: i64) -> Result<i64, IncrError> {
         let mut entries = self.entries.lock().unwrap();
-        let slot = entries.entry(key).or_insert(Stored::Int(0));
+        let (_, slot) = entries
+            .entry(key_of(key))
+            .or_insert_with(|| (Stored::from_term(key), Stored::Int(0)));
         match slot {
             Stored::Int(current) => {
                 *current = current.checked_add(by).ok_or(IncrError::Overflow)?;
                 Ok(*current)
             }
-            Stored::Etf(_) => Err(IncrError::NotAnInteger),
+            Stored::Term(_) => Err(IncrError::NotAnInteger),
         }
     }
 }

@@ -16,6 +16,11 @@ fn to_key(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     MsgEnv::new().with(|e| Ok(key_of(py_to_term(e, value).map_err(conv_to_py)?)))
 }
 
+/// Run `f` with `key` as a term (in a scratch environment).
+fn with_key<R>(key: &Bound<'_, PyAny>, f: impl for<'a> FnOnce(rustler::Term<'a>) -> R) -> PyResult<R> {
+    MsgEnv::new().with(|e| Ok(f(py_to_term(e, key).map_err(conv_to_py)?)))
+}
+
 fn to_stored(value: &Bound<'_, PyAny>) -> PyResult<Stored> {
     MsgEnv::new().with(|e| Ok(Stored::from_term(py_to_term(e, value).map_err(conv_to_py)?)))
 }
@@ -26,7 +31,7 @@ fn to_py<'py>(py: Python<'py>, stored: &Stored) -> PyResult<Bound<'py, PyAny>> {
 
 fn keys_to_py<'py>(py: Python<'py>, table: &Table) -> PyResult<Bound<'py, PyList>> {
     let keys = table.keys();
-    let items = keys.into_iter().map(|k| to_py(py, &Stored::Etf(k))).collect::<PyResult<Vec<_>>>()?;
+    let items = keys.iter().map(|k| to_py(py, k)).collect::<PyResult<Vec<_>>>()?;
     PyList::new(py, items)
 }
 
@@ -50,7 +55,8 @@ pub fn state_get<'py>(py: Python<'py>, key: &Bound<'py, PyAny>, default: Option<
 /// Store `value` under `key` (visible to `py:state_fetch/1`).
 #[pyfunction]
 pub fn state_set(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-    GLOBAL.store(to_key(key)?, to_stored(value)?);
+    let value = to_stored(value)?;
+    with_key(key, |k| GLOBAL.store(k, value))?;
     Ok(())
 }
 
@@ -75,7 +81,7 @@ pub fn state_clear() {
 #[pyfunction]
 #[pyo3(signature = (key, amount=1))]
 pub fn state_incr(key: &Bound<'_, PyAny>, amount: i64) -> PyResult<i64> {
-    GLOBAL.incr(to_key(key)?, amount).map_err(incr_error)
+    with_key(key, |k| GLOBAL.incr(k, amount))?.map_err(incr_error)
 }
 
 /// Atomically subtract `amount` from the integer under `key` (missing counts as 0).
@@ -83,7 +89,7 @@ pub fn state_incr(key: &Bound<'_, PyAny>, amount: i64) -> PyResult<i64> {
 #[pyo3(signature = (key, amount=1))]
 pub fn state_decr(key: &Bound<'_, PyAny>, amount: i64) -> PyResult<i64> {
     let negated = amount.checked_neg().ok_or_else(|| PyOverflowError::new_err("amount out of range"))?;
-    GLOBAL.incr(to_key(key)?, negated).map_err(incr_error)
+    with_key(key, |k| GLOBAL.incr(k, negated))?.map_err(incr_error)
 }
 
 /// A dictionary shared between Erlang and Python (`py:shared_dict_new/0`). Keys and
@@ -116,7 +122,9 @@ impl SharedDict {
     }
 
     fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.table()?.store(to_key(key)?, to_stored(value)?);
+        let table = self.table()?;
+        let value = to_stored(value)?;
+        with_key(key, |k| table.store(k, value))?;
         Ok(())
     }
 
@@ -153,10 +161,8 @@ impl SharedDict {
     fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let table = self.table()?;
         let mut pairs = Vec::new();
-        for key in table.keys() {
-            if let Some(value) = table.fetch(&key) {
-                pairs.push((to_py(py, &Stored::Etf(key))?, to_py(py, &value)?));
-            }
+        for (key, value) in table.items() {
+            pairs.push((to_py(py, &key)?, to_py(py, &value)?));
         }
         PyList::new(py, pairs)
     }

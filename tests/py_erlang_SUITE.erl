@@ -13,6 +13,7 @@
          values_cross_intact/1, callbacks_from_cast_and_spawn/1,
          send_message/1, send_to_dead_pid/1, whereis/1, sleep_sync/1,
          state_from_both_sides/1, state_incr_concurrent/1, state_incr_not_integer/1,
+         big_values_in_state/1,
          shared_dict_both_sides/1, shared_dict_owner_exit/1, shared_dict_destroyed/1,
          module_reads_well/1, caller_killed_in_erlang_function/1,
          erlang_from_coroutines_streams_threads/1]).
@@ -26,7 +27,7 @@ all() ->
      erlang_error, nested_twenty_levels, concurrent_nested, side_effect_once,
      inner_timeout_shorter, outer_timeout_while_in_erlang, values_cross_intact,
      callbacks_from_cast_and_spawn, send_message, send_to_dead_pid, whereis, sleep_sync,
-     state_from_both_sides, state_incr_concurrent, state_incr_not_integer,
+     state_from_both_sides, state_incr_concurrent, state_incr_not_integer, big_values_in_state,
      shared_dict_both_sides, shared_dict_owner_exit, shared_dict_destroyed,
      module_reads_well, caller_killed_in_erlang_function,
      erlang_from_coroutines_streams_threads].
@@ -233,6 +234,20 @@ state_incr_concurrent(_) ->
     Er = [spawn_link(fun() -> Parent ! {self(), {ok, py:state_incr(<<"pc">>)}} end) || _ <- lists:seq(1, 200)],
     [receive {P, {ok, _}} -> ok after 10000 -> ct:fail({no_answer, P}) end || P <- Py ++ Er],
     ?assertEqual({ok, 400}, py:state_fetch(<<"pc">>)).
+
+big_values_in_state(_) ->
+    %% Maps past 32 keys read back on both sides (they are copied, never decoded from the
+    %% external format in a process-independent environment, which crashed OTP 25).
+    Big = maps:from_list([{I, I} || I <- lists:seq(1, 10000)]),
+    ok = py:state_store(big, Big),
+    ?assertEqual({ok, Big}, py:state_fetch(big)),
+    ?assertEqual({ok, 10000}, py:eval(<<"len(erlang.state_get(erlang.atom('big')))">>)),
+    D = py:shared_dict_new(),
+    ok = py:shared_dict_set(D, Big, Big),
+    ?assertEqual(Big, py:shared_dict_get(D, Big)),
+    ?assertEqual([Big], py:shared_dict_keys(D)),
+    ?assertEqual({ok, 10000}, py:eval(<<"len(d.items()[0][0])">>, #{d => D})),
+    ok = py:shared_dict_destroy(D).
 
 state_incr_not_integer(_) ->
     ok = py:state_store(text, <<"abc">>),
