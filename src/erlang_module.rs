@@ -148,12 +148,19 @@ fn _write(py: Python<'_>, stream: u8, text: &str) {
 #[pyfunction]
 #[pyo3(signature = (name, *args))]
 fn call(py: Python<'_>, name: &str, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
-    if !crate::actors::callback::is_registered(name) {
-        return Err(pyo3::exceptions::PyNameError::new_err(format!(
-            "no Erlang function is registered as '{name}'"
-        )));
-    }
+    ensure_registered(name)?;
     crate::actors::callback::call_erlang(py, name, args)
+}
+
+/// `NameError` for a name no Erlang function is registered under.
+fn ensure_registered(name: &str) -> PyResult<()> {
+    if crate::actors::callback::is_registered(name) {
+        Ok(())
+    } else {
+        Err(pyo3::exceptions::PyNameError::new_err(format!(
+            "no Erlang function is registered as '{name}'"
+        )))
+    }
 }
 
 /// Awaitable form of `call`: `await erlang.async_call(name, *args)` runs the Erlang
@@ -161,11 +168,7 @@ fn call(py: Python<'_>, name: &str, args: &Bound<'_, pyo3::types::PyTuple>) -> P
 #[pyfunction]
 #[pyo3(signature = (name, *args))]
 fn async_call(py: Python<'_>, name: &str, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
-    if !crate::actors::callback::is_registered(name) {
-        return Err(pyo3::exceptions::PyNameError::new_err(format!(
-            "no Erlang function is registered as '{name}'"
-        )));
-    }
+    ensure_registered(name)?;
     crate::actors::callback::async_call_erlang(py, name, args)
 }
 

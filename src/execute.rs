@@ -94,7 +94,7 @@ impl Executor {
             (7, k) if k == atoms::call() => {
                 let target = self.resolve(py, &ns, f[2], f[3])?;
                 let result = call_with(py, &target, f[4], f[5])?;
-                self.reply_value(py, env, &result, f[6])
+                self.reply_value(env, &result, f[6])
             }
             (4, k) if k == atoms::eval() => {
                 let code = self.compile(py, f[2], true)?;
@@ -228,10 +228,9 @@ impl Executor {
         Ok(compiled)
     }
 
-    fn reply_value<'a>(&self, py: Python<'_>, env: Env<'a>, value: &Bound<'_, PyAny>, return_ref: Term) -> Outcome<'a> {
+    fn reply_value<'a>(&self, env: Env<'a>, value: &Bound<'_, PyAny>, return_ref: Term) -> Outcome<'a> {
         if return_ref.decode::<bool>().unwrap_or(false) {
             let res = ResourceArc::new(PyRefRes::new(value.clone().unbind(), self.mailbox.clone()));
-            let _ = py;
             return Ok(ok_tuple(env, res.encode(env)));
         }
         Ok(ok_tuple(env, py_to_term(env, value)?))

@@ -299,7 +299,7 @@ fn start_stream(actor: &Actor, py: Python<'_>, mut req: Request, value: Py<PyAny
         if helpers.bind(py).call_method1("is_async_iterable", (value,))?.is_truthy()? {
             let emit = PyCFunction::new_closure(py, None, None, move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<bool> {
                 let actor = super::context::current_actor().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("no context"))?;
-                emit_item(&actor, args.py(), id, &args.get_item(0)?)
+                emit_item(&actor, id, &args.get_item(0)?)
             })?;
             let wait = PyCFunction::new_closure(py, None, None, move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<Py<PyAny>> {
                 let actor = super::context::current_actor().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("no context"))?;
@@ -369,7 +369,7 @@ fn sync_step(actor: &Actor, py: Python<'_>, id: u64) {
     for _ in 0..SYNC_BATCH {
         let next = unsafe { Bound::from_owned_ptr_or_opt(py, pyo3::ffi::PyIter_Next(iterator.as_ptr())) };
         match next {
-            Some(item) => match emit_item(actor, py, id, &item) {
+            Some(item) => match emit_item(actor, id, &item) {
                 Ok(true) => {}
                 Ok(false) => return, // out of credit: the controller's grant resumes us
                 Err(e) => return finish_stream(actor, py, id, Ending::Error(Failure::Python(e))),
@@ -387,7 +387,7 @@ fn sync_step(actor: &Actor, py: Python<'_>, id: u64) {
 
 /// Send one item to the owner. Answers whether credit is left; when it runs out, the
 /// controller is asked for more.
-fn emit_item(actor: &Actor, py: Python<'_>, id: u64, item: &Bound<'_, PyAny>) -> PyResult<bool> {
+fn emit_item(actor: &Actor, id: u64, item: &Bound<'_, PyAny>) -> PyResult<bool> {
     // No borrow of the loop state is held while converting: `__str__` of an item may run
     // Python code that reaches this context again.
     let (tag, owner, mut out) = {
@@ -404,7 +404,6 @@ fn emit_item(actor: &Actor, py: Python<'_>, id: u64, item: &Bound<'_, PyAny>) ->
     });
     let sent = match msg {
         Ok(msg) => {
-            let _ = py;
             out.send_and_clear(&owner, msg);
             Ok(())
         }
