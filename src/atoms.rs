@@ -13,6 +13,7 @@ rustler::atoms! {
     timeout,
     cancelled,
     replied,
+    reply,
     pending,
     py_reply,
     py_init,

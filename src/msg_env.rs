@@ -17,9 +17,29 @@ pub struct MsgEnv {
 // The environment is process-independent and only used by one thread at a time.
 unsafe impl Send for MsgEnv {}
 
+thread_local! {
+    /// One cleared environment kept per scheduler thread for the next request: a quick
+    /// reply hands its environment back to the thread that allocated it.
+    static SPARE: std::cell::Cell<Option<MsgEnv>> = const { std::cell::Cell::new(None) };
+}
+
 impl MsgEnv {
     pub fn new() -> MsgEnv {
         MsgEnv { raw: unsafe { enif_alloc_env() } }
+    }
+
+    /// `new`, reusing this thread's spare environment when there is one.
+    pub fn reuse_or_new() -> MsgEnv {
+        SPARE.with(|spare| spare.take()).unwrap_or_else(MsgEnv::new)
+    }
+
+    /// Clear this environment and keep it as this thread's spare (see `reuse_or_new`).
+    pub fn recycle(mut self) {
+        if self.raw.is_null() {
+            return;
+        }
+        self.clear();
+        SPARE.with(|spare| spare.set(Some(self)));
     }
 
     /// Copy a term from another environment into this one.
@@ -39,6 +59,11 @@ impl MsgEnv {
         f(env)
     }
 
+    /// Move the environment out, leaving an empty handle that must not be used again.
+    pub fn take(&mut self) -> MsgEnv {
+        MsgEnv { raw: std::mem::replace(&mut self.raw, std::ptr::null_mut()) }
+    }
+
     /// Drop every term built in this environment.
     pub fn clear(&mut self) {
         unsafe { enif_clear_env(self.raw) };
@@ -55,6 +80,8 @@ impl MsgEnv {
 
 impl Drop for MsgEnv {
     fn drop(&mut self) {
-        unsafe { enif_free_env(self.raw) }
+        if !self.raw.is_null() {
+            unsafe { enif_free_env(self.raw) }
+        }
     }
 }

@@ -30,6 +30,7 @@ fn init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     if let Some(limit) = get("atom_limit").and_then(|t| t.decode::<usize>().ok()) {
         crate::convert::set_atom_limit(limit);
     }
+    crate::actors::set_reply_spin(get("reply_spin_us").and_then(|t| t.decode::<u64>().ok()));
     if let Some(depth) = get("max_nesting").and_then(|t| t.decode::<usize>().ok()) {
         crate::convert::set_max_nesting(depth);
     }
@@ -92,11 +93,42 @@ fn env_new(ctx: ResourceArc<ContextRes>) -> ResourceArc<EnvRes> {
 fn submit<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'a>, caller_waits: bool) -> NifResult<Term<'a>> {
     let mailbox = target_mailbox(target)?;
     let local_env = env_for(&mailbox, local_env)?;
-    let state = Arc::new(ReqState::new(mailbox.shared.clone()));
+    let state = Arc::new(ReqState::new(mailbox.shared.clone(), false));
     let req = new_request(env, request, local_env, Some(state.clone()), caller_waits);
     Ok(match mailbox.submit(req) {
         Ok(()) => (atoms::ok(), ResourceArc::new(ReqRes { state, mailbox })).encode(env),
         Err(e) => submit_error(env, e),
+    })
+}
+
+/// `submit/4` for a caller that waits: when the context is idle, poll briefly for the
+/// reply and answer `{reply, Result}` directly. The poll is bounded (`reply_spin_us`,
+/// 20 µs by default) and does not take the GIL; it saves the wake-ups of a message
+/// from a foreign thread to a process whose scheduler went to sleep. Otherwise (or when
+/// the reply takes longer) answers `{ok, Handle}` and the reply comes as a message.
+#[rustler::nif]
+fn submit_sync<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'a>) -> NifResult<Term<'a>> {
+    let mailbox = target_mailbox(target)?;
+    let local_env = env_for(&mailbox, local_env)?;
+    let spinning = mailbox.claim_spinner();
+    let state = Arc::new(ReqState::new(mailbox.shared.clone(), spinning));
+    let req = new_request(env, request, local_env, Some(state.clone()), true);
+    let submitted = mailbox.submit(req);
+    let stored = match (&submitted, spinning) {
+        (Ok(()), true) => state.spin_for_reply(crate::actors::reply_spin()),
+        _ => None,
+    };
+    if spinning {
+        mailbox.release_spinner(stored.is_some());
+    }
+    Ok(match (submitted, stored) {
+        (Ok(()), Some((reply_env, result))) => {
+            let result = unsafe { Term::new(env, rustler::sys::enif_make_copy(env.as_c_arg(), result)) };
+            reply_env.recycle();
+            (atoms::reply(), result).encode(env)
+        }
+        (Ok(()), None) => (atoms::ok(), ResourceArc::new(ReqRes { state, mailbox })).encode(env),
+        (Err(e), _) => submit_error(env, e),
     })
 }
 
@@ -154,7 +186,7 @@ fn new_request(
     reply: Option<Arc<ReqState>>,
     caller_waits: bool,
 ) -> Request {
-    let msg_env = MsgEnv::new();
+    let msg_env = MsgEnv::reuse_or_new();
     let body = msg_env.copy_in(request);
     Request { env: msg_env, body, local_env, caller: env.pid(), reply, caller_waits }
 }

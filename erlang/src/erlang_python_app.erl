@@ -12,6 +12,7 @@ start(_Type, _Args) ->
         ok ->
             %% Shared state lives with the application, like an ETS table would.
             ok = py_nif:state_clear(),
+            persistent_term:put({py, default_timeout}, env(default_timeout, 30000)),
             erlang_python_sup:start_link();
         {error, Reason} -> {error, {python_init_failed, Reason}}
     end.
@@ -21,11 +22,16 @@ stop(_State) ->
     py_context_router:set_count(0).
 
 start_python() ->
-    Opts = #{shim_dir => unicode:characters_to_binary(py_nif:priv_dir()),
+    Opts0 = #{shim_dir => unicode:characters_to_binary(py_nif:priv_dir()),
              python_path => [unicode:characters_to_binary(P) || P <- env(python_path, [])],
              venv => venv(env(venv, undefined)),
              atom_limit => env(atom_limit, 10000),
              max_nesting => env(max_nesting, 20000)},
+    %% Unset: the NIF picks 20 µs, or 0 on a single CPU.
+    Opts = case env(reply_spin_us, undefined) of
+               Us when is_integer(Us), Us >= 0 -> Opts0#{reply_spin_us => Us};
+               _ -> Opts0
+           end,
     case py_nif:init(Opts) of
         pending ->
             receive

@@ -664,8 +664,9 @@ pick_for(Module, Func) ->
 pool(Pool) ->
     py_context_router:pick(Pool).
 
+%% Read on every call, so kept in `persistent_term' (set from the app env at start).
 default_timeout() ->
-    application:get_env(erlang_python, default_timeout, 30000).
+    persistent_term:get({?MODULE, default_timeout}, 30000).
 
 routed({ok, Entry}, Kind, Fields) ->
     request(Entry, Kind, Fields, default_timeout());
@@ -680,9 +681,12 @@ request({_, Ctx, _} = Entry, Kind, Fields, Timeout) ->
 %% this process runs the Erlang functions the request's Python code calls.
 submit_and_wait(Target, Env, Kind, Fields, Timeout) ->
     Ref = make_ref(),
-    Start = erlang:monotonic_time(millisecond),
-    case py_nif:submit(Target, Env, list_to_tuple([Kind, Ref | Fields]), true) of
+    case submit_waiting(Target, Env, list_to_tuple([Kind, Ref | Fields]), Timeout) of
+        {reply, Result} ->
+            Result;
         {ok, Handle} ->
+            %% Measured after the NIF's short poll (at most `reply_spin_us').
+            Start = erlang:monotonic_time(millisecond),
             receive
                 {py_reply, Ref, Result} ->
                     Result;
@@ -696,6 +700,12 @@ submit_and_wait(Target, Env, Kind, Fields, Timeout) ->
         {error, _} = Error ->
             Error
     end.
+
+%% A zero timeout must not wait at all, not even for the NIF's short poll.
+submit_waiting(Target, Env, Request, 0) ->
+    py_nif:submit(Target, Env, Request, true);
+submit_waiting(Target, Env, Request, _Timeout) ->
+    py_nif:submit_sync(Target, Env, Request).
 
 wait_with_callbacks(Ref, Handle, Deadline) ->
     receive

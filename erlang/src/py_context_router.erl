@@ -48,6 +48,8 @@ set_count(Pool, 0) ->
             persistent_term:put(?KEY(pools), Others)
     end;
 set_count(Pool, N) ->
+    %% Contexts above the new size are forgotten, so that `pick/1' never finds one.
+    [persistent_term:erase(key(Pool, I)) || I <- lists:seq(1, count(Pool)), I > N],
     persistent_term:put(key(Pool, count), N),
     case lists:member(Pool, pools()) orelse Pool =:= default of
         true -> ok;
@@ -83,6 +85,18 @@ pick() ->
 %% so that what `py:exec/1' defined stays visible to the same process.
 -spec pick(pool()) -> {ok, entry()} | {error, term()}.
 pick(Pool) ->
+    %% The common case, one lookup: this process already chose a context that runs.
+    case get({'$py_context_index', Pool}) of
+        I when is_integer(I) ->
+            case persistent_term:get(key(Pool, I), undefined) of
+                undefined -> choose(Pool);
+                Entry -> {ok, Entry}
+            end;
+        _ ->
+            choose(Pool)
+    end.
+
+choose(Pool) ->
     case count(Pool) of
         0 when Pool =:= default ->
             {error, contexts_not_started};

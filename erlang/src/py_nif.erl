@@ -6,7 +6,7 @@
 -export([priv_dir/0]).
 -export([init/1, set_output_handler/1,
          context_start/2, context_stop/1, context_panic/1, context_id/1,
-         env_new/1, submit/4, cast/3, cancel/1, is_ref/1,
+         env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1,
          callback_reply/3, set_callback_handler/1, set_function_registered/2,
          clear_registered_functions/0, join_chain/2, stream_credit/2]).
 -export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
@@ -18,7 +18,7 @@
 
 -nifs([init/1, set_output_handler/1,
        context_start/2, context_stop/1, context_panic/1, context_id/1,
-       env_new/1, submit/4, cast/3, cancel/1, is_ref/1,
+       env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1,
        callback_reply/3, set_callback_handler/1, set_function_registered/2,
        clear_registered_functions/0, join_chain/2, stream_credit/2,
        state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
@@ -70,6 +70,13 @@ env_new(_Ctx) -> erlang:nif_error(not_loaded).
 -spec submit(context() | reference(), reference() | undefined, tuple(), boolean()) ->
           {ok, handle()} | {error, term()}.
 submit(_Target, _Env, _Request, _CallerWaits) -> erlang:nif_error(not_loaded).
+
+%% @doc Queue a request the caller waits for. When the context is idle, the NIF polls
+%% for a quick reply (at most `reply_spin_us') and answers `{reply, Result}'; otherwise
+%% `{ok, Handle}' as `submit/4' with `CallerWaits' true.
+-spec submit_sync(context() | reference(), reference() | undefined, tuple()) ->
+          {reply, term()} | {ok, handle()} | {error, term()}.
+submit_sync(_Target, _Env, _Request) -> erlang:nif_error(not_loaded).
 
 -spec cast(context() | reference(), reference() | undefined, tuple()) -> ok | {error, term()}.
 cast(_Target, _Env, _Request) -> erlang:nif_error(not_loaded).

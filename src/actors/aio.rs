@@ -14,7 +14,7 @@ use crate::execute::{failure_to_term, ok_tuple, Failure};
 use crate::msg_env::{MsgEnv, RawTerm};
 use pyo3::prelude::*;
 use pyo3::type_object::PyTypeInfo;
-use pyo3::types::{IntoPyDict, PyCFunction, PyDict, PyList, PyModule, PyTuple};
+use pyo3::types::{IntoPyDict, PyCFunction, PyDict, PyList, PyModule, PyString, PyTuple};
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Encoder, Env, LocalPid, Term};
 use std::collections::HashMap;
@@ -30,6 +30,12 @@ rustler::atoms! {
 /// The Python side of the loop: the loop itself and the coroutine helpers.
 pub struct LoopState {
     pub event_loop: Py<PyAny>,
+    /// Parts of the loop `has_work` reads on every idle turn, looked up once: the ready
+    /// queue and the selector's fd table are never replaced while the loop lives (the
+    /// timer heap is, so it is read through an interned name).
+    ready: Py<PyAny>,
+    watched_fds: Py<PyAny>,
+    scheduled_name: Py<PyString>,
     helpers: Py<PyModule>,
     jobs: HashMap<u64, Job>,
     streams: HashMap<u64, Stream>,
@@ -63,7 +69,11 @@ struct Stream {
 
 impl LoopState {
     pub fn new(py: Python<'_>, event_loop: Py<PyAny>) -> PyResult<LoopState> {
+        let lp = event_loop.bind(py);
         Ok(LoopState {
+            ready: lp.getattr("_ready")?.unbind(),
+            watched_fds: lp.getattr("_selector")?.getattr("_fd_to_key")?.unbind(),
+            scheduled_name: PyString::intern(py, "_scheduled").unbind(),
             event_loop,
             helpers: py.import("erlang_shim._aio")?.unbind(),
             jobs: HashMap::new(),
@@ -83,17 +93,12 @@ impl LoopState {
         if !self.jobs.is_empty() || !self.streams.is_empty() {
             return true;
         }
-        let lp = self.event_loop.bind(py);
-        let pending = |attr: &str| lp.getattr(attr).and_then(|v| v.len()).map(|n| n > 0).unwrap_or(false);
+        let size = |obj: &Bound<'_, PyAny>| obj.len().unwrap_or(0);
+        let scheduled = self.event_loop.bind(py).getattr(self.scheduled_name.bind(py));
         // Two watched fds are ours (the loop's self-pipe and the mailbox wake-up).
-        pending("_ready")
-            || pending("_scheduled")
-            || lp
-                .getattr("_selector")
-                .and_then(|s| s.call_method0("get_map"))
-                .and_then(|m| m.len())
-                .map(|n| n > 2)
-                .unwrap_or(false)
+        size(self.ready.bind(py)) > 0
+            || scheduled.is_ok_and(|s| size(&s) > 0)
+            || size(self.watched_fds.bind(py)) > 2
     }
 }
 

@@ -77,6 +77,12 @@ pub fn call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyR
         watch.monitor(None, &target);
     }
     actor.expect_answer(id);
+    if caller_waits {
+        // The caller may still be polling for a quick reply: it must run this in `receive`.
+        if let Some(state) = current.as_ref().and_then(|c| c.state.as_ref()) {
+            state.stop_spinning();
+        }
+    }
     if !env.send_and_clear(&target, msg) {
         actor.take_answer(id);
         return Err(ProcessError::new_err("the Erlang process that should run the function is gone"));

@@ -21,7 +21,7 @@ use std::cell::{Ref, RefCell, RefMut};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Python recursion and deep term conversion both need room.
@@ -31,6 +31,7 @@ const STACK_SIZE: usize = 64 * 1024 * 1024;
 /// Longer spins were measured slower on 2 cores: the spinning thread competes with the
 /// BEAM schedulers for the CPU the caller needs.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(5);
+const YIELD_AFTER_ROUNDS: u32 = 4;
 /// While requests wait for Erlang, the context serves other callers' requests nested
 /// inside the waiting one, up to this many requests deep; past it, only requests of the
 /// waiting call chains run, so unrelated load cannot grow the thread's stack without bound.
@@ -59,6 +60,9 @@ pub fn start(config: ContextConfig) -> std::io::Result<Mailbox> {
         crash_reason: Mutex::new(None),
         in_selector: AtomicBool::new(false),
         wake_fd: AtomicI32::new(-1),
+        spinner: AtomicBool::new(false),
+        spin_misses: AtomicU32::new(0),
+        spin_skip: AtomicU32::new(0),
     });
     let (tx, rx) = crossbeam_channel::unbounded();
     let mailbox = Mailbox { shared: shared.clone(), tx };
@@ -322,11 +326,13 @@ impl Actor {
         match msg {
             Msg::Run(mut req) => {
                 if !self.may_run(&req) {
+                    stop_caller_polling(&req);
                     self.deferred.borrow_mut().push_back(req);
                     return Ok(());
                 }
                 let body = req.body;
                 if req.env.with(|env| aio::is_async_request(env, body)) {
+                    stop_caller_polling(&req);
                     return match catch_unwind(AssertUnwindSafe(|| aio::start(self, py, req))) {
                         Ok(()) => Ok(()),
                         Err(panic) => Err(Exit::Crashed(panic_message(&panic))),
@@ -389,10 +395,9 @@ impl Actor {
         });
         let outer_caller = set_current_caller(Some(req.caller));
         let outer_req = self.shared.running_req.swap(req_id, Ordering::AcqRel);
-        let reply = req.env.with(|env| {
+        let result = req.env.with(|env| {
             let body = unsafe { Term::new(env, body) };
-            let result = self.executor.run(py, env, body, env_id);
-            request_tag(body).map(|tag| (atoms::py_reply(), tag, result).encode(env).as_c_arg())
+            self.executor.run(py, env, body, env_id).as_c_arg()
         });
         self.shared.running_req.store(outer_req, Ordering::Release);
         set_current_caller(outer_caller);
@@ -402,13 +407,32 @@ impl Actor {
             answer_error(req, &ErrorReason::Crashed(why.clone()));
             return;
         }
+        // A caller still polling in its submit NIF takes the result from there; no message.
+        if state.is_spinning() {
+            match state.store_reply(req.env.take(), result) {
+                Ok(()) => return,
+                Err(env) => req.env = env,
+            }
+        }
         if state.try_reply() {
-            if let Some(msg) = reply {
+            if let Some(tag) = tag {
+                let msg = req.env.with(|env| {
+                    let (tag, result) = unsafe { (Term::new(env, tag), Term::new(env, result)) };
+                    (atoms::py_reply(), tag, result).encode(env).as_c_arg()
+                });
                 req.env.send_and_clear(&req.caller, msg);
             }
         } else {
             clear_pending_interrupt(py, &self.shared);
         }
+    }
+}
+
+/// The reply of `req` will not come soon, or will come as messages: its caller should
+/// wait in `receive` rather than poll.
+fn stop_caller_polling(req: &Request) {
+    if let Some(state) = &req.reply {
+        state.stop_spinning();
     }
 }
 
@@ -430,6 +454,7 @@ fn clear_pending_interrupt(py: Python<'_>, shared: &ContextShared) {
 
 fn wait_for_message(rx: &Receiver<Msg>) -> Option<Msg> {
     let start = std::time::Instant::now();
+    let mut rounds = 0u32;
     loop {
         for _ in 0..32 {
             match rx.try_recv() {
@@ -440,6 +465,13 @@ fn wait_for_message(rx: &Receiver<Msg>) -> Option<Msg> {
         }
         if start.elapsed() >= SPIN {
             return rx.recv().ok();
+        }
+        rounds += 1;
+        // After a short spin, give the CPU to a runnable thread (a scheduler with the
+        // next caller) rather than burn it: with more busy threads than CPUs, a pure
+        // spin takes the CPU from the very thread that would send the next request.
+        if rounds >= YIELD_AFTER_ROUNDS {
+            std::thread::yield_now();
         }
     }
 }

@@ -9,7 +9,7 @@ pub mod context;
 pub mod request;
 
 use crossbeam_channel::Sender;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use request::{Msg, ReqState, Request};
@@ -36,6 +36,32 @@ pub struct ContextShared {
     pub in_selector: AtomicBool,
     /// eventfd the selector watches; written to wake it.
     pub wake_fd: AtomicI32,
+    /// A caller polls for its reply in its submit NIF (at most one per context).
+    pub spinner: AtomicBool,
+    /// Polls that ran out of budget in a row, and how many calls skip polling now: a
+    /// context busy with slow functions stops costing each caller a wasted poll.
+    pub spin_misses: AtomicU32,
+    pub spin_skip: AtomicU32,
+}
+
+/// How long a caller may poll for a quick reply before waiting in `receive` (ns; 0: never).
+static REPLY_SPIN_NS: AtomicU64 = AtomicU64::new(DEFAULT_REPLY_SPIN_NS);
+const DEFAULT_REPLY_SPIN_NS: u64 = 20_000;
+
+/// Set the polling budget (`reply_spin_us`). One CPU cannot run the caller's poll and the
+/// context at once, so there polling is off.
+pub fn set_reply_spin(us: Option<u64>) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ns = match us {
+        Some(us) => us.saturating_mul(1000),
+        None if cpus > 1 => DEFAULT_REPLY_SPIN_NS,
+        None => 0,
+    };
+    REPLY_SPIN_NS.store(ns, Ordering::Relaxed);
+}
+
+pub fn reply_spin() -> std::time::Duration {
+    std::time::Duration::from_nanos(REPLY_SPIN_NS.load(Ordering::Relaxed))
 }
 
 pub enum SubmitError {
@@ -88,6 +114,37 @@ impl Mailbox {
                 unsafe { libc::write(fd, &one as *const u64 as *const libc::c_void, 8) };
             }
         }
+    }
+
+    /// Become this context's polling caller: only when nothing is queued or running, so
+    /// the reply is likely to come within the budget, and only one caller at a time.
+    pub fn claim_spinner(&self) -> bool {
+        let shared = &self.shared;
+        if shared.spin_skip.load(Ordering::Relaxed) > 0 {
+            shared.spin_skip.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        reply_spin() > std::time::Duration::ZERO
+            && self.shared.queued.load(Ordering::Acquire) == 0
+            && self.shared.running_req.load(Ordering::Acquire) == 0
+            && self
+                .shared
+                .spinner
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// `answered`: the reply came within the budget. Misses in a row make the following
+    /// calls skip polling, 2, 4, ... up to 64 of them.
+    pub fn release_spinner(&self, answered: bool) {
+        let shared = &self.shared;
+        if answered {
+            shared.spin_misses.store(0, Ordering::Relaxed);
+        } else {
+            let misses = shared.spin_misses.fetch_add(1, Ordering::Relaxed) + 1;
+            shared.spin_skip.store(1 << misses.min(6), Ordering::Relaxed);
+        }
+        shared.spinner.store(false, Ordering::Release);
     }
 
     fn check_alive(&self) -> Result<(), SubmitError> {

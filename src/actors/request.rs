@@ -7,31 +7,42 @@ use rustler::ResourceArc;
 use pyo3::{Py, PyAny};
 use rustler::LocalPid;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const PENDING: u8 = 0;
 const REPLIED: u8 = 1;
 const CANCELLED: u8 = 2;
+/// The caller still runs its submit NIF, polling for the reply (see `spin_for_reply`).
+const SPINNING: u8 = 3;
+/// The reply waits in `ReqState::slot` for the polling caller; no message is sent.
+const STORED: u8 = 4;
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Who wins between the actor's reply and the caller's timeout: exactly one of
-/// `try_reply` and `try_cancel` succeeds, so a cancelled request never sends.
+/// `try_reply`, `store_reply` and `try_cancel` succeeds, so a cancelled request never
+/// sends, and a stored reply is never sent as well.
 pub struct ReqState {
     pub id: u64,
     status: AtomicU8,
     pub ctx: Arc<ContextShared>,
+    /// A reply handed over without a message: the request's environment and the result.
+    slot: Mutex<Option<(MsgEnv, RawTerm)>>,
 }
 
 impl ReqState {
-    pub fn new(ctx: Arc<ContextShared>) -> ReqState {
+    /// `spinning`: the caller polls for the reply before it waits in `receive`.
+    pub fn new(ctx: Arc<ContextShared>, spinning: bool) -> ReqState {
         ReqState {
             id: NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed),
-            status: AtomicU8::new(PENDING),
+            status: AtomicU8::new(if spinning { SPINNING } else { PENDING }),
             ctx,
+            slot: Mutex::new(None),
         }
     }
 
+    /// Claim the right to send the reply as a message.
     pub fn try_reply(&self) -> bool {
         self.transition(REPLIED)
     }
@@ -44,10 +55,57 @@ impl ReqState {
         self.status.load(Ordering::Acquire) == CANCELLED
     }
 
+    pub fn is_spinning(&self) -> bool {
+        self.status.load(Ordering::Acquire) == SPINNING
+    }
+
+    /// Make a polling caller go to `receive`: messages for it are about to be sent.
+    pub fn stop_spinning(&self) {
+        let _ = self.status.compare_exchange(SPINNING, PENDING, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Hand the result to the polling caller. Gives the environment back when the caller
+    /// stopped polling meanwhile: the reply must then go as a message.
+    pub fn store_reply(&self, env: MsgEnv, result: RawTerm) -> Result<(), MsgEnv> {
+        *self.slot.lock().unwrap() = Some((env, result));
+        match self.status.compare_exchange(SPINNING, STORED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(self.slot.lock().unwrap().take().expect("slot just filled").0),
+        }
+    }
+
+    /// Caller side: poll for a stored reply for at most `budget`. `None` when the reply
+    /// will come as a message instead (the budget ran out, or the actor asked for it).
+    pub fn spin_for_reply(&self, budget: Duration) -> Option<(MsgEnv, RawTerm)> {
+        let start = Instant::now();
+        loop {
+            for _ in 0..64 {
+                match self.status.load(Ordering::Acquire) {
+                    SPINNING => std::hint::spin_loop(),
+                    STORED => return self.slot.lock().unwrap().take(),
+                    _ => return None,
+                }
+            }
+            if start.elapsed() >= budget {
+                return match self.status.compare_exchange(SPINNING, PENDING, Ordering::AcqRel, Ordering::Acquire) {
+                    Err(STORED) => self.slot.lock().unwrap().take(),
+                    _ => None,
+                };
+            }
+        }
+    }
+
+    /// From pending, or from spinning (a caller that still polls then sees the change and
+    /// goes to `receive`).
     fn transition(&self, to: u8) -> bool {
-        self.status
-            .compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        let mut from = self.status.load(Ordering::Acquire);
+        while from == PENDING || from == SPINNING {
+            match self.status.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(now) => from = now,
+            }
+        }
+        false
     }
 }
 
