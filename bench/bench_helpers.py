@@ -36,6 +36,19 @@ def add_loop(n):
     return (t1 - t0) / n
 
 
+def gather_floor(n, ms):
+    """Floor: milliseconds of wall time for asyncio.gather of n coroutines that each
+    sleep `ms` milliseconds, on a fresh plain asyncio loop (asyncio.run)."""
+    async def main():
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*[async_sleep(ms) for _ in range(n)])
+        elapsed = time.perf_counter() - t0
+        assert results == [ms] * n
+        return elapsed
+
+    return asyncio.run(main()) * 1000
+
+
 # --- helpers for scenarios whose py API does not exist yet -----------------------
 
 def count_gen(n):

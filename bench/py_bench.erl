@@ -106,6 +106,9 @@ scenarios(Cfg) ->
           requires => {py, async_gather, 1},
           run => fun(C) -> async_gather(1000, C) end,
           metrics => [{wall, "wall time (ms)", {lt, 60}}]},
+        #{id => floor_gather, title => "floor: asyncio.gather 1,000 x sleep(50 ms), plain asyncio.run in Python",
+          run => fun floor_gather/1,
+          metrics => [{wall, "wall time (ms)", none}]},
         #{id => async_gather_10000, title => "py:async_gather 10,000 x asyncio.sleep(50 ms)",
           requires => {py, async_gather, 1},
           run => fun(C) -> async_gather(10000, C) end,
@@ -282,6 +285,12 @@ floor_python(#{add_loop := N}) ->
     {ok, Ns} = py:call(bench_helpers, add_loop, [N]),
     true = is_float(Ns) andalso Ns > 0,
     #{ns => Ns}.
+
+%% What asyncio itself costs for the async_gather scenario, with no bridge involved.
+floor_gather(_Cfg) ->
+    {ok, Ms} = py:call(bench_helpers, gather_floor, [1000, 50]),
+    true = is_float(Ms) andalso Ms >= 50,
+    #{wall => Ms}.
 
 floor_erlang(#{erl_rt := N}) ->
     Echo = spawn_link(fun Loop() -> receive {From, M} -> From ! {self(), M}, Loop() end end),

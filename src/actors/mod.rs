@@ -46,7 +46,7 @@ pub struct ContextShared {
 
 /// How long a caller may poll for a quick reply before waiting in `receive` (ns; 0: never).
 static REPLY_SPIN_NS: AtomicU64 = AtomicU64::new(DEFAULT_REPLY_SPIN_NS);
-const DEFAULT_REPLY_SPIN_NS: u64 = 20_000;
+const DEFAULT_REPLY_SPIN_NS: u64 = 50_000;
 
 /// Set the polling budget (`reply_spin_us`). One CPU cannot run the caller's poll and the
 /// context at once, so there polling is off.
