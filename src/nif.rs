@@ -1,5 +1,6 @@
 //! NIF entry points. Each one decodes its arguments, hands a message to an actor (or the
-//! start-up thread) and returns at once: no Python runs here and the GIL is never taken.
+//! start-up thread) and returns: no Python runs here and the GIL is never taken. The one
+//! wait is `submit_sync`'s bounded poll for a quick reply (`reply_spin_us`).
 
 use crate::actors::context::{self, ContextConfig};
 use crate::actors::{Mailbox, Msg, ReqState, Request, SubmitError};

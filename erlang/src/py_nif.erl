@@ -1,5 +1,6 @@
 %%% @doc The NIF library of erlang_python (Rust). Every function here only queues work
-%%% for a context thread or the Python start-up thread and returns at once.
+%%% for a context thread or the Python start-up thread and returns at once, except that
+%%% `submit_sync/3' may poll up to `reply_spin_us' for a quick reply.
 %%% Use the `py' module; these functions are internal.
 -module(py_nif).
 

@@ -120,8 +120,9 @@ impl Mailbox {
     /// the reply is likely to come within the budget, and only one caller at a time.
     pub fn claim_spinner(&self) -> bool {
         let shared = &self.shared;
-        if shared.spin_skip.load(Ordering::Relaxed) > 0 {
-            shared.spin_skip.fetch_sub(1, Ordering::Relaxed);
+        // Never below zero, whatever other callers do meanwhile.
+        let skipped = shared.spin_skip.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if skipped.is_ok() {
             return false;
         }
         reply_spin() > std::time::Duration::ZERO
