@@ -204,7 +204,7 @@ fn send(py: Python<'_>, pid: &Bound<'_, Pid>, term: &Bound<'_, PyAny>) -> PyResu
 fn whereis(py: Python<'_>, name: &str) -> PyResult<Option<Py<Pid>>> {
     let env = MsgEnv::new();
     let found = env.with(|e| {
-        let atom = e.binary_to_term(&atom_etf(name)?)?.0;
+        let atom = crate::convert::existing_atom(e, name)?;
         let mut pid = std::mem::MaybeUninit::<rustler::sys::ErlNifPid>::uninit();
         let ok = unsafe {
             rustler::sys::enif_whereis_pid(std::ptr::null_mut(), atom.as_c_arg(), pid.as_mut_ptr())
@@ -218,23 +218,13 @@ fn whereis(py: Python<'_>, name: &str) -> PyResult<Option<Py<Pid>>> {
     found.map(|etf| Py::new(py, Pid::from_etf(etf))).transpose()
 }
 
-/// An existing atom's external format (the safe decoder creates no atoms).
-fn atom_etf(name: &str) -> Option<Vec<u8>> {
-    if name.len() > 255 {
-        return None;
-    }
-    let mut etf = vec![131, 119, name.len() as u8];
-    etf.extend_from_slice(name.as_bytes());
-    Some(etf)
-}
 
 /// Sleep without holding the GIL (the synchronous half of `erlang.sleep`).
 #[pyfunction]
 fn _sleep(py: Python<'_>, seconds: f64) -> PyResult<()> {
-    if !(seconds >= 0.0 && seconds.is_finite()) {
-        return Err(pyo3::exceptions::PyValueError::new_err("sleep length must be a non-negative number"));
-    }
-    py.detach(|| std::thread::sleep(std::time::Duration::from_secs_f64(seconds)));
+    let length = std::time::Duration::try_from_secs_f64(seconds)
+        .map_err(|_| pyo3::exceptions::PyValueError::new_err("sleep length must be a non-negative number of seconds that fits a Duration"))?;
+    py.detach(|| std::thread::sleep(length));
     Ok(())
 }
 

@@ -89,35 +89,28 @@ impl Executor {
 
     fn dispatch<'a>(&self, py: Python<'_>, env: Env<'a>, f: &[Term<'a>], env_id: u64) -> Outcome<'a> {
         let kind: Atom = f.first().and_then(|k| k.decode().ok()).ok_or(Failure::BadArg("request"))?;
-        let ns = self.namespace(py, env_id)?;
         match (f.len(), kind) {
             (7, k) if k == atoms::call() => {
-                let target = self.resolve(py, &ns, f[2], f[3])?;
-                let result = call_with(py, &target, f[4], f[5])?;
+                let result = self.call_value(py, env_id, f[2], f[3], f[4], f[5])?;
                 self.reply_value(env, &result, f[6])
             }
             (4, k) if k == atoms::eval() => {
-                let code = self.compile(py, f[2], true)?;
-                let globals = with_locals(py, &ns, f[3])?;
-                let result = run_code(py, &code, &globals)?;
+                let result = self.eval_value(py, env_id, f[2], f[3])?;
                 Ok(ok_tuple(env, py_to_term(env, &result)?))
             }
             (3, k) if k == atoms::exec() => {
+                let ns = self.namespace(py, env_id)?;
                 let code = self.compile(py, f[2], false)?;
                 run_code(py, &code, &ns)?;
                 Ok(atoms::ok().encode(env))
             }
             (6, k) if k == atoms::call_method() => {
-                let object = py_ref_object(py, f[2])?;
-                let name = term_to_py_str(f[3]).ok_or(Failure::BadArg("method"))?;
-                let method = object.getattr(name.as_str())?;
+                let method = ref_attribute(py, f[2], f[3], "method")?;
                 let result = call_with(py, &method, f[4], f[5])?;
                 Ok(ok_tuple(env, py_to_term(env, &result)?))
             }
             (4, k) if k == atoms::getattr() => {
-                let object = py_ref_object(py, f[2])?;
-                let name = term_to_py_str(f[3]).ok_or(Failure::BadArg("attribute"))?;
-                let value = object.getattr(name.as_str())?;
+                let value = ref_attribute(py, f[2], f[3], "attribute")?;
                 Ok(ok_tuple(env, py_to_term(env, &value)?))
             }
             (3, k) if k == atoms::to_term() => {
@@ -237,6 +230,13 @@ impl Executor {
     }
 }
 
+/// Attribute `name` of the object behind a py ref (`what` names a bad name in errors).
+fn ref_attribute<'py>(py: Python<'py>, py_ref: Term, name: Term, what: &'static str) -> Result<Bound<'py, PyAny>, Failure> {
+    let object = py_ref_object(py, py_ref)?;
+    let name = term_to_py_str(name).ok_or(Failure::BadArg(what))?;
+    Ok(object.getattr(name.as_str())?)
+}
+
 fn is_main(m: Term) -> bool {
     match m.decode::<Atom>() {
         Ok(atom) => atom == atoms::main_module(),
@@ -314,12 +314,13 @@ pub fn ok_tuple<'a>(env: Env<'a>, value: Term<'a>) -> Term<'a> {
 
 pub fn failure_to_term<'a>(py: Python<'_>, env: Env<'a>, failure: Failure) -> Term<'a> {
     let reason = match failure {
-        Failure::Python(err) => exception_to_term(py, env, &err),
+        // `From<ConvError>` makes Python errors `Failure::Python`; the second shape is for
+        // a `Failure::Conv` built by hand.
+        Failure::Python(err) | Failure::Conv(ConvError::Python(err)) => exception_to_term(py, env, &err),
         Failure::Conv(ConvError::Unsupported(raw)) => {
             (atoms::unsupported_term(), unsafe { Term::new(env, raw) }).encode(env)
         }
         Failure::Conv(ConvError::TooDeep(max)) => (atoms::nesting_too_deep(), max).encode(env),
-        Failure::Conv(ConvError::Python(err)) => exception_to_term(py, env, &err),
         Failure::BadArg(what) => (atoms::badarg(), rustler::types::atom::Atom::from_str(env, what).unwrap()).encode(env),
     };
     (atoms::error(), reason).encode(env)

@@ -5,7 +5,7 @@
 use crate::actors::context::{self, ContextConfig};
 use crate::actors::{Mailbox, Msg, ReqState, Request, SubmitError};
 use crate::atoms;
-use crate::msg_env::MsgEnv;
+use crate::msg_env::{MsgEnv, RawTerm};
 use crate::resources::{ContextRes, EnvRes, PyRefRes, ReqRes};
 use crate::runtime::{self, InitOptions, InitStatus};
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
@@ -92,14 +92,7 @@ fn env_new(ctx: ResourceArc<ContextRes>) -> ResourceArc<EnvRes> {
 /// messages). Answers `{ok, Handle}` for `cancel/1`.
 #[rustler::nif]
 fn submit<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'a>, caller_waits: bool) -> NifResult<Term<'a>> {
-    let mailbox = target_mailbox(target)?;
-    let local_env = env_for(&mailbox, local_env)?;
-    let state = Arc::new(ReqState::new(mailbox.shared.clone(), false));
-    let req = new_request(env, request, local_env, Some(state.clone()), caller_waits);
-    Ok(match mailbox.submit(req) {
-        Ok(()) => (atoms::ok(), ResourceArc::new(ReqRes { state, mailbox })).encode(env),
-        Err(e) => submit_error(env, e),
-    })
+    queue_request(env, target, local_env, request, caller_waits, false)
 }
 
 /// `submit/4` for a caller that waits: when the context is idle, poll briefly for the
@@ -109,38 +102,50 @@ fn submit<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term
 /// the reply takes longer) answers `{ok, Handle}` and the reply comes as a message.
 #[rustler::nif]
 fn submit_sync<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'a>) -> NifResult<Term<'a>> {
+    queue_request(env, target, local_env, request, true, true)
+}
+
+fn queue_request<'a>(
+    env: Env<'a>,
+    target: Term<'a>,
+    local_env: Term<'a>,
+    request: Term<'a>,
+    caller_waits: bool,
+    may_poll: bool,
+) -> NifResult<Term<'a>> {
     let mailbox = target_mailbox(target)?;
     let local_env = env_for(&mailbox, local_env)?;
-    let spinning = mailbox.claim_spinner();
-    let state = Arc::new(ReqState::new(mailbox.shared.clone(), spinning));
-    let req = new_request(env, request, local_env, Some(state.clone()), true);
-    let submitted = mailbox.submit(req);
-    let stored = match (&submitted, spinning) {
-        (Ok(()), true) => {
-            let started = std::time::Instant::now();
-            let stored = state.spin_for_reply(crate::actors::reply_spin());
-            // The poll counts against the caller's time slice, as work done in a NIF
-            // should (a 1 ms slice is 100 %).
-            let percent = (started.elapsed().as_micros() / 10) as i32;
-            if percent > 0 {
-                rustler::schedule::consume_timeslice(env, percent.min(100));
-            }
-            stored
+    let polling = may_poll && mailbox.claim_spinner();
+    let state = Arc::new(ReqState::new(mailbox.shared.clone(), polling));
+    let req = new_request(env, request, local_env, Some(state.clone()), caller_waits);
+    if let Err(e) = mailbox.submit(req) {
+        if polling {
+            mailbox.abandon_spinner();
         }
-        _ => None,
-    };
-    if spinning {
-        mailbox.release_spinner(stored.is_some());
+        return Ok(submit_error(env, e));
     }
-    Ok(match (submitted, stored) {
-        (Ok(()), Some((reply_env, result))) => {
+    if polling {
+        let stored = poll_for_reply(env, &state);
+        mailbox.release_spinner(stored.is_some());
+        if let Some((reply_env, result)) = stored {
             let result = unsafe { Term::new(env, rustler::sys::enif_make_copy(env.as_c_arg(), result)) };
             reply_env.recycle();
-            (atoms::reply(), result).encode(env)
+            return Ok((atoms::reply(), result).encode(env));
         }
-        (Ok(()), None) => (atoms::ok(), ResourceArc::new(ReqRes { state, mailbox })).encode(env),
-        (Err(e), _) => submit_error(env, e),
-    })
+    }
+    Ok((atoms::ok(), ResourceArc::new(ReqRes { state, mailbox })).encode(env))
+}
+
+/// Poll `state` for a stored reply for at most `reply_spin_us`, charging the time to the
+/// caller's time slice as work done in a NIF should (a 1 ms slice is 100 %).
+fn poll_for_reply(env: Env, state: &ReqState) -> Option<(MsgEnv, RawTerm)> {
+    let started = std::time::Instant::now();
+    let stored = state.spin_for_reply(crate::actors::reply_spin());
+    let percent = (started.elapsed().as_micros() / 10) as i32;
+    if percent > 0 {
+        rustler::schedule::consume_timeslice(env, percent.min(100));
+    }
+    stored
 }
 
 /// Like `submit/3` without a reply.

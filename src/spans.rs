@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use rustler::{Encoder, Env, Term};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
 use std::sync::{LazyLock, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const MAX_FINISHED: usize = 100_000;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-static FINISHED: Mutex<Vec<SpanData>> = Mutex::new(Vec::new());
+static FINISHED: Mutex<VecDeque<SpanData>> = Mutex::new(VecDeque::new());
 static TRACER: LazyLock<Tracer> = LazyLock::new(|| {
     SdkTracerProvider::builder()
         .with_span_processor(Collector)
@@ -38,9 +39,9 @@ impl SpanProcessor for Collector {
     fn on_end(&self, span: SpanData) {
         let mut finished = FINISHED.lock().unwrap();
         if finished.len() >= MAX_FINISHED {
-            finished.remove(0);
+            finished.pop_front();
         }
-        finished.push(span);
+        finished.push_back(span);
     }
 
     fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
@@ -130,7 +131,8 @@ pub fn clear() {
 
 /// The finished spans as maps, oldest first.
 pub fn finished_terms(env: Env) -> Vec<Term> {
-    let finished = FINISHED.lock().unwrap();
+    // Copied out first: Python code ending spans must not wait while terms are built.
+    let finished: Vec<SpanData> = FINISHED.lock().unwrap().iter().cloned().collect();
     finished.iter().map(|s| span_term(env, s)).collect()
 }
 

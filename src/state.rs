@@ -66,7 +66,15 @@ pub struct Table {
 
 impl Table {
     pub fn store(&self, key: Term, value: Stored) {
-        self.entries.lock().unwrap().insert(key_of(key), (Stored::from_term(key), value));
+        use std::collections::hash_map::Entry;
+        // The key's encoding is made before the lock, and its copy only for a new key.
+        let encoded = key_of(key);
+        match self.entries.lock().unwrap().entry(encoded) {
+            Entry::Occupied(mut entry) => entry.get_mut().1 = value,
+            Entry::Vacant(entry) => {
+                entry.insert((Stored::from_term(key), value));
+            }
+        }
     }
 
     pub fn fetch(&self, key: &[u8]) -> Option<Stored> {

@@ -19,6 +19,7 @@ start(_Type, _Args) ->
 
 -spec stop(term()) -> ok.
 stop(_State) ->
+    ok = py_context_router:clear_routes(),
     py_context_router:set_count(0).
 
 start_python() ->

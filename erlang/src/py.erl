@@ -46,7 +46,8 @@
 -type call_opts() :: #{kwargs => py_kwargs(), timeout => timeout(), return => term | ref}.
 -export_type([py_module/0, py_func/0, py_args/0, py_kwargs/0, py_result/0, py_ref/0]).
 
--define(is_timeout(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
+%% The largest timeout `receive ... after' accepts.
+-define(is_timeout(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0 andalso T =< 16#FFFFFFFF))).
 
 %%% ---------------------------------------------------------------------------
 %%% Calls
@@ -138,10 +139,8 @@ exec(Code) ->
 exec(Ctx, Code) when is_pid(Ctx) ->
     exec_routed(by_pid(Ctx), Code).
 
-exec_routed({ok, Entry}, Code) ->
-    with_code(Code, fun(Source) -> request(Entry, exec, [Source], default_timeout()) end);
-exec_routed(Error, _) ->
-    Error.
+exec_routed(Routed, Code) ->
+    with_code(Code, fun(Source) -> routed(Routed, exec, [Source]) end).
 
 with_code(Code, Fun) ->
     case catch unicode:characters_to_binary(Code) of
@@ -372,7 +371,8 @@ context(N) when is_integer(N), N > 0 ->
     {ok, {Pid, _, _}} = py_context_router:by_index(N),
     Pid.
 
-%% @doc Start contexts with the default count (schedulers online) if none run.
+%% @doc Start contexts with the default count (`num_contexts', else schedulers online)
+%% if none run.
 -spec start_contexts() -> {ok, [pid()]} | {error, term()}.
 start_contexts() ->
     start_contexts(#{}).
@@ -381,7 +381,7 @@ start_contexts() ->
 %% when contexts are already started.
 -spec start_contexts(map()) -> {ok, [pid()]} | {error, term()}.
 start_contexts(Opts) when is_map(Opts) ->
-    N = maps:get(contexts, Opts, erlang:system_info(schedulers_online)),
+    N = maps:get(contexts, Opts, py_context_sup:default_count()),
     case maps:get(mode, Opts, worker) of
         worker when is_integer(N), N > 0 -> py_context_sup:start_contexts(N);
         worker -> {error, {badarg, contexts}};
@@ -573,10 +573,7 @@ tracemalloc_stop() ->
 %% alone); answers `ok'.
 -spec reload(py_module()) -> ok | {error, term()}.
 reload(Module) ->
-    case admin(reload, [name_binary(Module)]) of
-        {ok, _} -> ok;
-        Error -> Error
-    end.
+    admin_ok(reload, [py_callbacks:name_key(Module)]).
 
 %% @doc A duplicate of file descriptor `Fd' (for handing a socket to Python).
 -spec dup_fd(non_neg_integer()) -> {ok, non_neg_integer()} | {error, term()}.
@@ -632,22 +629,16 @@ configure_logging(Opts) when is_map(Opts) ->
                  undefined -> none;
                  F -> unicode:characters_to_binary(F)
              end,
-    case call('erlang_shim._logging', configure, [Level, Format]) of
-        {ok, _} -> ok;
-        Error -> Error
-    end.
+    ok_only(call('erlang_shim._logging', configure, [Level, Format])).
 
 admin(Function, Args) ->
     call('erlang_shim._admin', Function, Args).
 
 admin_ok(Function, Args) ->
-    case admin(Function, Args) of
-        {ok, _} -> ok;
-        Error -> Error
-    end.
+    ok_only(admin(Function, Args)).
 
-name_binary(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
-name_binary(Name) -> unicode:characters_to_binary(Name).
+ok_only({ok, _}) -> ok;
+ok_only(Error) -> Error.
 
 %%% ---------------------------------------------------------------------------
 %%% Internals
@@ -676,9 +667,10 @@ routed(Error, _Kind, _Fields) ->
 request({_, Ctx, _} = Entry, Kind, Fields, Timeout) ->
     submit_and_wait(Ctx, py_context_router:local_env(Entry), Kind, Fields, Timeout).
 
-%% The reference is made in this function so that the receive below only scans
-%% messages that arrived after it (the compiler's receive optimisation). While waiting,
-%% this process runs the Erlang functions the request's Python code calls.
+%% The reference is made here and passed down, so that the receive in
+%% `wait_with_callbacks/3' only scans messages that arrived after it (the compiler's
+%% receive optimisation follows it into local calls). While waiting, this process runs
+%% the Erlang functions the request's Python code calls.
 submit_and_wait(Target, Env, Kind, Fields, Timeout) ->
     Ref = make_ref(),
     case submit_waiting(Target, Env, list_to_tuple([Kind, Ref | Fields]), Timeout) of
@@ -686,17 +678,8 @@ submit_and_wait(Target, Env, Kind, Fields, Timeout) ->
             Result;
         {ok, Handle} ->
             %% Measured after the NIF's short poll (at most `reply_spin_us').
-            Start = erlang:monotonic_time(millisecond),
-            receive
-                {py_reply, Ref, Result} ->
-                    Result;
-                {py_callback, Ref, Ctx, CallbackId, Name, Args, _Env} ->
-                    Deadline = deadline(Start, Timeout),
-                    py_callbacks:run(Ctx, CallbackId, Name, Args),
-                    wait_with_callbacks(Ref, Handle, Deadline)
-            after Timeout ->
-                give_up(Ref, Handle)
-            end;
+            Deadline = deadline(erlang:monotonic_time(millisecond), Timeout),
+            wait_with_callbacks(Ref, Handle, Deadline);
         {error, _} = Error ->
             Error
     end.

@@ -9,7 +9,7 @@
 -module(py_callbacks).
 -behaviour(gen_server).
 
--export([start_link/0, register/2, register/3, unregister/1, run/4, invoke/2]).
+-export([start_link/0, register/2, register/3, unregister/1, run/4, name_key/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TABLE, py_functions).
@@ -33,17 +33,20 @@ register(Name, Module, Function) when is_atom(Module), is_atom(Function) ->
 
 -spec unregister(name()) -> ok.
 unregister(Name) ->
-    Key = key(Name),
+    Key = name_key(Name),
     ets:delete(?TABLE, Key),
     py_nif:set_function_registered(Key, false).
 
 store(Name, Target) ->
-    Key = key(Name),
+    Key = name_key(Name),
     true = ets:insert(?TABLE, {Key, Target}),
     py_nif:set_function_registered(Key, true).
 
-key(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
-key(Name) -> unicode:characters_to_binary(Name).
+%% @doc The binary a function name (atom, string or binary) is registered under; also
+%% how `py' names modules to Python.
+-spec name_key(atom() | string() | binary()) -> binary().
+name_key(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
+name_key(Name) -> unicode:characters_to_binary(Name).
 
 %% @doc Run a function Python asked for and hand the answer to the waiting context.
 -spec run(py_nif:context(), pos_integer(), binary(), [term()]) -> ok.

@@ -8,7 +8,7 @@
 
 -export([count/0, count/1, set_count/1, set_count/2, register/4, unregister/2,
          pids/0, pools/0, pick/0, pick/1, pick_for/2, by_index/1, by_index/2, by_pid/1,
-         local_env/1, adopt/2, add_route/2, remove_route/1]).
+         local_env/1, adopt/2, add_route/2, remove_route/1, clear_routes/0]).
 
 -type pool() :: atom().
 -type entry() :: {pid(), py_nif:context(), pos_integer()}.
@@ -133,12 +133,24 @@ pick_for(Module, Func) ->
 add_route(Pool, Target) ->
     case count(Pool) of
         0 -> {error, {unknown_pool, Pool}};
-        _ -> persistent_term:put(?KEY(routes), (persistent_term:get(?KEY(routes), #{}))#{Target => Pool})
+        _ -> update_routes(fun(Routes) -> Routes#{Target => Pool} end)
     end.
 
 -spec remove_route(term()) -> ok.
 remove_route(Target) ->
-    persistent_term:put(?KEY(routes), maps:remove(Target, persistent_term:get(?KEY(routes), #{}))).
+    update_routes(fun(Routes) -> maps:remove(Target, Routes) end).
+
+%% @doc Forget every route (the application stops).
+-spec clear_routes() -> ok.
+clear_routes() ->
+    _ = persistent_term:erase(?KEY(routes)),
+    ok.
+
+%% Read-modify-write of the routes, one process at a time, so none is lost.
+update_routes(Fun) ->
+    global:trans({?KEY(routes), self()},
+                 fun() -> persistent_term:put(?KEY(routes), Fun(persistent_term:get(?KEY(routes), #{}))) end,
+                 [node()]).
 
 -spec by_index(pos_integer()) -> {ok, entry()} | {error, term()}.
 by_index(Index) ->

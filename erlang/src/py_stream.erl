@@ -42,7 +42,8 @@ cancel(Ref) ->
                 {'DOWN', Mon, process, Controller, _} -> ok
             after 5000 ->
                 demonitor(Mon, [flush]),
-                ok
+                %% An answer that comes after all must not stay in the mailbox.
+                receive {Ref, cancelled} -> ok after 0 -> ok end
             end;
         [] ->
             ok
@@ -113,7 +114,11 @@ unread(Owner, Ref, Window) ->
 
 await_finish(#{ref := Ref} = S) ->
     receive
-        {py_stream_finished, Ref} -> finish(S)
+        {py_stream_finished, Ref} -> finish(S);
+        {cancel, Ref, From} ->
+            %% Already cancelled (or its owner is gone): answer a second cancel at once.
+            From ! {Ref, cancelled},
+            await_finish(S)
     after 5000 ->
         finish(S)
     end.

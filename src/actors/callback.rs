@@ -88,7 +88,11 @@ pub fn call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyR
         return Err(ProcessError::new_err("the Erlang process that should run the function is gone"));
     }
     let wait = CallbackWait { id, state: current.and_then(|c| c.state) };
+    // While it waits, this request runs no Python: an interrupt aimed at it must not fire
+    // in a request served meanwhile (a cancel is noticed through its state instead).
+    let waiting_req = actor.shared.running_req.swap(0, Ordering::AcqRel);
     let served = actor.serve(py, Some(&wait));
+    actor.shared.running_req.store(waiting_req, Ordering::Release);
     drop(watch);
     let outcome = actor.take_answer(id);
     if let Err(exit) = served {
@@ -144,10 +148,11 @@ pub fn async_call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) 
     let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
     let local_env = actor.current().and_then(|c| c.local_env);
     let (mut env, msg) = callback_message(&actor.mailbox, id, name, args, None, local_env)?;
-    actor.expect_async_answer(id, future.clone().unbind());
     if !env.send_and_clear(&dispatcher, msg) {
         return Err(ProcessError::new_err("the erlang_python dispatcher is gone"));
     }
+    // The answer is handled on this thread, after this returns: registering now is in time.
+    actor.expect_async_answer(id, future.clone().unbind());
     Ok(future.unbind())
 }
 

@@ -61,6 +61,7 @@ pub fn start(config: ContextConfig) -> std::io::Result<Mailbox> {
         in_selector: AtomicBool::new(false),
         wake_fd: AtomicI32::new(-1),
         spinner: AtomicBool::new(false),
+        idle: AtomicBool::new(false),
         spin_misses: AtomicU32::new(0),
         spin_skip: AtomicU32::new(0),
     });
@@ -103,6 +104,12 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
                 }
                 for mut req in actor.loop_state_mut().abandon_all() {
                     answer_error(&mut req, &reason);
+                }
+                // The loop's selector and self-pipe are closed now, not whenever the
+                // cycle collector finds them; the wake-up eventfd goes with the mailbox.
+                let event_loop = actor.loop_state().event_loop.clone_ref(py);
+                if let Err(e) = event_loop.bind(py).call_method0("close") {
+                    e.print(py);
                 }
                 // The actor, its namespaces and py objects are released here, with the GIL.
                 drop(actor);
@@ -219,6 +226,7 @@ impl Actor {
     /// One iteration of the asyncio loop: ready callbacks, then the selector (blocking
     /// until a timer, I/O, or the mailbox's wake-up).
     fn run_loop_once(&self, py: Python<'_>) {
+        self.shared.idle.store(false, Ordering::Release);
         self.shared.in_selector.store(true, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
         if !self.rx.is_empty() {
@@ -247,6 +255,11 @@ impl Actor {
     /// callback is answered or abandoned (`Ok`), or the context must stop (`Err`).
     pub fn serve(&self, py: Python<'_>, wait: Option<&CallbackWait>) -> Result<(), Exit> {
         loop {
+            // A stop or crash noticed at any depth (a nested serve may have taken the Stop
+            // message) ends this level too, whatever path the last turn took.
+            if let Some(exit) = self.pending_exit.borrow_mut().take() {
+                return Err(exit);
+            }
             if let Some(wait) = wait {
                 if self.answers.borrow().contains_key(&wait.id) {
                     return Ok(());
@@ -269,7 +282,12 @@ impl Actor {
                 }
                 Err(TryRecvError::Empty) => {
                     let rx = &self.rx;
-                    match py.detach(|| wait_for_message(rx)) {
+                    // Idle only at the top level: a nested wait belongs to a running request.
+                    let top = wait.is_none();
+                    self.shared.idle.store(top, Ordering::Release);
+                    let msg = py.detach(|| wait_for_message(rx));
+                    self.shared.idle.store(false, Ordering::Release);
+                    match msg {
                         Some(msg) => msg,
                         None => return Err(Exit::Stopped),
                     }
@@ -280,9 +298,6 @@ impl Actor {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             }
             self.handle(py, msg)?;
-            if let Some(exit) = self.pending_exit.borrow_mut().take() {
-                return Err(exit);
-            }
         }
     }
 
@@ -323,6 +338,7 @@ impl Actor {
     }
 
     fn handle(&self, py: Python<'_>, msg: Msg) -> Result<(), Exit> {
+        self.shared.idle.store(false, Ordering::Release);
         match msg {
             Msg::Run(mut req) => {
                 if !self.may_run(&req) {
@@ -409,6 +425,10 @@ impl Actor {
         }
         // A caller still polling in its submit NIF takes the result from there; no message.
         if state.is_spinning() {
+            // Finishing a top-level request: its caller's next call may poll at once.
+            if self.current.borrow().is_empty() {
+                self.shared.idle.store(true, Ordering::Release);
+            }
             match state.store_reply(req.env.take(), result) {
                 Ok(()) => return,
                 Err(env) => req.env = env,

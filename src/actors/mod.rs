@@ -38,6 +38,8 @@ pub struct ContextShared {
     pub wake_fd: AtomicI32,
     /// A caller polls for its reply in its submit NIF (at most one per context).
     pub spinner: AtomicBool,
+    /// The actor waits for work at the top level: nothing runs, not even loop tasks.
+    pub idle: AtomicBool,
     /// Polls that ran out of budget in a row, and how many calls skip polling now: a
     /// context busy with slow functions stops costing each caller a wasted poll.
     pub spin_misses: AtomicU32,
@@ -116,8 +118,8 @@ impl Mailbox {
         }
     }
 
-    /// Become this context's polling caller: only when nothing is queued or running, so
-    /// the reply is likely to come within the budget, and only one caller at a time.
+    /// Become this context's polling caller: only when the context is idle and nothing
+    /// is queued, so the reply is likely to come within the budget; one caller at a time.
     pub fn claim_spinner(&self) -> bool {
         let shared = &self.shared;
         // Never below zero, whatever other callers do meanwhile.
@@ -126,13 +128,9 @@ impl Mailbox {
             return false;
         }
         reply_spin() > std::time::Duration::ZERO
-            && self.shared.queued.load(Ordering::Acquire) == 0
-            && self.shared.running_req.load(Ordering::Acquire) == 0
-            && self
-                .shared
-                .spinner
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
+            && shared.queued.load(Ordering::Acquire) == 0
+            && shared.idle.load(Ordering::Acquire)
+            && shared.spinner.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
     }
 
     /// `answered`: the reply came within the budget. Misses in a row make the following
@@ -145,7 +143,12 @@ impl Mailbox {
             let misses = shared.spin_misses.fetch_add(1, Ordering::Relaxed) + 1;
             shared.spin_skip.store(1 << misses.min(6), Ordering::Relaxed);
         }
-        shared.spinner.store(false, Ordering::Release);
+        self.abandon_spinner();
+    }
+
+    /// Give up the polling role without a verdict (the request was not queued).
+    pub fn abandon_spinner(&self) {
+        self.shared.spinner.store(false, Ordering::Release);
     }
 
     fn check_alive(&self) -> Result<(), SubmitError> {
@@ -153,6 +156,16 @@ impl Mailbox {
             RUNNING => Ok(()),
             CRASHED => Err(SubmitError::Crashed(self.shared.crash_reason())),
             _ => Err(SubmitError::Stopped),
+        }
+    }
+}
+
+impl Drop for ContextShared {
+    /// Runs once the last handle to the mailbox is gone, so no NIF can still write to it.
+    fn drop(&mut self) {
+        let fd = self.wake_fd.load(Ordering::Acquire);
+        if fd >= 0 {
+            unsafe { libc::close(fd) };
         }
     }
 }

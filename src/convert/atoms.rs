@@ -36,12 +36,8 @@ pub fn atom_text(term: Term) -> Option<String> {
     String::from_utf8(bytes.get(start..start + len)?.to_vec()).ok()
 }
 
-/// An atom named `name`, or a binary when it may not become one (too long, or no budget
-/// left for a new atom).
-pub fn bounded_atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {
-    if name.chars().count() > MAX_ATOM_CHARS {
-        return name.encode(env);
-    }
+/// The external format of an atom named `name` (at most `MAX_ATOM_CHARS` characters).
+fn atom_etf(name: &str) -> Vec<u8> {
     let mut etf = Vec::with_capacity(name.len() + 4);
     etf.push(VERSION);
     if name.len() <= 255 {
@@ -51,7 +47,25 @@ pub fn bounded_atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {
         etf.extend_from_slice(&(name.len() as u16).to_be_bytes());
     }
     etf.extend_from_slice(name.as_bytes());
-    // The safe decoder refuses to create atoms: it succeeds only for existing ones.
+    etf
+}
+
+/// The atom named `name` if it exists already; never creates one (the safe decoder
+/// refuses to).
+pub fn existing_atom<'a>(env: Env<'a>, name: &str) -> Option<Term<'a>> {
+    if name.chars().count() > MAX_ATOM_CHARS {
+        return None;
+    }
+    env.binary_to_term(&atom_etf(name)).map(|(atom, _)| atom)
+}
+
+/// An atom named `name`, or a binary when it may not become one (too long, or no budget
+/// left for a new atom).
+pub fn bounded_atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {
+    if name.chars().count() > MAX_ATOM_CHARS {
+        return name.encode(env);
+    }
+    let etf = atom_etf(name);
     if let Some((atom, _)) = env.binary_to_term(&etf) {
         return atom;
     }

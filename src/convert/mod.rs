@@ -5,7 +5,7 @@ mod bigint;
 mod to_py;
 mod to_term;
 
-pub use atoms::{atom_text, bounded_atom, set_atom_limit};
+pub use atoms::{atom_text, bounded_atom, existing_atom, set_atom_limit};
 pub use to_py::{term_to_py, term_to_py_str};
 pub use to_term::{bytes_to_binary as py_bytes_to_binary, py_to_term};
 

@@ -70,7 +70,8 @@ fn convert<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<Ter
         return Ok(bytes_to_binary(env, b.as_bytes()));
     }
     if let Ok(b) = obj.cast::<PyByteArray>() {
-        return Ok(bytes_to_binary(env, &b.to_vec()));
+        // No Python runs while the bytes are copied, so the buffer cannot change meanwhile.
+        return Ok(bytes_to_binary(env, unsafe { b.as_bytes() }));
     }
     if obj.cast::<PyMemoryView>().is_ok() {
         let copy = obj.call_method0("tobytes")?;
