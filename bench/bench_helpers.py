@@ -5,6 +5,7 @@ bridge, not Python.
 """
 
 import asyncio
+import itertools
 import operator
 import time
 
@@ -36,6 +37,15 @@ def add_loop(n):
     return (t1 - t0) / n
 
 
+ticks = itertools.count()
+
+
+def reset_ticks():
+    """For the cast scenario: casts call `ticks.__next__`; a final call reads the count."""
+    global ticks
+    ticks = itertools.count()
+
+
 def gather_floor(n, ms):
     """Floor: milliseconds of wall time for asyncio.gather of n coroutines that each
     sleep `ms` milliseconds, on a fresh plain asyncio loop (asyncio.run)."""
@@ -48,8 +58,6 @@ def gather_floor(n, ms):
 
     return asyncio.run(main()) * 1000
 
-
-# --- helpers for scenarios whose py API does not exist yet -----------------------
 
 def count_gen(n):
     """Generator for py:stream_start/3: yields 0, 1, ..., n - 1."""

@@ -8,7 +8,7 @@
 %% Full mode writes bench/RESULTS.md; --quick (tiny counts, 2 rounds, well under 20 s)
 %% writes bench/_out/quick.md instead. Both print the Markdown table. The exit status is
 %% 0 when every scenario ran and checked its results, 1 when any crashed or got a wrong
-%% result (missed targets and skipped scenarios do not change it), 2 on a setup failure.
+%% result (missed targets do not change it), 2 on a setup failure.
 %% Scenarios live in bench/py_bench.erl (compiled here at run time), Python helpers in
 %% bench/bench_helpers.py.
 -mode(compile).
@@ -65,14 +65,13 @@ setup(Root, Opts0) ->
 %%% ---------------------------------------------------------------------------
 %%% Report
 
-report(Root, Opts, Info, #{rows := Rows, errors := Errors,
-                                               skipped := Skipped}) ->
+report(Root, Opts, Info, #{rows := Rows, errors := Errors}) ->
     Medians = maps:from_list([{{Id, Key}, median(Vs)}
                               || #{id := Id, key := Key, values := Vs, status := ok} <- Rows]),
     Table = table(Rows, Medians),
     Missed = [R || R <- Rows, target_status(R, Medians) =:= missed],
     Header = header(Root, Opts, Info),
-    Footer = footer(Missed, Skipped, Errors),
+    Footer = footer(Missed, Errors),
     io:format("~n~ts~n~ts", [Table, Footer]),
     %% What costs the time where a target is missed: written by hand, kept with the numbers.
     Analysis = case file:read_file(filename:join([Root, "bench", "ANALYSIS.md"])) of
@@ -168,8 +167,6 @@ row(#{label := Label, status := ok, values := Vs, rounds := _} = R, Title, Media
     cells([Title, Label, fmt(median(Vs)),
            [fmt(lists:min(Vs)), " – ", fmt(lists:max(Vs))],
            integer_to_list(length(Vs)), target_cell(R, Medians)]);
-row(#{label := Label, status := skipped, detail := Feature} = R, Title, Medians) ->
-    cells([Title, Label, "—", ["skipped: needs feature ", Feature], "0", target_cell(R, Medians)]);
 row(#{label := Label, status := error, detail := Reason} = R, Title, Medians) ->
     Short = string:slice(lists:flatten(short_reason(Reason)), 0, 160),
     cells([Title, Label, "ERROR", escape(Short), "0", target_cell(R, Medians)]).
@@ -229,16 +226,11 @@ target_status(#{target := T, values := Vs}, Medians) ->
           end,
     case Met of true -> met; false -> missed end.
 
-footer(Missed, Skipped, Errors) ->
+footer(Missed, Errors) ->
     [case Missed of
          [] -> "Targets missed: none.\n";
          _ -> ["Targets missed:\n",
                [io_lib:format("- ~ts: ~ts~n", [T, L]) || #{title := T, label := L} <- Missed]]
-     end,
-     case Skipped of
-         [] -> "";
-         _ -> ["\nNot run yet (the py API they need does not exist):\n",
-               [io_lib:format("- ~s: skipped: needs feature ~s~n", [Id, F]) || {Id, F} <- Skipped]]
      end,
      case Errors of
          [] -> "";

@@ -136,7 +136,24 @@ async_await_any_order(_) ->
                  [py:async_await(R, 5000) || R <- lists:reverse(Refs)]).
 
 async_await_default_timeout(_) ->
-    ?assertEqual({ok, <<"done">>}, py:async_await(py:async_call(?H, sleep_and_return, [done, 0.02]))).
+    ?assertEqual({ok, <<"done">>}, py:async_await(py:async_call(?H, sleep_and_return, [done, 0.02]))),
+    %% Without a timeout, `default_timeout' (read at start) applies and cancels the task.
+    py_test_lib:stop(),
+    ok = py_test_lib:start([{default_timeout, 100}]),
+    try
+        {ok, none} = py:call(?H, reset, []),
+        {Micros, Result} = timer:tc(fun() ->
+                                            py:async_await(py:async_call(?H, slow_with_finally, [<<"d">>, 5.0]))
+                                    end),
+        ?assertEqual({error, timeout}, Result),
+        ?assert(Micros < 3000000),
+        ?assert(wait_for_event(<<"cancelled:d">>, 3000)),
+        ?assertEqual({error, timeout}, py:call(py_api_helpers, sleep_then, [1.0, x]))
+    after
+        application:unset_env(erlang_python, default_timeout),
+        py_test_lib:stop(),
+        ok = py_test_lib:start()
+    end.
 
 async_coroutine_raises(_) ->
     {Micros, Result} = timer:tc(fun() ->
@@ -151,9 +168,9 @@ async_coroutine_raises(_) ->
 
 %% Failing to even make the coroutine is an error from async_await, not a crash.
 async_call_start_error(_) ->
-    ?assertMatch({error, {'AttributeError', _}},
+    ?assertEqual({error, {'AttributeError', "module 'py_async_helpers' has no attribute 'no_such_coroutine'"}},
                  py:async_await(py:async_call(?H, no_such_coroutine, []), 5000)),
-    ?assertMatch({error, {'ModuleNotFoundError', _}},
+    ?assertEqual({error, {'ModuleNotFoundError', "No module named 'no_such_module_here'"}},
                  py:async_await(py:async_call(no_such_module_here, f, []), 5000)),
     ?assertMatch({error, {'TypeError', _}},
                  py:async_await(py:async_call(?H, add, [1]), 5000)),
@@ -354,20 +371,18 @@ stream_start_error_midway_async(_) ->
 %% with the error at once.
 stream_start_call_fails(_) ->
     {ok, R1} = py:stream_start(?H, no_such_generator, []),
-    ?assertMatch({[], {error, {'AttributeError', _}}}, collect_stream(R1, 5000)),
+    ?assertEqual({[], {error, {'AttributeError', "module 'py_async_helpers' has no attribute 'no_such_generator'"}}},
+                 collect_stream(R1, 5000)),
     {ok, R2} = py:stream_start(math, sqrt, [4]),
     ?assertMatch({[], {error, {'TypeError', _}}}, collect_stream(R2, 5000)),
     no_more(R1),
     no_more(R2).
 
 stream_start_bad_options(_) ->
-    ?assertMatch({error, {badarg, _}}, py:stream_start(?H, count_sync, [3], #{window => 0})),
-    ?assertMatch({error, {badarg, _}}, py:stream_start(?H, count_sync, [3], #{owner => not_a_pid})),
-    %% Bad kwargs end the stream with the error.
-    case py:stream_start(?H, count_sync, [3], #{kwargs => not_a_map}) of
-        {ok, Ref} -> ?assertEqual({[], {error, {badarg, kwargs}}}, collect_stream(Ref, 5000));
-        Other -> ?assertEqual({error, {badarg, kwargs}}, Other)
-    end.
+    ?assertEqual({error, {badarg, stream_options}}, py:stream_start(?H, count_sync, [3], #{window => 0})),
+    ?assertEqual({error, {badarg, stream_options}}, py:stream_start(?H, count_sync, [3], #{owner => not_a_pid})),
+    ?assertEqual({error, {badarg, kwargs}}, py:stream_start(?H, count_sync, [3], #{kwargs => not_a_map})),
+    ?assertEqual({messages, []}, process_info(self(), messages)).
 
 %% Two streams to one owner, read one after the other: the items of the second, waiting
 %% in the owner's mailbox, must not pause the first (the window counts the owner's unread
@@ -447,10 +462,9 @@ owner_exit_runs_finally(Fun, Args, Tag) ->
     receive {first, First} -> ?assertEqual(0, First) after 5000 -> ct:fail(owner_got_nothing) end,
     receive {'DOWN', Mon, process, Owner, done_after_first} -> ok after 5000 -> ct:fail(owner_alive) end,
     ?assert(wait_for_event(<<"finally:", Tag/binary>>, 3000)),
-    %% It stays closed: no more items are produced.
+    %% Flow control held the producer near the owner (window 1000), not running ahead.
     {ok, Produced} = py:call(?H, produced, [Tag]),
-    timer:sleep(100),
-    ?assertEqual({ok, Produced}, py:call(?H, produced, [Tag])),
+    ?assert(Produced >= 1 andalso Produced =< 2 * 1000),
     no_more(Ref).
 
 %% An owner that never reads a 10-million-item stream: the producer pauses, so the

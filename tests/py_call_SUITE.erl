@@ -103,13 +103,30 @@ call_on_pool(_) ->
     ?assertEqual({ok, IoThread}, py:call(threading, get_ident, [])),
     ok = py:unregister_pool(threading),
     ?assertEqual({ok, DefaultThread}, py:call(threading, get_ident, [])),
-    ?assertEqual({error, {unknown_pool, nopool}}, py:register_pool(nopool, math)).
+    ?assertEqual({error, {unknown_pool, nopool}}, py:register_pool(nopool, math)),
+    %% Routes registered at once are all kept.
+    Parent = self(),
+    Mods = [list_to_atom("py_call_route_" ++ integer_to_list(I)) || I <- lists:seq(1, 20)],
+    Pids = [spawn_link(fun() -> Parent ! {self(), py:register_pool(io, M)} end) || M <- Mods],
+    ?assertEqual([ok || _ <- Pids], [receive {P, R} -> R end || P <- Pids]),
+    Routes = persistent_term:get({py_context_router, routes}),
+    ?assertEqual([io || _ <- Mods], [maps:get(M, Routes) || M <- Mods]),
+    [ok = py:unregister_pool(M) || M <- Mods],
+    %% Routes do not outlive the application.
+    ok = py:register_pool(io, threading),
+    ok = application:stop(erlang_python),
+    ok = py_test_lib:start(),
+    ?assertEqual(error, maps:find(threading, persistent_term:get({py_context_router, routes}, #{}))),
+    ?assertEqual(py:call(default, threading, get_ident, []), py:call(threading, get_ident, [])).
 
 call_with_timeout(_) ->
     ?assertEqual({ok, 3}, py:call(operator, add, [1, 2], #{}, 5000)),
     ?assertEqual({ok, 3}, py:call(operator, add, [1, 2], #{}, infinity)),
     ?assertEqual({error, timeout}, py:call(py_api_helpers, sleep_then, [0.5, 1], #{}, 50)),
     ?assertEqual({error, {badarg, timeout}}, py:call(operator, add, [1, 2], #{}, -1)),
+    %% Past what `receive ... after' takes: refused before anything is queued.
+    ?assertEqual({error, {badarg, timeout}}, py:call(operator, add, [1, 2], #{}, 16#100000000)),
+    ?assertEqual({ok, 3}, py:call(operator, add, [1, 2], #{}, 16#FFFFFFFF)),
     timer:sleep(600),
     ?assertEqual({messages, []}, process_info(self(), messages)).
 
@@ -274,11 +291,11 @@ deep_nesting(_) ->
     Deep = lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 10000)),
     ?assertEqual({ok, Deep}, py:call(py_api_helpers, identity, [Deep])),
     TooDeep = lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 100000)),
-    ?assertMatch({error, {nesting_too_deep, Max}} when is_integer(Max),
-                 py:call(py_api_helpers, identity, [TooDeep])),
+    %% 20,000 levels: the `max_nesting' default.
+    ?assertEqual({error, {nesting_too_deep, 20000}}, py:call(py_api_helpers, identity, [TooDeep])),
     DeepTuple = lists:foldl(fun(_, Acc) -> {Acc} end, {}, lists:seq(1, 100000)),
-    ?assertMatch({error, {nesting_too_deep, _}}, py:call(py_api_helpers, identity, [DeepTuple])),
-    ?assertMatch({error, {nesting_too_deep, _}},
+    ?assertEqual({error, {nesting_too_deep, 20000}}, py:call(py_api_helpers, identity, [DeepTuple])),
+    ?assertEqual({error, {nesting_too_deep, 20000}},
                  py:eval(<<"__import__('functools').reduce(lambda a, _: [a], range(100000), [])">>)),
     ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])).
 
@@ -324,9 +341,26 @@ contexts(_) ->
     ?assertEqual(3, py:num_executors()),
     ?assertEqual([{ok, 5} || _ <- Three], [py:call(C, operator, add, [2, 3]) || C <- Three]),
     ok = py:stop_contexts(),
-    {ok, Again} = py:start_contexts(),
+    %% Many processes starting at once: one starts them, all get the same contexts.
+    Parent = self(),
+    Starters = [spawn_link(fun() -> Parent ! {self(), py:start_contexts()} end) || _ <- lists:seq(1, 10)],
+    [{ok, Again} | Others] = [receive {S, R} -> R end || S <- Starters],
+    ?assertEqual([{ok, Again} || _ <- Others], Others),
     ?assertEqual(N, length(Again)),
-    ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])).
+    ?assertEqual(Again, [py:context(I) || I <- lists:seq(1, N)]),
+    ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])),
+    %% The default count is the app env's `num_contexts' when set.
+    ok = application:set_env(erlang_python, num_contexts, 1),
+    try
+        ok = py:stop_contexts(),
+        {ok, One} = py:start_contexts(),
+        ?assertEqual(1, length(One))
+    after
+        application:unset_env(erlang_python, num_contexts),
+        ok = py:stop_contexts(),
+        {ok, _} = py:start_contexts()
+    end,
+    ?assertEqual(N, py:num_executors()).
 
 get_local_env(_) ->
     Ctx = py:context(),

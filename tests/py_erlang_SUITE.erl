@@ -83,7 +83,8 @@ unregister(_) ->
     ok = py:register_function(temporary, fun([]) -> here end),
     ?assertEqual({ok, <<"here">>}, py:eval(<<"erlang.temporary()">>)),
     ok = py:unregister_function(temporary),
-    ?assertMatch({error, {'AttributeError', _}}, py:eval(<<"erlang.temporary()">>)).
+    ?assertEqual({error, {'AttributeError', "module 'erlang' has no attribute 'temporary'"}},
+                 py:eval(<<"erlang.temporary()">>)).
 
 erlang_error(_) ->
     ok = py:register_function(fails, fun([]) -> error({bad, thing}) end),
@@ -262,7 +263,7 @@ shared_dict_both_sides(_) ->
     ?assertEqual(undefined, py:shared_dict_get(D, nope)),
     ?assertEqual(dflt, py:shared_dict_get(D, nope, dflt)),
     Code = <<"(d['k'], len(d), 'k' in d, 'zz' in d, d.get('zz', 0), sorted(d.keys(), key=str))">>,
-    ?assertMatch({ok, {1, 2, true, false, 0, [_, _]}}, py:eval(Code, #{d => D})),
+    ?assertEqual({ok, {1, 2, true, false, 0, [{<<"any">>, [<<"term">>]}, <<"k">>]}}, py:eval(Code, #{d => D})),
     ?assertEqual({ok, none}, py:eval(<<"d.__setitem__('from_py', [1, 2])">>, #{d => D})),
     ?assertEqual([1, 2], py:shared_dict_get(D, <<"from_py">>)),
     ?assertMatch({error, {'KeyError', _}}, py:eval(<<"d['absent']">>, #{d => D})),

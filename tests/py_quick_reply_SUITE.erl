@@ -12,7 +12,7 @@
 -export([quick_replies_send_no_message/1, polling_off_sends_every_reply/1,
          results_match_message_path/1, erlang_call_during_poll/1,
          slow_calls_then_quick_calls/1, timeout_zero_leaves_nothing/1,
-         concurrent_pollers/1]).
+         concurrent_pollers/1, long_poll_sends_no_message/1]).
 
 -define(CALLS, 2000).
 
@@ -22,7 +22,7 @@ suite() ->
 all() ->
     [quick_replies_send_no_message, polling_off_sends_every_reply,
      results_match_message_path, erlang_call_during_poll, slow_calls_then_quick_calls,
-     timeout_zero_leaves_nothing, concurrent_pollers].
+     timeout_zero_leaves_nothing, concurrent_pollers, long_poll_sends_no_message].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -156,14 +156,33 @@ slow_calls_then_quick_calls(_) ->
     ?assertEqual([], Left2),
     ?assert(Replies < ?CALLS).
 
+%% With a budget far longer than any call, one sequential caller always finds its
+%% context idle, so no reply at all comes as a message.
+long_poll_sends_no_message(_) ->
+    restart([{reply_spin_us, 1000000}]),
+    try
+        %% A context that just started has not been idle yet.
+        {ok, 2} = py:call(operator, add, [1, 1]),
+        {AllRight, Replies, Left} = traced(fun() -> sum_calls(200) end),
+        ?assert(AllRight),
+        ?assertEqual([], Left),
+        ?assertEqual(0, Replies)
+    after
+        application:unset_env(erlang_python, reply_spin_us),
+        restart([])
+    end.
+
 %% A zero timeout does not wait at all, and never leaves a late reply behind.
 timeout_zero_leaves_nothing(_) ->
-    {Results, Replies, Left} =
+    {{Slow, Results}, Replies, Left} =
         traced(fun() ->
+                       %% Cannot finish in 0 ms: a poll would have waited for it.
+                       S = py:call(py_api_helpers, sleep_then, [0.3, late], #{}, 0),
                        Rs = [py:call(operator, add, [1, 2], #{}, 0) || _ <- lists:seq(1, 200)],
-                       timer:sleep(50),
-                       Rs
+                       timer:sleep(400),
+                       {S, Rs}
                end),
+    ?assertEqual({error, timeout}, Slow),
     ?assertEqual([], Left),
     ?assertEqual([], [R || R <- Results, R =/= {ok, 3}, R =/= {error, timeout}]),
     %% Never polled: every result came as a message, and a cancelled call sent none.

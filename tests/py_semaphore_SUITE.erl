@@ -47,10 +47,15 @@ end_per_testcase(max_from_app_env, _Config) ->
     application:unset_env(erlang_python, max_concurrent),
     ok = py_test_lib:start();
 end_per_testcase(_Case, Config) ->
-    %% Every case kills what it spawned: nothing may stay held or queued.
-    ok = wait_until(fun() -> py_semaphore:current() =:= 0 end),
-    ok = wait_until(fun() -> py_semaphore:waiting() =:= 0 end),
-    ok = py_semaphore:set_max_concurrent(?config(saved_max, Config)).
+    %% Every case kills what it spawned: nothing may stay held or queued. A crash here
+    %% would only be a warning, so a leak fails the case explicitly.
+    Held = wait_until(fun() -> py_semaphore:current() =:= 0 end),
+    Queued = wait_until(fun() -> py_semaphore:waiting() =:= 0 end),
+    ok = py_semaphore:set_max_concurrent(?config(saved_max, Config)),
+    case {Held, Queued} of
+        {ok, ok} -> ok;
+        Leak -> {fail, {leaked_slots, Leak}}
+    end.
 
 %%% Cases
 

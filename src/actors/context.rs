@@ -283,10 +283,11 @@ impl Actor {
                 Err(TryRecvError::Empty) => {
                     let rx = &self.rx;
                     // Idle only at the top level: a nested wait belongs to a running request.
-                    let top = wait.is_none();
-                    self.shared.idle.store(top, Ordering::Release);
+                    // Cleared when a request or the loop runs (`handle`, `run_loop_once`).
+                    if wait.is_none() {
+                        self.shared.idle.store(true, Ordering::Release);
+                    }
                     let msg = py.detach(|| wait_for_message(rx));
-                    self.shared.idle.store(false, Ordering::Release);
                     match msg {
                         Some(msg) => msg,
                         None => return Err(Exit::Stopped),
@@ -338,9 +339,10 @@ impl Actor {
     }
 
     fn handle(&self, py: Python<'_>, msg: Msg) -> Result<(), Exit> {
-        self.shared.idle.store(false, Ordering::Release);
         match msg {
             Msg::Run(mut req) => {
+                // Control messages below are short and leave an idle context idle.
+                self.shared.idle.store(false, Ordering::Release);
                 if !self.may_run(&req) {
                     stop_caller_polling(&req);
                     self.deferred.borrow_mut().push_back(req);
