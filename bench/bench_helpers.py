@@ -37,13 +37,14 @@ def add_loop(n):
     return (t1 - t0) / n
 
 
-ticks = itertools.count()
+tick = itertools.count().__next__
 
 
 def reset_ticks():
-    """For the cast scenario: casts call `ticks.__next__`; a final call reads the count."""
-    global ticks
-    ticks = itertools.count()
+    """For the cast scenario: each cast calls `tick` (a C method, as cheap as
+    operator.add); a final call of `tick` answers how many ran before it."""
+    global tick
+    tick = itertools.count().__next__
 
 
 def gather_floor(n, ms):

@@ -183,13 +183,13 @@ cast(#{cast := N}) ->
     T0 = now_ns(),
     ok = casts(N),
     T1 = now_ns(),
-    {ok, N} = py:call(bench_helpers, 'ticks.__next__', []),
+    {ok, N} = py:call(bench_helpers, tick, []),
     T2 = now_ns(),
     #{rate => per_second(N, T2 - T0), enqueue_rate => per_second(N, T1 - T0)}.
 
 casts(0) -> ok;
 casts(N) ->
-    ok = py:cast(bench_helpers, 'ticks.__next__', []),
+    ok = py:cast(bench_helpers, tick, []),
     casts(N - 1).
 
 %% 5. spawn_call + await in batches of 100.

@@ -108,7 +108,13 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
                 // The loop's selector and self-pipe are closed now, not whenever the
                 // cycle collector finds them; the wake-up eventfd goes with the mailbox.
                 let event_loop = actor.loop_state().event_loop.clone_ref(py);
-                if let Err(e) = event_loop.bind(py).call_method0("close") {
+                // `_thread_id` was set so that the loop knows its thread; while set, asyncio
+                // counts the loop as running and refuses to close it.
+                let closed = event_loop
+                    .bind(py)
+                    .setattr("_thread_id", py.None())
+                    .and_then(|_| event_loop.bind(py).call_method0("close"));
+                if let Err(e) = closed {
                     e.print(py);
                 }
                 // The actor, its namespaces and py objects are released here, with the GIL.
