@@ -35,12 +35,12 @@ config(true) ->
     #{quick => true, single => 5000, concurrent_total => 5000, eval => 5000, cast => 5000,
       spawn_batches => 50, mib => 50, spin_s => 0.3, idle_ms => 180, memory => 20000,
       add_loop => 1000000, erl_rt => 10000, stream => 10000, callback => 2000,
-      round_limit_ms => 15000};
+      soak_s => 5, round_limit_ms => 15000};
 config(false) ->
     #{quick => false, single => 200000, concurrent_total => 200000, eval => 100000,
       cast => 40000, spawn_batches => 1000, mib => 2000, spin_s => 1.0, idle_ms => 880,
       memory => 1000000, add_loop => 1000000, erl_rt => 200000, stream => 1000000,
-      callback => 100000, round_limit_ms => 180000}.
+      callback => 100000, soak_s => 180, round_limit_ms => 240000}.
 
 %%% ---------------------------------------------------------------------------
 %%% The scenarios
@@ -50,7 +50,7 @@ config(false) ->
 %%% Targets: none | {le, X} | {lt, X} | {ge, X} | {rel_ge, Id, Key, Factor}.
 
 scenarios(Cfg) ->
-    #{memory := MemN} = Cfg,
+    #{memory := MemN, soak_s := SoakS} = Cfg,
     RssTarget = case MemN of 1000000 -> {lt, 5.0}; _ -> none end,
     [#{id => call_1, title => "py:call operator.add, 1 caller",
        run => fun single_caller/1,
@@ -112,7 +112,27 @@ scenarios(Cfg) ->
           metrics => [{wall, "wall time (ms)", none}]},
         #{id => callback, title => "Python -> Erlang -> Python callback (erlang.call)",
           run => fun callback/1,
-          metrics => [{rate, "round trips/s", none}]}].
+          metrics => [{rate, "round trips/s", none}]},
+        #{id => soak, title => "soak: every request kind, timeouts, kills, restarts ("
+                               ++ integer_to_list(SoakS) ++ " s)",
+          run => fun soak/1, rounds => 1,
+          metrics => [{requests, "requests answered", none},
+                      {unexpected, "unexpected answers", {le, 0}},
+                      {rss_mb, "OS RSS growth (MB)", {lt, 20}},
+                      {beam_mb, "erlang:memory(total) growth (MB)", {lt, 5}},
+                      {threads, "OS thread growth", {le, 0}},
+                      {fds, "file descriptor growth", {le, 0}},
+                      {processes, "Erlang process growth", {le, 0}}]}].
+
+%% The soak (bench/py_soak.erl): fails the round when an answer was wrong or a resource
+%% that must not grow did, so that `make test' (quick mode) catches it too.
+soak(#{soak_s := Seconds}) ->
+    #{unexpected := Bad, threads := Threads, fds := Fds, processes := Procs} = Result =
+        py_soak:run(Seconds * 1000),
+    case Bad =:= 0 andalso Threads =< 0 andalso Fds =< 0 andalso Procs =< 0 of
+        true -> Result;
+        false -> error({soak_failed, Result})
+    end.
 
 %% 1. One caller: per-call latency and calls/s.
 single_caller(#{single := N}) ->
@@ -380,12 +400,12 @@ repeat(N, F) -> F(), repeat(N - 1, F).
 
 run_scenario(#{id := Id, title := Title} = S, Cfg, Rounds, Acc) ->
     io:format("  ~-20s ~ts~n", [Id, Title]),
-    case run_rounds(S, Cfg, Rounds, []) of
+    case run_rounds(S, Cfg, maps:get(rounds, S, Rounds), []) of
         {ok, Results} ->
-            add_rows(S, ok, Results, Rounds, Acc);
+            add_rows(S, ok, Results, maps:get(rounds, S, Rounds), Acc);
         {error, Reason, Done} ->
             io:format("  ~-20s ERROR after ~b round(s): ~0tp~n", [Id, length(Done), Reason]),
-            add_rows(S, error, Reason, Rounds,
+            add_rows(S, error, Reason, maps:get(rounds, S, Rounds),
                      Acc#{errors := maps:get(errors, Acc) ++ [{Id, Reason}]})
     end.
 

@@ -9,7 +9,8 @@
 %% writes bench/_out/quick.md instead. Both print the Markdown table. The exit status is
 %% 0 when every scenario ran and checked its results, 1 when any crashed or got a wrong
 %% result (missed targets do not change it), 2 on a setup failure.
-%% Scenarios live in bench/py_bench.erl (compiled here at run time), Python helpers in
+%% Scenarios live in bench/py_bench.erl and the soak in bench/py_soak.erl (both compiled
+%% here at run time), Python helpers in
 %% bench/bench_helpers.py.
 -mode(compile).
 
@@ -41,12 +42,7 @@ setup(Root, Opts0) ->
            end,
     BenchDir = filename:join(Root, "bench"),
     true = code:add_patha(filename:join(Root, "erlang/_build/default/lib/erlang_python/ebin")),
-    Src = filename:join(BenchDir, "py_bench.erl"),
-    {ok, Mod, Bin} = case compile:file(Src, [binary, report_errors, report_warnings]) of
-                         {ok, _, _} = Ok -> Ok;
-                         Error -> error({compile_failed, Src, Error})
-                     end,
-    {module, Mod} = code:load_binary(Mod, Src, Bin),
+    [load_source(filename:join(BenchDir, Name)) || Name <- ["py_bench.erl", "py_soak.erl"]],
     ok = case application:load(erlang_python) of
              ok -> ok;
              {error, {already_loaded, _}} -> ok
@@ -61,6 +57,13 @@ setup(Root, Opts0) ->
               [case maps:get(quick, Opts) of true -> "quick"; false -> "full" end,
                maps:get(rounds, Opts), maps:get(contexts, Info)]),
     {Opts, Info}.
+
+load_source(Src) ->
+    {ok, Mod, Bin} = case compile:file(Src, [binary, report_errors, report_warnings]) of
+                         {ok, _, _} = Ok -> Ok;
+                         Error -> error({compile_failed, Src, Error})
+                     end,
+    {module, Mod} = code:load_binary(Mod, Src, Bin).
 
 %%% ---------------------------------------------------------------------------
 %%% Report

@@ -148,7 +148,7 @@ fn setup(py: Python<'_>, options: &InitOptions) -> PyResult<()> {
     path.insert(0, &options.shim_dir)?;
     let shim = py.import("erlang_shim")?;
     shim.call_method1("install", (options.python_path.clone(), options.venv.clone()))?;
-    Ok(())
+    crate::module_guard::remember(py)
 }
 
 /// Raise `Interrupted` in the context thread if it still runs request `req_id`. Holding

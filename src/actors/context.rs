@@ -181,6 +181,8 @@ pub struct Actor {
 impl Actor {
     fn new(py: Python<'_>, mailbox: Mailbox, rx: Receiver<Msg>) -> PyResult<Actor> {
         let shared = mailbox.shared.clone();
+        // A context start is where a restarted application gets its modules back.
+        crate::module_guard::restore(py)?;
         let ident: u64 = py.import("threading")?.call_method0("get_ident")?.extract()?;
         shared.thread_ident.store(ident, Ordering::Release);
         let asyncio = py.import("asyncio")?;
