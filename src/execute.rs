@@ -378,7 +378,12 @@ fn log_traceback(py: Python<'_>, err: &PyErr) {
     let text = kwargs
         .set_item("limit", -TRACEBACK_MAX_FRAMES)
         .and_then(|_| py.import("traceback"))
-        .and_then(|tb| tb.getattr("format_exception")?.call((err.value(py),), Some(&kwargs)))
+        // The traceback is passed on its own: before Python 3.12 a fetched error keeps it
+        // apart from the value, whose `__traceback__` may still be unset.
+        .and_then(|tb| {
+            let args = (err.get_type(py), err.value(py), err.traceback(py));
+            tb.getattr("format_exception")?.call(args, Some(&kwargs))
+        })
         .and_then(|lines| "".into_bound_py_any(py)?.call_method1("join", (lines,)))
         .and_then(|s| cut_text(s.cast::<PyString>()?, TRACEBACK_MAX_CHARS));
     if let Ok(text) = text {
