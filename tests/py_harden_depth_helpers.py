@@ -202,3 +202,10 @@ class SlowStr:
 def call_with_slow_arg(seconds: float) -> Any:
     """`erlang.call` whose argument takes `seconds` to convert."""
     return erlang.call("harden_echo", SlowStr(seconds))
+
+
+def raise_deep(frames: int, size: int) -> None:
+    """Raise a `size`-character `ValueError` from `frames` nested calls."""
+    if frames > 0:
+        raise_deep(frames - 1, size)
+    raise ValueError("tb-marker " + "z" * size)
