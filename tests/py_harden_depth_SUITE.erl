@@ -83,6 +83,9 @@ numpy_self_body() ->
     ?assertEqual(?TOO_DEEP, py:call(?H, numpy_self, [])),
     ?assertEqual(?TOO_DEEP, py:eval(<<"__import__('py_harden_depth_helpers').numpy_self()">>)),
     ?assertEqual(?TOO_DEEP, py:call(?H, numpy_self_in_list, [])),
+    %% Scalars whose tolist() gives a copy of themselves convert through str().
+    ?assertEqual({ok, <<"1.5">>}, py:eval(<<"__import__('numpy').longdouble(1.5)">>)),
+    ?assertEqual({ok, [<<"(1+2j)">>]}, py:eval(<<"[__import__('numpy').clongdouble(1+2j)]">>)),
     assert_context_works().
 
 self_containing_containers_are_too_deep(_Config) ->

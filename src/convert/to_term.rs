@@ -105,6 +105,12 @@ fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, C
         // Whatever it gives is converted one level down: an object array's tolist() may
         // give the array itself back.
         let plain = obj.call_method0("tolist")?;
+        // A scalar numpy cannot make plain (`longdouble`, `clongdouble`) gives a copy of
+        // itself: no progress, so it is "anything else". The array itself (a 0-d object
+        // array holding itself) is data, and meets the depth limit.
+        if !plain.is(obj) && plain.get_type().is(obj.get_type()) {
+            return Ok(str_to_binary(env, &obj.str()?)?);
+        }
         return convert(env, &plain);
     }
     Ok(str_to_binary(env, &obj.str()?)?)
