@@ -182,7 +182,9 @@ reentrant_chain_failure_unwinds(_Config) ->
 chain_failure_body() ->
     ok = py:register_function(harden_chain, ?MODULE, chain_fun),
     ok = py:exec(<<"import sys; sys.setrecursionlimit(1000000)">>),
-    {error, {'ErlangError', Text}} = py:call(?H, chain, [100000]),
+    %% Unwinding costs about 1.5 ms a level (each level formats its error on both sides),
+    %% some 25 s for the ~16,500 levels that fit: more than the default timeout.
+    {error, {'ErlangError', Text}} = py:call(?H, chain, [100000], #{}, 150000),
     ?assert(length(Text) =< ?MESSAGE_MAX),
     ok = py:exec(<<"import sys; sys.setrecursionlimit(1000)">>),
     ?assertEqual({ok, 50}, py:call(?H, chain, [50])),
@@ -409,7 +411,7 @@ port_reason_fun([]) ->
 isolated(Body) ->
     Vm = py_isolated:start(),
     try
-        ?assertEqual({ok, ok}, py_isolated:call(Vm, ?MODULE, Body, [], 120000))
+        ?assertEqual({ok, ok}, py_isolated:call(Vm, ?MODULE, Body, [], 170000))
     after
         py_isolated:stop(Vm)
     end.
