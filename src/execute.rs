@@ -19,6 +19,13 @@ use crate::msg_env::RawTerm;
 
 /// Compiled code is cached per context, keyed by source text and mode.
 const CODE_CACHE_LIMIT: usize = 1024;
+/// Longest message text of an `{error, {Class, Message}}`, in characters. A message that
+/// embeds another (an `ErlangError` whose Erlang reason holds the error of a nested call)
+/// would otherwise grow with every re-entrant level.
+pub const MESSAGE_MAX_CHARS: usize = 16 * 1024;
+/// The logged traceback keeps the frames nearest the raise, and at most this much text.
+const TRACEBACK_MAX_FRAMES: isize = 64;
+const TRACEBACK_MAX_CHARS: usize = 64 * 1024;
 
 pub enum Failure {
     Python(PyErr),
@@ -179,7 +186,7 @@ impl Executor {
                 return Ok(path.iter().map(|p| p.clone_ref(py)).collect());
             }
         }
-        let name = term_to_py_str(f).ok_or(Failure::BadArg("function"))?;
+        let name = name_text(f, "function")?;
         let path: Vec<Py<PyString>> = name.split('.').map(|part| PyString::intern(py, part).unbind()).collect();
         if is_atom {
             self.names.borrow_mut().insert(f.as_c_arg(), path.iter().map(|p| p.clone_ref(py)).collect());
@@ -195,7 +202,7 @@ impl Executor {
                 return Ok(module.bind(py).clone());
             }
         }
-        let name = term_to_py_str(m).ok_or(Failure::BadArg("module"))?;
+        let name = name_text(m, "module")?;
         let module = py.import(name.as_str())?;
         if is_atom {
             self.modules.borrow_mut().insert(key, module.clone().unbind());
@@ -233,8 +240,16 @@ impl Executor {
 /// Attribute `name` of the object behind a py ref (`what` names a bad name in errors).
 fn ref_attribute<'py>(py: Python<'py>, py_ref: Term, name: Term, what: &'static str) -> Result<Bound<'py, PyAny>, Failure> {
     let object = py_ref_object(py, py_ref)?;
-    let name = term_to_py_str(name).ok_or(Failure::BadArg(what))?;
+    let name = name_text(name, what)?;
     Ok(object.getattr(name.as_str())?)
+}
+
+/// A module, function or attribute name. Python's C API reads names up to a NUL byte, so
+/// `"os\0junk"` would import `os`: a name holding one is refused.
+fn name_text(term: Term, what: &'static str) -> Result<String, Failure> {
+    term_to_py_str(term)
+        .filter(|name| !name.contains('\0'))
+        .ok_or(Failure::BadArg(what))
 }
 
 fn is_main(m: Term) -> bool {
@@ -326,8 +341,9 @@ pub fn failure_to_term<'a>(py: Python<'_>, env: Env<'a>, failure: Failure) -> Te
     (atoms::error(), reason).encode(env)
 }
 
-/// `{ClassName, Message}`: the class as a (bounded) atom, `str(exc)` as a Unicode charlist.
-/// The traceback goes to the Erlang logger at debug level.
+/// `{ClassName, Message}`: the class as a (bounded) atom, `str(exc)` as a Unicode charlist
+/// of at most `MESSAGE_MAX_CHARS` characters. The traceback goes to the Erlang logger at
+/// debug level.
 pub fn exception_to_term<'a>(py: Python<'_>, env: Env<'a>, err: &PyErr) -> Term<'a> {
     let class = err
         .get_type(py)
@@ -337,19 +353,39 @@ pub fn exception_to_term<'a>(py: Python<'_>, env: Env<'a>, err: &PyErr) -> Term<
     let message = err
         .value(py)
         .str()
-        .map(|s| s.to_string_lossy().into_owned())
+        .and_then(|s| cut_text(&s, MESSAGE_MAX_CHARS))
         .unwrap_or_default();
     log_traceback(py, err);
     let chars: Vec<u32> = message.chars().map(|c| c as u32).collect();
     (bounded_atom(env, &class), chars).encode(env)
 }
 
+/// `text` when it has at most `max` characters; else its start and a note of the cut,
+/// `max` characters in all. Only the kept part is copied out of Python.
+fn cut_text(text: &Bound<'_, PyString>, max: usize) -> PyResult<String> {
+    let len = text.len()?;
+    if len <= max {
+        return Ok(text.to_string_lossy().into_owned());
+    }
+    let note = format!("... ({len} characters, cut)");
+    let keep = max.saturating_sub(note.chars().count());
+    let head = text.get_item(pyo3::types::PySlice::new(text.py(), 0, keep as isize, 1))?;
+    Ok(head.cast::<PyString>()?.to_string_lossy().into_owned() + &note)
+}
+
 fn log_traceback(py: Python<'_>, err: &PyErr) {
-    let text = py
-        .import("traceback")
-        .and_then(|tb| tb.call_method1("format_exception", (err.value(py),)))
+    let kwargs = PyDict::new(py);
+    let text = kwargs
+        .set_item("limit", -TRACEBACK_MAX_FRAMES)
+        .and_then(|_| py.import("traceback"))
+        // The traceback is passed on its own: before Python 3.12 a fetched error keeps it
+        // apart from the value, whose `__traceback__` may still be unset.
+        .and_then(|tb| {
+            let args = (err.get_type(py), err.value(py), err.traceback(py));
+            tb.getattr("format_exception")?.call(args, Some(&kwargs))
+        })
         .and_then(|lines| "".into_bound_py_any(py)?.call_method1("join", (lines,)))
-        .and_then(|s| Ok(s.str()?.to_string_lossy().into_owned()));
+        .and_then(|s| cut_text(s.cast::<PyString>()?, TRACEBACK_MAX_CHARS));
     if let Ok(text) = text {
         send_to_output_handler(|e, who| {
             (atoms::py_traceback(), who, crate::convert::py_bytes_to_binary(e, text.as_bytes())).encode(e)

@@ -13,6 +13,11 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TABLE, py_functions).
+%% Bounds of the text an Erlang failure sends to Python (`ErlangError''s message): the
+%% reason is printed at most this deep and this long, so a huge reason costs little and a
+%% message that embeds a nested call's error cannot grow level after level.
+-define(TEXT_DEPTH, 30).
+-define(TEXT_CHARS, 4096).
 
 -type name() :: atom() | binary() | string().
 -type answer() :: {ok, term()} | {error, term(), binary()}.
@@ -74,13 +79,21 @@ invoke(Name, Args) ->
 apply_target({Module, Function}, Args) -> Module:Function(Args);
 apply_target(Fun, Args) -> Fun(Args).
 
+%% The reason goes to Python whole (`reason'); `Text' is bounded (`?TEXT_DEPTH',
+%% `?TEXT_CHARS') plus the frame that failed.
+-spec failure(term(), error | exit | throw, [tuple()]) -> {error, term(), binary()}.
 failure(Reason, Class, Stack) ->
-    Text = unicode:characters_to_binary(
-             io_lib:format("~tp", [Reason]) ++ frame(Class, Stack)),
+    Printed = io_lib:format("~tP", [Reason, ?TEXT_DEPTH], [{chars_limit, ?TEXT_CHARS}]),
+    %% `chars_limit' is a soft limit: the cut makes it exact.
+    Cut = string:slice(Printed, 0, ?TEXT_CHARS),
+    Text = unicode:characters_to_binary([Cut | frame(Class, Stack)]),
     {error, Reason, Text}.
 
-frame(_Class, [{M, F, A, _} | _]) ->
-    io_lib:format(" (in ~p:~p/~p)", [M, F, if is_list(A) -> length(A); true -> A end]);
+%% Where it failed: ` (in M:F/Arity)'. Printed with `~w' so that a module name holding
+%% odd characters costs no more than its length.
+-spec frame(error | exit | throw, [tuple()]) -> iolist().
+frame(_Class, [{M, F, A, _} | _]) when is_atom(M), is_atom(F) ->
+    io_lib:format(" (in ~tw:~tw/~w)", [M, F, if is_list(A) -> length(A); true -> A end]);
 frame(_, _) ->
     "".
 

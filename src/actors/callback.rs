@@ -8,11 +8,11 @@
 use super::context::{current_actor, CallbackWait};
 use super::request::CallbackOutcome;
 use crate::atoms;
-use crate::convert::{py_to_term, term_to_py, ConvError};
+use crate::convert::{py_to_term, remaining_stack, term_to_py, term_to_py_printing_unsupported, ConvError};
 use crate::erlang_module::{ErlangError, Interrupted, ProcessError};
 use crate::msg_env::MsgEnv;
 use crate::resources::{CallerWatch, ContextRes};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyRecursionError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use rustler::types::tuple::get_tuple;
@@ -22,6 +22,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 static NEXT_CALLBACK_ID: AtomicU64 = AtomicU64::new(1);
+/// Stack a context thread must still have for `erlang.call` to nest one more level.
+/// Each level nests the actor's serve loop, the next request and its Python frames on the
+/// same thread stack, whatever Python's recursion limit says; what is left covers the
+/// Python code of one level (C recursion up to the default recursion limit), conversions
+/// (which grow their own stack anyway) and the unwinding.
+const CALL_HEADROOM: usize = 4 * 1024 * 1024;
 static DISPATCHER: Mutex<Option<LocalPid>> = Mutex::new(None);
 /// Names registered with `py:register_function`, so that `erlang.name` can answer
 /// `AttributeError` at once for unknown names.
@@ -54,6 +60,7 @@ pub fn call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyR
     let actor = current_actor().ok_or_else(|| {
         PyRuntimeError::new_err("erlang.call works in code run by an erlang_python context")
     })?;
+    ensure_stack_headroom()?;
     let current = actor.current();
     if current.as_ref().and_then(|c| c.state.as_ref()).is_some_and(|s| s.is_cancelled()) {
         return Err(Interrupted::new_err("the Erlang caller gave up waiting"));
@@ -83,9 +90,25 @@ pub fn call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyR
             state.stop_spinning();
         }
     }
-    if !env.send_and_clear(&target, msg) {
-        actor.take_answer(id);
-        return Err(ProcessError::new_err("the Erlang process that should run the function is gone"));
+    // Converting the arguments may have taken long: the caller may have given up meanwhile
+    // and flushed its mailbox. Sending and cancelling exclude each other, so either the
+    // message is sent before the cancel returns (and the caller's flush takes it), or it
+    // is never sent.
+    let state = current.as_ref().and_then(|c| c.state.clone()).filter(|_| caller_waits);
+    let sent = match &state {
+        Some(state) => state.send_unless_cancelled(|| env.send_and_clear(&target, msg)),
+        None => Some(env.send_and_clear(&target, msg)),
+    };
+    match sent {
+        Some(true) => {}
+        Some(false) => {
+            actor.take_answer(id);
+            return Err(ProcessError::new_err("the Erlang process that should run the function is gone"));
+        }
+        None => {
+            actor.take_answer(id);
+            return Err(Interrupted::new_err("the Erlang caller gave up waiting"));
+        }
     }
     let wait = CallbackWait { id, state: current.and_then(|c| c.state) };
     // While it waits, this request runs no Python: an interrupt aimed at it must not fire
@@ -100,8 +123,23 @@ pub fn call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyR
         return Err(Interrupted::new_err("the context is stopping"));
     }
     match outcome {
-        Some(CallbackOutcome::Answered(env, term)) => env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) })),
+        Some(CallbackOutcome::Answered(env, term)) => {
+            // SAFETY: `term` was made in `env`, which is alive for this closure.
+            env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) }))
+        }
         _ => Err(Interrupted::new_err("the Erlang caller gave up waiting")),
+    }
+}
+
+/// `RecursionError` when one more nested `erlang.call` could overflow the context's
+/// stack: a re-entrant chain ends cleanly however high Python's recursion limit is set.
+fn ensure_stack_headroom() -> PyResult<()> {
+    match remaining_stack() {
+        Some(left) if left < CALL_HEADROOM => Err(PyRecursionError::new_err(format!(
+            "erlang.call nested too deeply: less than {} MiB of the context's stack is left",
+            CALL_HEADROOM / (1024 * 1024)
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -121,6 +159,7 @@ fn callback_message(
             items.push(py_to_term(e, &arg).map_err(conv_to_py)?);
         }
         let tag = match tag {
+            // SAFETY: `copy_raw` gives a term of `env`, alive for this closure.
             Some(tag) => unsafe { Term::new(e, env.copy_raw(tag)) },
             None => atoms::undefined().encode(e),
         };
@@ -161,13 +200,16 @@ pub fn resolve_future(py: Python<'_>, future: &Bound<'_, PyAny>, env: &MsgEnv, t
     if future.call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true) {
         return;
     }
+    // SAFETY: `term` was made in `env`, which is alive for this closure.
     let _ = match env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) })) {
         Ok(value) => future.call_method1("set_result", (value,)),
         Err(err) => future.call_method1("set_exception", (err.value(py),)),
     };
 }
 
-/// `{ok, Value}` becomes the value; `{error, Reason, Text}` raises `erlang.ErlangError`.
+/// `{ok, Value}` becomes the value; `{error, Reason, Text}` raises `erlang.ErlangError`
+/// whatever the reason holds: a fun, port or other term Python has no counterpart for is
+/// replaced by its printed text in `reason`, so the failure stays an `ErlangError`.
 fn answer_to_py(py: Python<'_>, answer: Term) -> PyResult<Py<PyAny>> {
     let fields = get_tuple(answer).map_err(|_| PyTypeError::new_err("malformed Erlang answer"))?;
     match fields.as_slice() {
@@ -175,7 +217,7 @@ fn answer_to_py(py: Python<'_>, answer: Term) -> PyResult<Py<PyAny>> {
             Ok(term_to_py(py, *value).map_err(conv_to_py)?.unbind())
         }
         [_, reason, text] => {
-            let reason = term_to_py(py, *reason).map_err(conv_to_py)?;
+            let reason = term_to_py_printing_unsupported(py, *reason).map_err(conv_to_py)?;
             let text = crate::convert::term_to_py_str(*text).unwrap_or_default();
             let exc = py.get_type::<ErlangError>().call1((text,))?;
             exc.setattr("reason", reason)?;

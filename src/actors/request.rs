@@ -29,6 +29,9 @@ pub struct ReqState {
     pub ctx: Arc<ContextShared>,
     /// A reply handed over without a message: the request's environment and the result.
     slot: Mutex<Option<(MsgEnv, RawTerm)>>,
+    /// Held by `try_cancel` and by a callback message's send, so that a message to the
+    /// caller is either sent before the cancel returns or not at all.
+    send_gate: Mutex<()>,
 }
 
 impl ReqState {
@@ -39,6 +42,7 @@ impl ReqState {
             status: AtomicU8::new(if spinning { SPINNING } else { PENDING }),
             ctx,
             slot: Mutex::new(None),
+            send_gate: Mutex::new(()),
         }
     }
 
@@ -47,8 +51,22 @@ impl ReqState {
         self.transition(REPLIED)
     }
 
+    /// The caller gives up. Once this returns, no callback message for the request is
+    /// sent any more: one being sent finishes first (see `send_unless_cancelled`).
     pub fn try_cancel(&self) -> bool {
+        let _gate = self.send_gate.lock().unwrap_or_else(|e| e.into_inner());
         self.transition(CANCELLED)
+    }
+
+    /// Run `send` (a message to the caller on the request's behalf) unless the request is
+    /// cancelled: `None` when it is, else what `send` answered.
+    pub fn send_unless_cancelled(&self, send: impl FnOnce() -> bool) -> Option<bool> {
+        let _gate = self.send_gate.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_cancelled() {
+            None
+        } else {
+            Some(send())
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {

@@ -1,7 +1,8 @@
 //! Erlang term -> Python object.
 
 use super::bigint::big_term_to_py;
-use super::{max_nesting, ConvError};
+use super::depth::nested;
+use super::ConvError;
 use crate::erlang_module::{Pid, Ref};
 use crate::resources::{PyRefRes, SharedDictRes};
 use crate::state_py::SharedDict;
@@ -11,14 +12,43 @@ use pyo3::IntoPyObjectExt;
 use rustler::types::tuple::get_tuple;
 use rustler::{Binary, LocalPid, MapIterator, ResourceArc, Term, TermType};
 
-pub fn term_to_py<'py>(py: Python<'py>, term: Term) -> Result<Bound<'py, PyAny>, ConvError> {
-    convert(py, term, 0)
+/// What to do with a sub-term Python has no counterpart for.
+#[derive(Clone, Copy, PartialEq)]
+enum Unsupported {
+    Fail,
+    /// Put its printed text (a `str`) in its place.
+    Print,
 }
 
-fn convert<'py>(py: Python<'py>, term: Term, depth: usize) -> Result<Bound<'py, PyAny>, ConvError> {
-    if depth >= max_nesting() {
-        return Err(ConvError::TooDeep(max_nesting()));
-    }
+/// Longest printed text that stands for an unsupported sub-term.
+const PRINTED_MAX_CHARS: usize = 1024;
+
+pub fn term_to_py<'py>(py: Python<'py>, term: Term) -> Result<Bound<'py, PyAny>, ConvError> {
+    convert(py, term, Unsupported::Fail)
+}
+
+/// Like `term_to_py`, but a fun, port, remote pid, bitstring or improper list becomes its
+/// printed text (at most 1,024 characters) instead of failing: for values that describe
+/// something (an error reason) rather than data to compute with.
+pub fn term_to_py_printing_unsupported<'py>(py: Python<'py>, term: Term) -> Result<Bound<'py, PyAny>, ConvError> {
+    convert(py, term, Unsupported::Print)
+}
+
+fn convert<'py>(py: Python<'py>, term: Term, mode: Unsupported) -> Result<Bound<'py, PyAny>, ConvError> {
+    nested(|| match convert_level(py, term, mode) {
+        Err(ConvError::Unsupported(_)) if mode == Unsupported::Print => Ok(printed(py, term)),
+        other => other,
+    })
+}
+
+/// The term as Erlang prints it (`enif_snprintf`'s `%T`), cut to `PRINTED_MAX_CHARS`.
+fn printed<'py>(py: Python<'py>, term: Term) -> Bound<'py, PyAny> {
+    let text = format!("{term:?}");
+    let cut: String = text.chars().take(PRINTED_MAX_CHARS).collect();
+    PyString::new(py, &cut).into_any()
+}
+
+fn convert_level<'py>(py: Python<'py>, term: Term, mode: Unsupported) -> Result<Bound<'py, PyAny>, ConvError> {
     let unsupported = || ConvError::Unsupported(term.as_c_arg());
     Ok(match term.get_type() {
         TermType::Atom => atom_to_py(py, term),
@@ -41,7 +71,7 @@ fn convert<'py>(py: Python<'py>, term: Term, depth: usize) -> Result<Bound<'py, 
             let mut items = Vec::with_capacity(len);
             let iter: rustler::ListIterator = term.decode().map_err(|_| unsupported())?;
             for item in iter {
-                items.push(convert(py, item, depth + 1)?);
+                items.push(convert(py, item, mode)?);
             }
             PyList::new(py, items)?.into_any()
         }
@@ -56,7 +86,7 @@ fn convert<'py>(py: Python<'py>, term: Term, depth: usize) -> Result<Bound<'py, 
             }
             let mut items = Vec::with_capacity(elems.len());
             for e in elems {
-                items.push(convert(py, e, depth + 1)?);
+                items.push(convert(py, e, mode)?);
             }
             PyTuple::new(py, items)?.into_any()
         }
@@ -64,8 +94,8 @@ fn convert<'py>(py: Python<'py>, term: Term, depth: usize) -> Result<Bound<'py, 
             let dict = PyDict::new(py);
             let iter = MapIterator::new(term).ok_or_else(unsupported)?;
             for (k, v) in iter {
-                let key = convert(py, k, depth + 1)?;
-                let value = convert(py, v, depth + 1)?;
+                let key = convert(py, k, mode)?;
+                let value = convert(py, v, mode)?;
                 dict.set_item(key, value)?;
             }
             dict.into_any()

@@ -2,7 +2,8 @@
 
 use super::atoms::bounded_atom;
 use super::bigint::big_py_to_term;
-use super::{max_nesting, ConvError};
+use super::depth::nested;
+use super::ConvError;
 use crate::atoms;
 use crate::erlang_module::{atom_type, Pid, Ref};
 use pyo3::prelude::*;
@@ -14,13 +15,16 @@ use rustler::types::tuple::make_tuple;
 use rustler::{Encoder, Env, NewBinary, Term};
 
 pub fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, ConvError> {
-    convert(env, obj, 0)
+    convert(env, obj)
 }
 
-fn convert<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<Term<'a>, ConvError> {
-    if depth >= max_nesting() {
-        return Err(ConvError::TooDeep(max_nesting()));
-    }
+/// Every value converted, whether a container's item or what a protocol (`tolist()`, a
+/// set's list) gave, goes through here and so counts one level.
+fn convert<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, ConvError> {
+    nested(|| convert_level(env, obj))
+}
+
+fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, ConvError> {
     let py = obj.py();
     if obj.is_none() {
         return Ok(atoms::none().encode(env));
@@ -45,7 +49,7 @@ fn convert<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<Ter
         let mut i = 0;
         // Re-read the length each step: a __str__ called below may mutate the list.
         while i < list.len() {
-            items.push(convert(env, &list.get_item(i)?, depth + 1)?);
+            items.push(convert(env, &list.get_item(i)?)?);
             i += 1;
         }
         return Ok(items.encode(env));
@@ -53,12 +57,12 @@ fn convert<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<Ter
     if let Ok(tuple) = obj.cast::<PyTuple>() {
         let mut items = Vec::with_capacity(tuple.len());
         for item in tuple.iter() {
-            items.push(convert(env, &item, depth + 1)?);
+            items.push(convert(env, &item)?);
         }
         return Ok(make_tuple(env, &items));
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
-        return dict_to_map(env, dict, depth);
+        return dict_to_map(env, dict);
     }
     if let Ok(s) = obj.cast::<PyString>() {
         if obj.is_instance(atom_type(py).bind(py))? {
@@ -70,7 +74,8 @@ fn convert<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<Ter
         return Ok(bytes_to_binary(env, b.as_bytes()));
     }
     if let Ok(b) = obj.cast::<PyByteArray>() {
-        // No Python runs while the bytes are copied, so the buffer cannot change meanwhile.
+        // SAFETY: no Python runs while the bytes are copied, so the buffer cannot be
+        // resized or freed meanwhile.
         return Ok(bytes_to_binary(env, unsafe { b.as_bytes() }));
     }
     if obj.cast::<PyMemoryView>().is_ok() {
@@ -87,13 +92,26 @@ fn convert<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, depth: usize) -> Result<Ter
         return Ok(d.get().handle.encode(env));
     }
     if obj.cast::<PySet>().is_ok() || obj.cast::<PyFrozenSet>().is_ok() {
-        let items = PyList::type_object(py).call1((obj,))?;
-        return convert(env, &items, depth);
+        // A snapshot, as for dicts; its items are this set's children (one level, not two).
+        let snapshot = PyList::type_object(py).call1((obj,))?;
+        let mut items = Vec::new();
+        for item in snapshot.cast::<PyList>().map_err(PyErr::from)?.iter() {
+            items.push(convert(env, &item)?);
+        }
+        return Ok(items.encode(env));
     }
     if is_numpy_value(obj) {
         // ndarray.tolist() gives nested lists; a numpy scalar's gives the Python scalar.
+        // Whatever it gives is converted one level down: an object array's tolist() may
+        // give the array itself back.
         let plain = obj.call_method0("tolist")?;
-        return convert(env, &plain, depth);
+        // A scalar numpy cannot make plain (`longdouble`, `clongdouble`) gives a copy of
+        // itself: no progress, so it is "anything else". The array itself (a 0-d object
+        // array holding itself) is data, and meets the depth limit.
+        if !plain.is(obj) && plain.get_type().is(obj.get_type()) {
+            return Ok(str_to_binary(env, &obj.str()?)?);
+        }
+        return convert(env, &plain);
     }
     Ok(str_to_binary(env, &obj.str()?)?)
 }
@@ -139,15 +157,15 @@ fn etf_to_term<'a>(env: Env<'a>, etf: &[u8]) -> Result<Term<'a>, ConvError> {
 /// Erlang's largest "flat" map; bigger maps are hash array mapped tries.
 const FLATMAP_MAX_KEYS: usize = 32;
 
-fn dict_to_map<'a>(env: Env<'a>, dict: &Bound<'_, PyDict>, depth: usize) -> Result<Term<'a>, ConvError> {
+fn dict_to_map<'a>(env: Env<'a>, dict: &Bound<'_, PyDict>) -> Result<Term<'a>, ConvError> {
     // Iterate a snapshot: a __str__ run during conversion may mutate the dict.
     let items = dict.items();
     let mut keys = Vec::with_capacity(items.len());
     let mut values = Vec::with_capacity(items.len());
     for pair in items.iter() {
         let pair = pair.cast::<PyTuple>().map_err(PyErr::from)?;
-        keys.push(convert(env, &pair.get_item(0)?, depth + 1)?);
-        values.push(convert(env, &pair.get_item(1)?, depth + 1)?);
+        keys.push(convert(env, &pair.get_item(0)?)?);
+        values.push(convert(env, &pair.get_item(1)?)?);
     }
     // OTP 25's enif_make_map_from_arrays crashes the VM for more than 32 keys in a
     // process-independent environment (where every reply is built), so large maps are
