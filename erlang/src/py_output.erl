@@ -23,6 +23,7 @@
 -define(REQUEST_COST, 128).
 -define(MAX_QUEUE, 10000).
 -define(WARN_EVERY_MS, 5000).
+-define(MAX_CALLERS, 1024).
 
 -type stats() :: #{dropped_writes := non_neg_integer(), dropped_bytes := non_neg_integer(),
                    pending_bytes := non_neg_integer(), pending_requests := non_neg_integer()}.
@@ -37,7 +38,10 @@
           dropped_bytes = 0 :: non_neg_integer(),
           %% Drops not yet in a warning, and whether a report is scheduled.
           unreported = {0, 0} :: {non_neg_integer(), non_neg_integer()},
-          report_due = false :: boolean()
+          report_due = false :: boolean(),
+          %% Group leaders of recent writers, for writes handled after their writer exited
+          %% (this process may lag behind Python); cleared past `?MAX_CALLERS' entries.
+          callers = #{} :: #{pid() => pid()}
          }).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -99,8 +103,8 @@ output(Caller, Text, S) ->
         {message_queue_len, Waiting} when Waiting > ?MAX_QUEUE ->
             drop(Cost, S);
         _ ->
-            Leader = group_leader_of(Caller),
-            {InFlight, S1} = leader(Leader, S),
+            {Leader, S0} = group_leader_of(Caller, S),
+            {InFlight, S1} = leader(Leader, S0),
             case InFlight =:= 0 orelse InFlight + Cost =< ?MAX_PENDING_BYTES of
                 true -> send(Leader, Text, InFlight, Cost, S1);
                 false -> drop(Cost, S1)
@@ -158,13 +162,19 @@ erlang_level(<<"warning">>) -> warning;
 erlang_level(<<"info">>) -> info;
 erlang_level(_) -> debug.
 
-group_leader_of(Pid) when is_pid(Pid) ->
+group_leader_of(Pid, #state{callers = Callers} = S) when is_pid(Pid) ->
     case erlang:process_info(Pid, group_leader) of
-        {group_leader, Leader} -> Leader;
-        undefined -> user_io()
+        {group_leader, Leader} when map_get(Pid, Callers) =:= Leader ->
+            {Leader, S};
+        {group_leader, Leader} when map_size(Callers) >= ?MAX_CALLERS ->
+            {Leader, S#state{callers = #{Pid => Leader}}};
+        {group_leader, Leader} ->
+            {Leader, S#state{callers = Callers#{Pid => Leader}}};
+        undefined ->
+            {maps:get(Pid, Callers, user_io()), S}
     end;
-group_leader_of(_) ->
-    user_io().
+group_leader_of(_, S) ->
+    {user_io(), S}.
 
 user_io() ->
     case whereis(user) of

@@ -14,6 +14,12 @@
 %%% does not stall it, the owner of one stream never has more than about `Window' of its
 %%% items unread, and messages that arrive later count against the window: an owner that
 %%% leaves `Window' or more other messages unread pauses the stream until it reads them.
+%%% Streams to one owner see each other's items as such later messages: an owner that
+%%% reads several streams must read their items as they come (one `receive' for any
+%%% `{py_stream, _, _}'), or the newest stream first; an owner that waits for one stream
+%%% while `Window' or more items of streams started after it sit unread waits for good.
+%%% (Telling this stream's unread items from others' needs the mailbox's contents, which
+%%% costs a copy of it per look; that is what this design does without.)
 -module(py_stream).
 
 -export([start/7, cancel/1]).
@@ -78,8 +84,9 @@ init(Starter, {_, Ctx, _}, Env, Ref, [Module, Func, Args, Kwargs], Owner, Window
             Starter ! {Ref, started, {ok, Ref}},
             OwnerMon = monitor(process, Owner),
             %% The producer starts with `Window' items of credit.
+            Queued = queue_len(Owner),
             loop(#{ref => Ref, handle => Handle, owner => Owner, owner_mon => OwnerMon,
-                   window => Window, level => queue_len(Owner) + Window,
+                   window => Window, level => Queued + Window,
                    waiting => false, backoff => ?RECHECK_MS});
         {error, _} = Error ->
             Starter ! {Ref, started, Error}
@@ -142,5 +149,5 @@ await_finish(#{ref := Ref} = S) ->
     end.
 
 finish(#{ref := Ref}) ->
-    ets:delete(?TABLE, Ref),
+    try ets:delete(?TABLE, Ref) catch error:badarg -> ok end,
     ok.
