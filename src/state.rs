@@ -11,7 +11,8 @@ mod etf;
 use crate::msg_env::{MsgEnv, RawTerm};
 use rustler::{Encoder, Env, Term};
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 /// Tables with more entries than this are dropped on a thread of their own: freeing
 /// hundreds of thousands of entries takes long enough to hold up a scheduler.
@@ -111,20 +112,43 @@ fn encode_key(term: Term) -> (Vec<u8>, bool) {
 /// An entry: the key's own copy when its bytes cannot be decoded everywhere, and the value.
 type Entry = (Option<Arc<TermBox>>, Stored);
 
+type Shard = HashMap<Arc<[u8]>, Entry>;
+
+/// Shards of a table. Growing a hash map rehashes all of it under its lock, in whichever
+/// store crossed the threshold: with one map of 300,000 entries that store held a
+/// scheduler for about 50 ms; a shard holds a 32nd of the entries.
+const SHARDS: usize = 32;
+
 /// A map from term keys (matched through `key_of`) to stored values, safe to share
-/// between threads.
-#[derive(Default)]
+/// between threads. Listing and clearing go shard by shard, so they are not atomic with
+/// respect to concurrent writes.
 pub struct Table {
-    entries: Mutex<HashMap<Arc<[u8]>, Entry>>,
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+}
+
+impl Default for Table {
+    fn default() -> Table {
+        Table { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), hasher: RandomState::new() }
+    }
 }
 
 impl Table {
+    fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard> {
+        let at = (self.hasher.hash_one(key) >> 32) as usize % SHARDS;
+        self.shards[at].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn each_shard(&self) -> impl Iterator<Item = MutexGuard<'_, Shard>> {
+        self.shards.iter().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     pub fn store(&self, key: Term, value: Stored) {
         use std::collections::hash_map::Entry as Slot;
         // The key's encoding is made before the lock, and its copy only for a new key.
         let (encoded, needs_copy) = encode_key(key);
         let own = key_copy(key, needs_copy);
-        let mut entries = self.entries.lock().unwrap();
+        let mut entries = self.shard(&encoded);
         match entries.get_mut(encoded.as_slice()) {
             Some(entry) => entry.1 = value,
             None => {
@@ -136,31 +160,37 @@ impl Table {
     }
 
     pub fn fetch(&self, key: &[u8]) -> Option<Stored> {
-        self.entries.lock().unwrap().get(key).map(|(_, v)| v.clone())
+        self.shard(key).get(key).map(|(_, v)| v.clone())
     }
 
     pub fn remove(&self, key: &[u8]) -> bool {
-        self.entries.lock().unwrap().remove(key).is_some()
+        self.shard(key).remove(key).is_some()
     }
 
-    /// The keys, each readable as a `Stored` (cheap: reference counts under the lock).
+    /// The keys, each readable as a `Stored` (cheap: reference counts under the locks).
     pub fn keys(&self) -> Vec<Stored> {
-        let entries = self.entries.lock().unwrap();
-        entries.iter().map(|(k, (own, _))| key_stored(k, own)).collect()
+        let mut keys = Vec::with_capacity(self.len());
+        for entries in self.each_shard() {
+            keys.extend(entries.iter().map(|(k, (own, _))| key_stored(k, own)));
+        }
+        keys
     }
 
     pub fn items(&self) -> Vec<(Stored, Stored)> {
-        let entries = self.entries.lock().unwrap();
-        entries.iter().map(|(k, (own, v))| (key_stored(k, own), v.clone())).collect()
+        let mut items = Vec::with_capacity(self.len());
+        for entries in self.each_shard() {
+            items.extend(entries.iter().map(|(k, (own, v))| (key_stored(k, own), v.clone())));
+        }
+        items
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap().len()
+        self.each_shard().map(|entries| entries.len()).sum()
     }
 
-    /// Empty the table; the entries are freed outside the lock (aside, when many).
+    /// Empty the table; the entries are freed outside the locks (aside, when many).
     pub fn clear(&self) {
-        let old = std::mem::take(&mut *self.entries.lock().unwrap());
+        let old: Vec<Shard> = self.each_shard().map(|mut entries| std::mem::take(&mut *entries)).collect();
         drop_aside(old);
     }
 
@@ -168,11 +198,8 @@ impl Table {
     pub fn incr(&self, key: Term, by: i64) -> Result<i64, IncrError> {
         let (encoded, needs_copy) = encode_key(key);
         let own = key_copy(key, needs_copy);
-        let mut entries = self.entries.lock().unwrap();
-        if !entries.contains_key(encoded.as_slice()) {
-            entries.insert(Arc::from(encoded.as_slice()), (own, Stored::Int(0)));
-        }
-        let Some((_, slot)) = entries.get_mut(encoded.as_slice()) else { unreachable!() };
+        let mut entries = self.shard(&encoded);
+        let (_, slot) = entries.entry(Arc::from(encoded.as_slice())).or_insert((own, Stored::Int(0)));
         match slot {
             Stored::Int(current) => {
                 *current = current.checked_add(by).ok_or(IncrError::Overflow)?;
@@ -185,13 +212,17 @@ impl Table {
 
 impl Drop for Table {
     fn drop(&mut self) {
-        let old = std::mem::take(self.entries.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let old: Vec<Shard> = self
+            .shards
+            .iter_mut()
+            .map(|m| std::mem::take(m.get_mut().unwrap_or_else(|e| e.into_inner())))
+            .collect();
         drop_aside(old);
     }
 }
 
-fn drop_aside(old: HashMap<Arc<[u8]>, Entry>) {
-    if old.len() > DROP_ASIDE_ABOVE {
+fn drop_aside(old: Vec<Shard>) {
+    if old.iter().map(|shard| shard.len()).sum::<usize>() > DROP_ASIDE_ABOVE {
         // A failed spawn drops `old` here instead; nothing is lost.
         let _ = std::thread::Builder::new().name("py-state-drop".into()).spawn(move || drop(old));
     }
