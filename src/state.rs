@@ -27,7 +27,8 @@ pub enum Stored {
     /// A copy in an environment of its own, for terms that hold a map of more than 32
     /// keys or a fun: decoding those from the external format in a process-independent
     /// environment (where Python's side reads) crashes OTP 25. They are big anyway, so
-    /// the environment's overhead is a small part of them.
+    /// the environment's overhead is a small part of them. Also for binaries of 4 KB or
+    /// more, whose data the copy shares.
     Term(Arc<TermBox>),
 }
 
@@ -49,6 +50,11 @@ impl Stored {
     pub fn from_term(term: Term) -> Stored {
         if let Ok(i) = term.decode::<i64>() {
             return Stored::Int(i);
+        }
+        if is_big_binary(term) {
+            // Copying into an environment shares a reference-counted binary's data;
+            // the external format would copy it (twice: in, and out on every read).
+            return Stored::boxed(term);
         }
         let etf = term.to_binary();
         if etf::scan(etf.as_slice()).needs_process_env {
@@ -82,6 +88,14 @@ impl Stored {
         }
     }
 
+}
+
+/// Binaries from this size on are shared, not copied (the VM's reference-counted binaries
+/// start at 65 bytes; below a few KB the environment would cost more than the copy).
+const SHARED_BINARY_MIN: usize = 4096;
+
+fn is_big_binary(term: Term) -> bool {
+    term.is_binary() && rustler::Binary::from_term(term).is_ok_and(|b| b.len() >= SHARED_BINARY_MIN)
 }
 
 /// Whether `0.0 =:= -0.0` in the running VM (true up to OTP 26, false from OTP 27): keys

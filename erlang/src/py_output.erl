@@ -8,8 +8,8 @@
 %%% `?MAX_PENDING_BYTES' (each write counted as its size plus `?REQUEST_COST') awaiting
 %%% an `io_reply'. A write past that bound is dropped (one write is always let through
 %%% to a group leader with nothing in flight, however big), and so is every write that
-%%% arrives while this process has more than `?MAX_QUEUE' messages waiting (Python
-%%% writing faster than it forwards). Drops are counted (`stats/0') and reported by a
+%%% arrives while this process lags behind Python by more than about `?MAX_QUEUE_BYTES'
+%%% (its queue length times the size of the write at hand: an O(1) estimate). Drops are counted (`stats/0') and reported by a
 %%% `logger' warning at most every `?WARN_EVERY_MS' ms.
 -module(py_output).
 -behaviour(gen_server).
@@ -21,7 +21,7 @@
 
 -define(MAX_PENDING_BYTES, 4194304).
 -define(REQUEST_COST, 128).
--define(MAX_QUEUE, 10000).
+-define(MAX_QUEUE_BYTES, 16777216).
 -define(WARN_EVERY_MS, 5000).
 -define(MAX_CALLERS, 1024).
 
@@ -100,7 +100,7 @@ handle_info(_Info, State) ->
 output(Caller, Text, S) ->
     Cost = byte_size(Text) + ?REQUEST_COST,
     case erlang:process_info(self(), message_queue_len) of
-        {message_queue_len, Waiting} when Waiting > ?MAX_QUEUE ->
+        {message_queue_len, Waiting} when Waiting * Cost > ?MAX_QUEUE_BYTES ->
             drop(Cost, S);
         _ ->
             {Leader, S0} = group_leader_of(Caller, S),

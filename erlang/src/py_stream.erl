@@ -78,13 +78,15 @@ lookup(Ref) ->
 
 init(Starter, {_, Ctx, _}, Env, Ref, [Module, Func, Args, Kwargs], Owner, Window) ->
     Request = {stream_start, Ref, Module, Func, Args, Kwargs, Owner, self(), Window},
+    %% Looked at before the producer can send anything, so the level counts none of this
+    %% stream's own items as backlog.
+    Queued = queue_len(Owner),
     case py_nif:submit(Ctx, Env, Request, false) of
         {ok, Handle} ->
             true = ets:insert(?TABLE, {Ref, self()}),
             Starter ! {Ref, started, {ok, Ref}},
             OwnerMon = monitor(process, Owner),
             %% The producer starts with `Window' items of credit.
-            Queued = queue_len(Owner),
             loop(#{ref => Ref, handle => Handle, owner => Owner, owner_mon => OwnerMon,
                    window => Window, level => Queued + Window,
                    waiting => false, backoff => ?RECHECK_MS});

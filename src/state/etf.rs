@@ -165,36 +165,3 @@ impl Reader<'_> {
         self.skip(n)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::scan;
-
-    #[test]
-    fn finds_negative_zero_in_a_tuple() {
-        // term_to_binary({-0.0, a})
-        let etf = [131, 104, 2, 70, 0x80, 0, 0, 0, 0, 0, 0, 0, 119, 1, b'a'];
-        let s = scan(&etf);
-        assert_eq!(s.negative_zeros, vec![4]);
-        assert!(!s.needs_process_env);
-    }
-
-    #[test]
-    fn a_big_map_needs_a_process_env() {
-        let mut etf = vec![131, 116, 0, 0, 0, 33];
-        for i in 0..33u8 {
-            etf.extend_from_slice(&[97, i, 106]);
-        }
-        assert!(scan(&etf).needs_process_env);
-        etf[5] = 32;
-        etf.truncate(6 + 32 * 3);
-        assert!(!scan(&etf).needs_process_env);
-    }
-
-    #[test]
-    fn truncated_input_is_treated_as_unknown() {
-        let s = scan(&[131, 104, 2, 97]);
-        assert!(s.needs_process_env);
-        assert!(s.negative_zeros.is_empty());
-    }
-}
