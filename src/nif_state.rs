@@ -85,11 +85,21 @@ fn shared_dict_new(env: Env) -> ResourceArc<SharedDictRes> {
     dict
 }
 
+/// `{ok, Value}`, `error` when the key is missing, or `big` (as for `state_fetch`).
 #[rustler::nif]
-fn shared_dict_get<'a>(env: Env<'a>, dict: ResourceArc<SharedDictRes>, key: Term<'a>, default: Term<'a>) -> NifResult<Term<'a>> {
+fn shared_dict_get<'a>(env: Env<'a>, dict: ResourceArc<SharedDictRes>, key: Term<'a>) -> NifResult<Term<'a>> {
     Ok(match live(&dict)?.fetch(&key_of(key)) {
-        Some(value) => value.to_term(env),
-        None => default,
+        Some(value) if is_big(&value) => big().encode(env),
+        Some(value) => (atoms::ok(), value.to_term(env)).encode(env),
+        None => atoms::error().encode(env),
+    })
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn shared_dict_get_dirty<'a>(env: Env<'a>, dict: ResourceArc<SharedDictRes>, key: Term<'a>) -> NifResult<Term<'a>> {
+    Ok(match live(&dict)?.fetch(&key_of(key)) {
+        Some(value) => (atoms::ok(), value.to_term(env)).encode(env),
+        None => atoms::error().encode(env),
     })
 }
 

@@ -493,10 +493,19 @@ state_decr(Key, Amount) when is_integer(Amount) -> py_nif:state_incr(Key, -Amoun
 shared_dict_new() -> py_nif:shared_dict_new().
 
 -spec shared_dict_get(reference(), term()) -> term().
-shared_dict_get(Dict, Key) -> py_nif:shared_dict_get(Dict, Key, undefined).
+shared_dict_get(Dict, Key) -> shared_dict_get(Dict, Key, undefined).
 
 -spec shared_dict_get(reference(), term(), term()) -> term().
-shared_dict_get(Dict, Key, Default) -> py_nif:shared_dict_get(Dict, Key, Default).
+shared_dict_get(Dict, Key, Default) ->
+    %% Values over 1 MiB (encoded) are copied out on a dirty scheduler.
+    Found = case py_nif:shared_dict_get(Dict, Key) of
+                big -> py_nif:shared_dict_get_dirty(Dict, Key);
+                Result -> Result
+            end,
+    case Found of
+        {ok, Value} -> Value;
+        error -> Default
+    end.
 
 -spec shared_dict_set(reference(), term(), term()) -> ok.
 shared_dict_set(Dict, Key, Value) -> py_nif:shared_dict_set(Dict, Key, Value).

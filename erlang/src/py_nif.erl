@@ -11,7 +11,7 @@
          callback_reply/3, set_callback_handler/1, set_function_registered/2,
          clear_registered_functions/0, join_chain/2, stream_credit/2]).
 -export([state_store/2, state_store_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0,
-         state_incr/2, shared_dict_new/0, shared_dict_get/3, shared_dict_set/3,
+         state_incr/2, shared_dict_new/0, shared_dict_get/2, shared_dict_get_dirty/2, shared_dict_set/3,
          shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
          tracing_enable/1, tracing_spans/0, tracing_clear/0]).
 
@@ -23,7 +23,7 @@
        callback_reply/3, set_callback_handler/1, set_function_registered/2,
        clear_registered_functions/0, join_chain/2, stream_credit/2,
        state_store/2, state_store_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0,
-       state_incr/2, shared_dict_new/0, shared_dict_get/3, shared_dict_set/3,
+       state_incr/2, shared_dict_new/0, shared_dict_get/2, shared_dict_get_dirty/2, shared_dict_set/3,
        shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
        tracing_enable/1, tracing_spans/0, tracing_clear/0]).
 
@@ -129,8 +129,12 @@ state_incr(_Key, _Amount) -> erlang:nif_error(not_loaded).
 -spec shared_dict_new() -> reference().
 shared_dict_new() -> erlang:nif_error(not_loaded).
 
--spec shared_dict_get(reference(), term(), term()) -> term().
-shared_dict_get(_Dict, _Key, _Default) -> erlang:nif_error(not_loaded).
+%% `big' when the value is big enough to be read with `shared_dict_get_dirty/2'.
+-spec shared_dict_get(reference(), term()) -> {ok, term()} | error | big.
+shared_dict_get(_Dict, _Key) -> erlang:nif_error(not_loaded).
+
+-spec shared_dict_get_dirty(reference(), term()) -> {ok, term()} | error.
+shared_dict_get_dirty(_Dict, _Key) -> erlang:nif_error(not_loaded).
 
 -spec shared_dict_set(reference(), term(), term()) -> ok.
 shared_dict_set(_Dict, _Key, _Value) -> erlang:nif_error(not_loaded).
