@@ -303,7 +303,9 @@ stream_start(Module, Func, Args) ->
     stream_start(Module, Func, Args, #{}).
 
 %% @doc Options: `owner => Pid' (default the caller), `kwargs => Map', `window => N'
-%% (items the owner may have unread before the producer pauses; default 1000).
+%% (default 1000): the producer pauses while the owner's message queue holds `N' messages
+%% more than it held when the stream started (see `py_stream' for the exact policy: an
+%% owner reading several streams reads their items as they come, or the newest first).
 -spec stream_start(py_module(), py_func(), py_args(), map()) -> {ok, reference()} | {error, term()}.
 stream_start(Module, Func, Args, Opts) when is_map(Opts) ->
     case pick_for(Module, Func) of
@@ -319,7 +321,8 @@ stream_start(Module, Func, Args, Opts) when is_map(Opts) ->
     end.
 
 %% @doc Stop a stream: its generator is closed (its `finally' runs) and the owner gets
-%% `{py_stream, Ref, {error, cancelled}}' unless the stream had already ended.
+%% `{py_stream, Ref, {error, cancelled}}' unless the stream had already ended. Answers
+%% `ok', also for an unknown stream and after the application stopped.
 -spec stream_cancel(reference()) -> ok.
 stream_cancel(Ref) ->
     py_stream:cancel(Ref).
