@@ -8,6 +8,8 @@
 -module(py_bench).
 
 -export([run/1]).
+%% Run in the VM of the state_entries scenario.
+-export([fill_state/1]).
 
 %% Latency histogram: 10 ns buckets up to 2 ms, slower samples kept exactly.
 -define(BUCKET_NS, 10).
@@ -35,12 +37,13 @@ config(true) ->
     #{quick => true, single => 5000, concurrent_total => 5000, eval => 5000, cast => 5000,
       spawn_batches => 50, mib => 50, spin_s => 0.3, idle_ms => 180, memory => 20000,
       add_loop => 1000000, erl_rt => 10000, stream => 10000, callback => 2000,
-      soak_s => 5, round_limit_ms => 15000};
+      state_entries => 300000, soak_s => 5, round_limit_ms => 15000};
 config(false) ->
     #{quick => false, single => 200000, concurrent_total => 200000, eval => 100000,
       cast => 40000, spawn_batches => 1000, mib => 2000, spin_s => 1.0, idle_ms => 880,
       memory => 1000000, add_loop => 1000000, erl_rt => 200000, stream => 1000000,
-      callback => 100000, soak_s => 180, round_limit_ms => 240000}.
+      callback => 100000, state_entries => 300000, soak_s => 180,
+      round_limit_ms => 240000}.
 
 %%% ---------------------------------------------------------------------------
 %%% The scenarios
@@ -113,6 +116,11 @@ scenarios(Cfg) ->
         #{id => callback, title => "Python -> Erlang -> Python callback (erlang.call)",
           run => fun callback/1,
           metrics => [{rate, "round trips/s", none}]},
+        #{id => state_entries,
+          title => "py:state_store of 300,000 small entries ({key, I} => {value, I}), fresh VM",
+          run => fun state_entries/1,
+          metrics => [{bytes, "OS RSS growth per entry (bytes)", {lt, 300}},
+                      {rate, "stores/s", none}]},
         #{id => soak, title => "soak: every request kind, timeouts, kills, restarts ("
                                ++ integer_to_list(SoakS) ++ " s)",
           run => fun soak/1, rounds => 1,
@@ -298,6 +306,59 @@ rss_bytes() ->
     {ok, Status} = file:read_file("/proc/" ++ os:getpid() ++ "/status"),
     {match, [Kb]} = re:run(Status, "VmRSS:\\s+(\\d+) kB", [{capture, all_but_first, list}]),
     list_to_integer(Kb) * 1024.
+
+%% 8b. What a shared-state entry costs: 300,000 entries stored in a VM of their own (a
+%% fresh peer, so memory freed by earlier rounds cannot hide any), every one read back.
+state_entries(#{state_entries := N}) ->
+    {ok, Peer, _} = peer:start(#{connection => standard_io,
+                                 args => ["-pa", filename:dirname(code:which(py))]}),
+    try
+        Env = application:get_all_env(erlang_python),
+        ok = peer:call(Peer, application, load, [erlang_python]),
+        [ok = peer:call(Peer, application, set_env, [erlang_python, K, V]) || {K, V} <- Env],
+        {ok, _} = peer:call(Peer, application, ensure_all_started, [erlang_python], 60000),
+        {ok, Bin} = own_object_code(),
+        {module, ?MODULE} = peer:call(Peer, code, load_binary, [?MODULE, "py_bench.erl", Bin]),
+        #{rss := Rss, ns := Ns, keys := N} = peer:call(Peer, ?MODULE, fill_state, [N], 120000),
+        #{bytes => Rss / N, rate => per_second(N, Ns)}
+    after
+        peer:stop(Peer)
+    end.
+
+own_object_code() ->
+    Src = proplists:get_value(source, ?MODULE:module_info(compile)),
+    case compile:file(Src, [binary]) of
+        {ok, ?MODULE, Bin} -> {ok, Bin};
+        Error -> Error
+    end.
+
+%% In the peer: store N entries from a process of its own, check them all, and answer
+%% the RSS growth.
+-spec fill_state(pos_integer()) -> map().
+fill_state(N) ->
+    ok = py:state_store(warm, up),
+    ok = py:state_clear(),
+    {_, Rss0} = settled_memory(),
+    T0 = now_ns(),
+    {_, Mon} = spawn_monitor(fun() -> ok = store_entries(1, N) end),
+    receive {'DOWN', Mon, process, _, normal} -> ok end,
+    T1 = now_ns(),
+    {_, Rss1} = settled_memory(),
+    Keys = py:state_keys(),
+    N = length(Keys),
+    true = lists:sort(Keys) =:= [{key, I} || I <- lists:seq(1, N)],
+    ok = check_entries(1, N),
+    #{rss => Rss1 - Rss0, ns => T1 - T0, keys => N}.
+
+store_entries(I, N) when I > N -> ok;
+store_entries(I, N) ->
+    ok = py:state_store({key, I}, {value, I}),
+    store_entries(I + 1, N).
+
+check_entries(I, N) when I > N -> ok;
+check_entries(I, N) ->
+    {ok, {value, I}} = py:state_fetch({key, I}),
+    check_entries(I + 1, N).
 
 %% 9. Floors.
 floor_python(#{add_loop := N}) ->

@@ -1,12 +1,18 @@
-//! NIFs of the shared state: `py:state_*` and `py:shared_dict_*`. They run on the caller's
-//! scheduler, hold a lock for a map operation only, and never touch Python.
+//! NIFs of the shared state: `py:state_*` and `py:shared_dict_*`, and of tracing. They
+//! hold a lock for a map operation only and never touch Python. Those whose work grows
+//! with the number of entries or spans run on dirty CPU schedulers; reading a big value
+//! (more than `BIG_VALUE` bytes encoded) is handed to a dirty scheduler too, through
+//! `state_fetch` answering `big` (see `py:state_fetch/1`).
 
 use crate::atoms;
 use crate::resources::SharedDictRes;
 use crate::state::{key_of, IncrError, Stored, GLOBAL};
 use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
 
-rustler::atoms! { not_found, shared_dict_destroyed, badarith }
+rustler::atoms! { not_found, shared_dict_destroyed, badarith, big }
+
+/// Values bigger than this (encoded) are decoded on a dirty scheduler: about 1 ms of work.
+const BIG_VALUE: usize = 1 << 20;
 
 #[rustler::nif]
 fn state_store(key: Term, value: Term) -> Atom {
@@ -14,11 +20,39 @@ fn state_store(key: Term, value: Term) -> Atom {
     atoms::ok()
 }
 
+/// `state_store` on a dirty scheduler, for values too big to encode in a time slice.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn state_store_dirty(key: Term, value: Term) -> Atom {
+    GLOBAL.store(key, Stored::from_term(value));
+    atoms::ok()
+}
+
+/// `{ok, Value}`, `{error, not_found}`, or `big` when the value should be read with
+/// `state_fetch_dirty`.
 #[rustler::nif]
 fn state_fetch<'a>(env: Env<'a>, key: Term<'a>) -> Term<'a> {
     match GLOBAL.fetch(&key_of(key)) {
+        Some(value) if is_big(&value) => big().encode(env),
         Some(value) => (atoms::ok(), value.to_term(env)).encode(env),
         None => (atoms::error(), not_found()).encode(env),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn state_fetch_dirty<'a>(env: Env<'a>, key: Term<'a>) -> Term<'a> {
+    match GLOBAL.fetch(&key_of(key)) {
+        Some(value) => (atoms::ok(), value.to_term(env)).encode(env),
+        None => (atoms::error(), not_found()).encode(env),
+    }
+}
+
+fn is_big(value: &Stored) -> bool {
+    match value {
+        Stored::Int(_) => false,
+        Stored::Etf(bytes) => bytes.len() > BIG_VALUE,
+        // Kept in an environment: a map of more than 32 keys or a fun; copying is cheap
+        // unless the term is big, which its encoding's size is not known for. Be safe.
+        Stored::Term(_) => true,
     }
 }
 
@@ -28,12 +62,12 @@ fn state_remove(key: Term) -> Atom {
     atoms::ok()
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn state_keys(env: Env) -> Vec<Term> {
     decode_keys(env, GLOBAL.keys())
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn state_clear() -> Atom {
     GLOBAL.clear();
     atoms::ok()
@@ -51,11 +85,21 @@ fn shared_dict_new(env: Env) -> ResourceArc<SharedDictRes> {
     dict
 }
 
+/// `{ok, Value}`, `error` when the key is missing, or `big` (as for `state_fetch`).
 #[rustler::nif]
-fn shared_dict_get<'a>(env: Env<'a>, dict: ResourceArc<SharedDictRes>, key: Term<'a>, default: Term<'a>) -> NifResult<Term<'a>> {
+fn shared_dict_get<'a>(env: Env<'a>, dict: ResourceArc<SharedDictRes>, key: Term<'a>) -> NifResult<Term<'a>> {
     Ok(match live(&dict)?.fetch(&key_of(key)) {
-        Some(value) => value.to_term(env),
-        None => default,
+        Some(value) if is_big(&value) => big().encode(env),
+        Some(value) => (atoms::ok(), value.to_term(env)).encode(env),
+        None => atoms::error().encode(env),
+    })
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn shared_dict_get_dirty<'a>(env: Env<'a>, dict: ResourceArc<SharedDictRes>, key: Term<'a>) -> NifResult<Term<'a>> {
+    Ok(match live(&dict)?.fetch(&key_of(key)) {
+        Some(value) => (atoms::ok(), value.to_term(env)).encode(env),
+        None => atoms::error().encode(env),
     })
 }
 
@@ -71,12 +115,12 @@ fn shared_dict_del(dict: ResourceArc<SharedDictRes>, key: Term) -> NifResult<Ato
     Ok(atoms::ok())
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn shared_dict_keys(env: Env, dict: ResourceArc<SharedDictRes>) -> NifResult<Vec<Term>> {
     Ok(decode_keys(env, live(&dict)?.keys()))
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn shared_dict_destroy(dict: ResourceArc<SharedDictRes>) -> Atom {
     dict.destroy();
     atoms::ok()
@@ -104,12 +148,12 @@ fn tracing_enable(enabled: bool) -> Atom {
     atoms::ok()
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn tracing_spans(env: Env) -> Vec<Term> {
     crate::spans::finished_terms(env)
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn tracing_clear() -> Atom {
     crate::spans::clear();
     atoms::ok()

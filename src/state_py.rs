@@ -12,21 +12,32 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 use rustler::ResourceArc;
 
+/// Run `f` in a scratch environment: this thread's spare one when it has one (allocating
+/// an environment per read or write would dominate the cost of small entries).
+fn scratch<R>(f: impl for<'a> FnOnce(rustler::Env<'a>) -> R) -> R {
+    let env = MsgEnv::reuse_or_new();
+    let result = env.with(f);
+    env.recycle();
+    result
+}
+
 fn to_key(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    MsgEnv::new().with(|e| Ok(key_of(py_to_term(e, value).map_err(conv_to_py)?)))
+    scratch(|e| Ok(key_of(py_to_term(e, value).map_err(conv_to_py)?)))
 }
 
 /// Run `f` with `key` as a term (in a scratch environment).
 fn with_key<R>(key: &Bound<'_, PyAny>, f: impl for<'a> FnOnce(rustler::Term<'a>) -> R) -> PyResult<R> {
-    MsgEnv::new().with(|e| Ok(f(py_to_term(e, key).map_err(conv_to_py)?)))
+    scratch(|e| Ok(f(py_to_term(e, key).map_err(conv_to_py)?)))
 }
 
 fn to_stored(value: &Bound<'_, PyAny>) -> PyResult<Stored> {
-    MsgEnv::new().with(|e| Ok(Stored::from_term(py_to_term(e, value).map_err(conv_to_py)?)))
+    scratch(|e| Ok(Stored::from_term(py_to_term(e, value).map_err(conv_to_py)?)))
 }
 
+/// Terms whose encoding holds a big map or a fun are `Stored::Term` copies, so decoding
+/// here (a process-independent environment) only ever meets terms it can decode.
 fn to_py<'py>(py: Python<'py>, stored: &Stored) -> PyResult<Bound<'py, PyAny>> {
-    MsgEnv::new().with(|e| term_to_py(py, stored.to_term(e)).map_err(conv_to_py))
+    scratch(|e| term_to_py(py, stored.to_term(e)).map_err(conv_to_py))
 }
 
 fn keys_to_py<'py>(py: Python<'py>, table: &Table) -> PyResult<Bound<'py, PyList>> {

@@ -47,6 +47,8 @@
 -export_type([py_module/0, py_func/0, py_args/0, py_kwargs/0, py_result/0, py_ref/0]).
 
 %% The largest timeout `receive ... after' accepts.
+%% Binaries bigger than this are stored by a dirty scheduler (see state_store/2).
+-define(BIG_STATE_VALUE, 1048576).
 -define(is_timeout(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0 andalso T =< 16#FFFFFFFF))).
 
 %%% ---------------------------------------------------------------------------
@@ -301,7 +303,9 @@ stream_start(Module, Func, Args) ->
     stream_start(Module, Func, Args, #{}).
 
 %% @doc Options: `owner => Pid' (default the caller), `kwargs => Map', `window => N'
-%% (items the owner may have unread before the producer pauses; default 1000).
+%% (default 1000): the producer pauses while the owner's message queue holds `N' messages
+%% more than it held when the stream started (see `py_stream' for the exact policy: an
+%% owner reading several streams reads their items as they come, or the newest first).
 -spec stream_start(py_module(), py_func(), py_args(), map()) -> {ok, reference()} | {error, term()}.
 stream_start(Module, Func, Args, Opts) when is_map(Opts) ->
     case pick_for(Module, Func) of
@@ -317,7 +321,8 @@ stream_start(Module, Func, Args, Opts) when is_map(Opts) ->
     end.
 
 %% @doc Stop a stream: its generator is closed (its `finally' runs) and the owner gets
-%% `{py_stream, Ref, {error, cancelled}}' unless the stream had already ended.
+%% `{py_stream, Ref, {error, cancelled}}' unless the stream had already ended. Answers
+%% `ok', also for an unknown stream and after the application stopped.
 -spec stream_cancel(reference()) -> ok.
 stream_cancel(Ref) ->
     py_stream:cancel(Ref).
@@ -422,12 +427,14 @@ num_executors() ->
 %%% Python calling Erlang
 
 %% @doc Make `Fun' callable from Python as `erlang.call(Name, *Args)' or
-%% `erlang.Name(*Args)'. `Fun' gets the arguments as a list.
+%% `erlang.Name(*Args)'. `Fun' gets the arguments as a list. Raises `badarg' at once
+%% unless `Fun' is a fun of arity 1 and `Name' a non-empty atom, binary or string.
 -spec register_function(atom() | binary() | string(), fun(([term()]) -> term())) -> ok.
-register_function(Name, Fun) when is_function(Fun, 1) ->
+register_function(Name, Fun) ->
     py_callbacks:register(Name, Fun).
 
-%% @doc Make `Module:Function(Args)' callable from Python under `Name'.
+%% @doc Make `Module:Function(Args)' callable from Python under `Name'. Raises `badarg'
+%% at once unless `Module' and `Function' are atoms and `Name' is valid (see above).
 -spec register_function(atom() | binary() | string(), module(), atom()) -> ok.
 register_function(Name, Module, Function) ->
     py_callbacks:register(Name, Module, Function).
@@ -440,12 +447,24 @@ unregister_function(Name) ->
 %%% Shared state
 
 %% @doc Store a value in the shared state; Python reads it with `erlang.state_get(Key)'
-%% (a Python `str' key is the binary key).
+%% (a Python `str' key is the binary key). Keys match as map keys of this VM match
+%% (`=:='; on OTP 25 `0.0' and `-0.0' are one key). Binaries over 1 MiB are copied in
+%% on a dirty scheduler; other terms on the caller's (about 1 ms per MB encoded).
 -spec state_store(term(), term()) -> ok.
-state_store(Key, Value) -> py_nif:state_store(Key, Value).
+state_store(Key, Value) when is_binary(Value), byte_size(Value) > ?BIG_STATE_VALUE ->
+    %% Copying it takes more than a time slice: a dirty scheduler does.
+    py_nif:state_store_dirty(Key, Value);
+state_store(Key, Value) ->
+    py_nif:state_store(Key, Value).
 
+%% @doc The value under `Key'. Values over 1 MiB (encoded) are copied out on a dirty
+%% scheduler.
 -spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
-state_fetch(Key) -> py_nif:state_fetch(Key).
+state_fetch(Key) ->
+    case py_nif:state_fetch(Key) of
+        big -> py_nif:state_fetch_dirty(Key);
+        Result -> Result
+    end.
 
 -spec state_remove(term()) -> ok.
 state_remove(Key) -> py_nif:state_remove(Key).
@@ -477,10 +496,19 @@ state_decr(Key, Amount) when is_integer(Amount) -> py_nif:state_incr(Key, -Amoun
 shared_dict_new() -> py_nif:shared_dict_new().
 
 -spec shared_dict_get(reference(), term()) -> term().
-shared_dict_get(Dict, Key) -> py_nif:shared_dict_get(Dict, Key, undefined).
+shared_dict_get(Dict, Key) -> shared_dict_get(Dict, Key, undefined).
 
 -spec shared_dict_get(reference(), term(), term()) -> term().
-shared_dict_get(Dict, Key, Default) -> py_nif:shared_dict_get(Dict, Key, Default).
+shared_dict_get(Dict, Key, Default) ->
+    %% Values over 1 MiB (encoded) are copied out on a dirty scheduler.
+    Found = case py_nif:shared_dict_get(Dict, Key) of
+                big -> py_nif:shared_dict_get_dirty(Dict, Key);
+                Result -> Result
+            end,
+    case Found of
+        {ok, Value} -> Value;
+        error -> Default
+    end.
 
 -spec shared_dict_set(reference(), term(), term()) -> ok.
 shared_dict_set(Dict, Key, Value) -> py_nif:shared_dict_set(Dict, Key, Value).

@@ -26,15 +26,39 @@
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
-%% @doc Register `Fun' (arity 1, given the list of arguments) under `Name'.
+%% @doc Register `Fun' (arity 1, given the list of arguments) under `Name'. Raises
+%% `badarg' for anything else, or for a name that is not a non-empty atom, binary or
+%% string, so that a mistake shows at registration, not when Python calls.
 -spec register(name(), fun(([term()]) -> term())) -> ok.
 register(Name, Fun) when is_function(Fun, 1) ->
-    store(Name, Fun).
+    case valid_name(Name) of
+        true -> store(Name, Fun);
+        false -> erlang:error(badarg, [Name, Fun])
+    end;
+register(Name, Fun) ->
+    erlang:error(badarg, [Name, Fun]).
 
-%% @doc Register `Module:Function(Args)' under `Name'.
+%% @doc Register `Module:Function(Args)' under `Name'; `badarg' as for `register/2'.
 -spec register(name(), module(), atom()) -> ok.
 register(Name, Module, Function) when is_atom(Module), is_atom(Function) ->
-    store(Name, {Module, Function}).
+    case valid_name(Name) of
+        true -> store(Name, {Module, Function});
+        false -> erlang:error(badarg, [Name, Module, Function])
+    end;
+register(Name, Module, Function) ->
+    erlang:error(badarg, [Name, Module, Function]).
+
+valid_name(Name) when is_atom(Name) ->
+    Name =/= '';
+valid_name(Name) when is_binary(Name); is_list(Name) ->
+    try unicode:characters_to_binary(Name) of
+        Key when is_binary(Key) -> Key =/= <<>>;
+        _ -> false
+    catch
+        error:_ -> false
+    end;
+valid_name(_) ->
+    false.
 
 -spec unregister(name()) -> ok.
 unregister(Name) ->

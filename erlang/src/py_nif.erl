@@ -10,8 +10,8 @@
          env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1,
          callback_reply/3, set_callback_handler/1, set_function_registered/2,
          clear_registered_functions/0, join_chain/2, stream_credit/2]).
--export([state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
-         state_incr/2, shared_dict_new/0, shared_dict_get/3, shared_dict_set/3,
+-export([state_store/2, state_store_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0,
+         state_incr/2, shared_dict_new/0, shared_dict_get/2, shared_dict_get_dirty/2, shared_dict_set/3,
          shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
          tracing_enable/1, tracing_spans/0, tracing_clear/0]).
 
@@ -22,8 +22,8 @@
        env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1,
        callback_reply/3, set_callback_handler/1, set_function_registered/2,
        clear_registered_functions/0, join_chain/2, stream_credit/2,
-       state_store/2, state_fetch/1, state_remove/1, state_keys/0, state_clear/0,
-       state_incr/2, shared_dict_new/0, shared_dict_get/3, shared_dict_set/3,
+       state_store/2, state_store_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0,
+       state_incr/2, shared_dict_new/0, shared_dict_get/2, shared_dict_get_dirty/2, shared_dict_set/3,
        shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
        tracing_enable/1, tracing_spans/0, tracing_clear/0]).
 
@@ -103,8 +103,16 @@ clear_registered_functions() -> erlang:nif_error(not_loaded).
 -spec state_store(term(), term()) -> ok.
 state_store(_Key, _Value) -> erlang:nif_error(not_loaded).
 
--spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
+%% `state_store/2' on a dirty scheduler, for big values.
+-spec state_store_dirty(term(), term()) -> ok.
+state_store_dirty(_Key, _Value) -> erlang:nif_error(not_loaded).
+
+%% `big' when the value is big enough to be read with `state_fetch_dirty/1'.
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found} | big.
 state_fetch(_Key) -> erlang:nif_error(not_loaded).
+
+-spec state_fetch_dirty(term()) -> {ok, term()} | {error, not_found}.
+state_fetch_dirty(_Key) -> erlang:nif_error(not_loaded).
 
 -spec state_remove(term()) -> ok.
 state_remove(_Key) -> erlang:nif_error(not_loaded).
@@ -121,8 +129,12 @@ state_incr(_Key, _Amount) -> erlang:nif_error(not_loaded).
 -spec shared_dict_new() -> reference().
 shared_dict_new() -> erlang:nif_error(not_loaded).
 
--spec shared_dict_get(reference(), term(), term()) -> term().
-shared_dict_get(_Dict, _Key, _Default) -> erlang:nif_error(not_loaded).
+%% `big' when the value is big enough to be read with `shared_dict_get_dirty/2'.
+-spec shared_dict_get(reference(), term()) -> {ok, term()} | error | big.
+shared_dict_get(_Dict, _Key) -> erlang:nif_error(not_loaded).
+
+-spec shared_dict_get_dirty(reference(), term()) -> {ok, term()} | error.
+shared_dict_get_dirty(_Dict, _Key) -> erlang:nif_error(not_loaded).
 
 -spec shared_dict_set(reference(), term(), term()) -> ok.
 shared_dict_set(_Dict, _Key, _Value) -> erlang:nif_error(not_loaded).

@@ -2,36 +2,90 @@
 %%% of the Erlang process whose request wrote it (the VM's `user' otherwise), and Python
 %%% tracebacks of failed calls to `logger' at debug level, and Python `logging' records
 %%% (see `py:configure_logging/0,1') to `logger' at their level.
+%%%
+%%% Output is sent as asynchronous io requests, so a slow group leader never blocks this
+%%% process or Python. What is in flight is bounded per group leader: at most
+%%% `?MAX_PENDING_BYTES' (each write counted as its size plus `?REQUEST_COST') awaiting
+%%% an `io_reply'. A write past that bound is dropped (one write is always let through
+%%% to a group leader with nothing in flight, however big), and so is every write that
+%%% arrives while this process lags behind Python by more than about `?MAX_QUEUE_BYTES'
+%%% (its queue length times the size of the write at hand: an O(1) estimate). Drops are counted (`stats/0') and reported by a
+%%% `logger' warning at most every `?WARN_EVERY_MS' ms.
 -module(py_output).
 -behaviour(gen_server).
 
--export([start_link/0]).
+-export([start_link/0, stats/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/logger.hrl").
+
+-define(MAX_PENDING_BYTES, 4194304).
+-define(REQUEST_COST, 128).
+-define(MAX_QUEUE_BYTES, 16777216).
+-define(WARN_EVERY_MS, 5000).
+-define(MAX_CALLERS, 1024).
+
+-type stats() :: #{dropped_writes := non_neg_integer(), dropped_bytes := non_neg_integer(),
+                   pending_bytes := non_neg_integer(), pending_requests := non_neg_integer()}.
+-export_type([stats/0]).
+
+-record(state, {
+          %% Group leader => {bytes in flight, monitor}.
+          leaders = #{} :: #{pid() => {non_neg_integer(), reference()}},
+          %% io request => {group leader, bytes it counts for}.
+          pending = #{} :: #{reference() => {pid(), non_neg_integer()}},
+          dropped_writes = 0 :: non_neg_integer(),
+          dropped_bytes = 0 :: non_neg_integer(),
+          %% Drops not yet in a warning, and whether a report is scheduled.
+          unreported = {0, 0} :: {non_neg_integer(), non_neg_integer()},
+          report_due = false :: boolean(),
+          %% Group leaders of recent writers, for writes handled after their writer exited
+          %% (this process may lag behind Python); cleared past `?MAX_CALLERS' entries.
+          callers = #{} :: #{pid() => pid()}
+         }).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
--spec init([]) -> {ok, nil}.
+%% @doc Output dropped so far (since the application started) and output in flight.
+-spec stats() -> stats().
+stats() ->
+    gen_server:call(?MODULE, stats).
+
+-spec init([]) -> {ok, #state{}}.
 init([]) ->
     ok = py_nif:set_output_handler(self()),
-    {ok, nil}.
+    {ok, #state{}}.
 
--spec handle_call(term(), gen_server:from(), nil) -> {reply, {error, unknown_request}, nil}.
+-spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
+handle_call(stats, _From, #state{pending = Pending} = S) ->
+    Bytes = maps:fold(fun(_, {_, Cost}, Acc) -> Acc + Cost end, 0, Pending),
+    {reply, #{dropped_writes => S#state.dropped_writes, dropped_bytes => S#state.dropped_bytes,
+              pending_bytes => Bytes, pending_requests => map_size(Pending)}, S};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_request}, State}.
 
--spec handle_cast(term(), nil) -> {noreply, nil}.
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
--spec handle_info(term(), nil) -> {noreply, nil}.
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
 handle_info({py_output, Caller, _Stream, Text}, State) ->
-    %% An asynchronous io request: a slow group leader never blocks this process.
-    group_leader_of(Caller) ! {io_request, self(), make_ref(), {put_chars, unicode, Text}},
-    {noreply, State};
+    {noreply, output(Caller, Text, State)};
+handle_info({io_reply, Ref, _Reply}, #state{pending = Pending} = S) ->
+    case maps:take(Ref, Pending) of
+        {{Leader, Cost}, Rest} -> {noreply, settle(Leader, Cost, S#state{pending = Rest})};
+        error -> {noreply, S}
+    end;
+handle_info({'DOWN', _, process, Leader, _}, #state{leaders = Leaders, pending = Pending} = S) ->
+    %% Its requests will never be answered.
+    {noreply, S#state{leaders = maps:remove(Leader, Leaders),
+                      pending = maps:filter(fun(_, {L, _}) -> L =/= Leader end, Pending)}};
+handle_info(report_drops, #state{unreported = {0, 0}} = S) ->
+    {noreply, S#state{report_due = false}};
+handle_info(report_drops, S) ->
+    {noreply, warn(S)};
 handle_info({py_log, Caller, {Level, Logger, Module, Function, Line, Message}}, State) ->
     logger:log(erlang_level(Level), "~ts", [Message],
                #{domain => [python], python_logger => Logger, python_module => Module,
@@ -41,8 +95,66 @@ handle_info({py_traceback, Caller, Text}, State) ->
     ?LOG_DEBUG("Python exception in a call from ~p:~n~ts", [Caller, Text]),
     {noreply, State};
 handle_info(_Info, State) ->
-    %% io_reply messages of the requests above.
     {noreply, State}.
+
+output(Caller, Text, S) ->
+    Cost = byte_size(Text) + ?REQUEST_COST,
+    case erlang:process_info(self(), message_queue_len) of
+        {message_queue_len, Waiting} when Waiting * Cost > ?MAX_QUEUE_BYTES ->
+            drop(Cost, S);
+        _ ->
+            {Leader, S0} = group_leader_of(Caller, S),
+            {InFlight, S1} = leader(Leader, S0),
+            case InFlight =:= 0 orelse InFlight + Cost =< ?MAX_PENDING_BYTES of
+                true -> send(Leader, Text, InFlight, Cost, S1);
+                false -> drop(Cost, S1)
+            end
+    end.
+
+send(Leader, Text, InFlight, Cost, #state{leaders = Leaders, pending = Pending} = S) ->
+    Ref = make_ref(),
+    Leader ! {io_request, self(), Ref, {put_chars, unicode, Text}},
+    {_, Mon} = maps:get(Leader, Leaders),
+    S#state{leaders = Leaders#{Leader := {InFlight + Cost, Mon}},
+            pending = Pending#{Ref => {Leader, Cost}}}.
+
+%% The bytes in flight to `Leader', watching it from its first write on.
+leader(Leader, #state{leaders = Leaders} = S) ->
+    case Leaders of
+        #{Leader := {InFlight, _}} -> {InFlight, S};
+        _ -> {0, S#state{leaders = Leaders#{Leader => {0, monitor(process, Leader)}}}}
+    end.
+
+settle(Leader, Cost, #state{leaders = Leaders} = S) ->
+    case Leaders of
+        #{Leader := {InFlight, Mon}} when InFlight > Cost ->
+            S#state{leaders = Leaders#{Leader := {InFlight - Cost, Mon}}};
+        #{Leader := {_, Mon}} ->
+            %% Nothing left in flight: stop watching an idle group leader.
+            demonitor(Mon, [flush]),
+            S#state{leaders = maps:remove(Leader, Leaders)};
+        _ ->
+            S
+    end.
+
+drop(Cost, #state{unreported = {Writes, Bytes}} = S) ->
+    Size = Cost - ?REQUEST_COST,
+    S1 = S#state{dropped_writes = S#state.dropped_writes + 1,
+                 dropped_bytes = S#state.dropped_bytes + Size,
+                 unreported = {Writes + 1, Bytes + Size}},
+    case S1#state.report_due of
+        true -> S1;
+        %% The first drop after a quiet spell is reported at once, later ones together.
+        false -> warn(S1)
+    end.
+
+warn(#state{unreported = {Writes, Bytes}} = S) ->
+    ?LOG_WARNING("Python output dropped: ~b writes (~b bytes); a group leader does not "
+                 "keep up (at most ~b bytes wait for each)",
+                 [Writes, Bytes, ?MAX_PENDING_BYTES],
+                 #{domain => [python], dropped_writes => Writes, dropped_bytes => Bytes}),
+    erlang:send_after(?WARN_EVERY_MS, self(), report_drops),
+    S#state{unreported = {0, 0}, report_due = true}.
 
 erlang_level(<<"critical">>) -> critical;
 erlang_level(<<"error">>) -> error;
@@ -50,13 +162,19 @@ erlang_level(<<"warning">>) -> warning;
 erlang_level(<<"info">>) -> info;
 erlang_level(_) -> debug.
 
-group_leader_of(Pid) when is_pid(Pid) ->
+group_leader_of(Pid, #state{callers = Callers} = S) when is_pid(Pid) ->
     case erlang:process_info(Pid, group_leader) of
-        {group_leader, Leader} -> Leader;
-        undefined -> user_io()
+        {group_leader, Leader} when map_get(Pid, Callers) =:= Leader ->
+            {Leader, S};
+        {group_leader, Leader} when map_size(Callers) >= ?MAX_CALLERS ->
+            {Leader, S#state{callers = #{Pid => Leader}}};
+        {group_leader, Leader} ->
+            {Leader, S#state{callers = Callers#{Pid => Leader}}};
+        undefined ->
+            {maps:get(Pid, Callers, user_io()), S}
     end;
-group_leader_of(_) ->
-    user_io().
+group_leader_of(_, S) ->
+    {user_io(), S}.
 
 user_io() ->
     case whereis(user) of

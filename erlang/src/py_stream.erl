@@ -1,7 +1,25 @@
 %%% @doc The controller of one `py:stream_start/3,4' stream: an Erlang process that
 %%% submits the stream on behalf of the caller, grants the producer credit while the
-%%% owner keeps up (it pauses once the owner has `Window' items unread), and cancels the
-%%% stream when the owner exits.
+%%% owner keeps up, and cancels the stream when the owner exits.
+%%%
+%%% Flow control looks at the owner's message queue length only: O(1) per check however
+%%% many messages (of this stream, of other streams, or unrelated) the owner holds.
+%%% Copying the owner's mailbox to count this stream's items, as before, cost gigabytes
+%%% with a few dozen stalled streams to one owner.
+%%%
+%%% Each stream has a level, the queue length it lets the owner's mailbox grow to: at the
+%%% start, the owner's queue length then plus `Window'. The producer gets credit up to the
+%%% level; the level follows the owner's queue down (to its length plus `Window', never
+%%% below `Window') and never rises. So a backlog the owner had when the stream started
+%%% does not stall it, the owner of one stream never has more than about `Window' of its
+%%% items unread, and messages that arrive later count against the window: an owner that
+%%% leaves `Window' or more other messages unread pauses the stream until it reads them.
+%%% Streams to one owner see each other's items as such later messages: an owner that
+%%% reads several streams must read their items as they come (one `receive' for any
+%%% `{py_stream, _, _}'), or the newest stream first; an owner that waits for one stream
+%%% while `Window' or more items of streams started after it sit unread waits for good.
+%%% (Telling this stream's unread items from others' needs the mailbox's contents, which
+%%% costs a copy of it per look; that is what this design does without.)
 -module(py_stream).
 
 -export([start/7, cancel/1]).
@@ -31,9 +49,11 @@ start(_Entry, _Module, _Func, _Args, _Kwargs, _Owner, _Window) ->
     {error, {badarg, stream_options}}.
 
 %% @doc Cancel the stream `Ref' (no-op if it already ended).
+%% After `application:stop(erlang_python)' the index is gone, and so is every stream
+%% (their contexts stopped): answers `ok'.
 -spec cancel(reference()) -> ok.
 cancel(Ref) ->
-    case ets:lookup(?TABLE, Ref) of
+    case lookup(Ref) of
         [{Ref, Controller}] ->
             Mon = monitor(process, Controller),
             Controller ! {cancel, Ref, self()},
@@ -49,15 +69,27 @@ cancel(Ref) ->
             ok
     end.
 
+lookup(Ref) ->
+    try
+        ets:lookup(?TABLE, Ref)
+    catch
+        error:badarg -> []
+    end.
+
 init(Starter, {_, Ctx, _}, Env, Ref, [Module, Func, Args, Kwargs], Owner, Window) ->
     Request = {stream_start, Ref, Module, Func, Args, Kwargs, Owner, self(), Window},
+    %% Looked at before the producer can send anything, so the level counts none of this
+    %% stream's own items as backlog.
+    Queued = queue_len(Owner),
     case py_nif:submit(Ctx, Env, Request, false) of
         {ok, Handle} ->
             true = ets:insert(?TABLE, {Ref, self()}),
             Starter ! {Ref, started, {ok, Ref}},
             OwnerMon = monitor(process, Owner),
+            %% The producer starts with `Window' items of credit.
             loop(#{ref => Ref, handle => Handle, owner => Owner, owner_mon => OwnerMon,
-                   window => Window, waiting => false});
+                   window => Window, level => Queued + Window,
+                   waiting => false, backoff => ?RECHECK_MS});
         {error, _} = Error ->
             Starter ! {Ref, started, Error}
     end.
@@ -83,32 +115,27 @@ loop(#{ref := Ref, handle := Handle, owner := Owner} = S) ->
             finish(S)
     end.
 
-%% Grant as many items as the owner has room for; if it has none, look again later.
-%% The owner's whole queue length bounds this stream's unread items from above; only when
-%% it reaches the window are the stream's own messages counted, so unrelated messages in
-%% the owner's mailbox never stall the stream.
+%% The producer has spent its credit (or a recheck is due): grant what brings the owner's
+%% queue up to the level, or look again later when it is there already.
 grant(#{waiting := true} = S) ->
     S;
-grant(#{handle := Handle, owner := Owner, window := Window, ref := Ref} = S) ->
-    Unread = unread(Owner, Ref, Window),
-    case Unread < Window of
-        true ->
-            ok = py_nif:stream_credit(Handle, Window - Unread),
-            S#{backoff => ?RECHECK_MS};
-        false ->
-            Backoff = maps:get(backoff, S, ?RECHECK_MS),
+grant(#{handle := Handle, owner := Owner, window := Window, ref := Ref,
+        level := Level, backoff := Backoff} = S) ->
+    Queued = queue_len(Owner),
+    NewLevel = max(Window, min(Level, Queued + Window)),
+    case NewLevel - Queued of
+        Credit when Credit > 0 ->
+            ok = py_nif:stream_credit(Handle, Credit),
+            S#{level := NewLevel, backoff := ?RECHECK_MS};
+        _ ->
             erlang:send_after(Backoff, self(), {recheck, Ref}),
-            S#{waiting := true, backoff => min(Backoff * 2, ?MAX_RECHECK_MS)}
+            S#{level := NewLevel, waiting := true,
+               backoff := min(Backoff * 2, ?MAX_RECHECK_MS)}
     end.
 
-unread(Owner, Ref, Window) ->
+queue_len(Owner) ->
     case erlang:process_info(Owner, message_queue_len) of
-        {message_queue_len, N} when N < Window -> N;
-        {message_queue_len, _} ->
-            case erlang:process_info(Owner, messages) of
-                {messages, Messages} -> length([M || {py_stream, R, _} = M <- Messages, R =:= Ref]);
-                undefined -> 0
-            end;
+        {message_queue_len, N} -> N;
         undefined -> 0
     end.
 
@@ -124,5 +151,5 @@ await_finish(#{ref := Ref} = S) ->
     end.
 
 finish(#{ref := Ref}) ->
-    ets:delete(?TABLE, Ref),
+    try ets:delete(?TABLE, Ref) catch error:badarg -> ok end,
     ok.

@@ -1,0 +1,561 @@
+%%% @doc Bounds on what erlang_python holds and how long it holds a scheduler: stream
+%%% flow control with many stalled streams to one owner, the size of shared-state entries
+%%% and how their keys match, output to a group leader that does not read, NIFs whose work
+%%% grows with data, `register_function' argument checks and `stream_cancel' after the
+%%% application stopped. Memory is measured in VMs of their own (`py_isolated').
+-module(py_harden_bounds_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2]).
+-export([stalled_streams_one_owner/1, backlog_at_start_does_not_stall/1,
+         later_messages_count_against_window/1, cancel_after_application_stop/1,
+         state_bytes_per_entry/1, state_values_round_trip/1, python_side_values/1,
+         keys_match_as_map_keys/1, keys_match_from_python_and_shared_dicts/1,
+         no_long_schedule_state/1, no_long_schedule_spans/1,
+         output_bounded_gl_never_reads/1, output_reaches_reading_gl/1,
+         output_dead_gl_forgotten/1, register_function_badarg/1]).
+%% Bodies run in isolated VMs, and the logger handler that collects warnings there.
+-export([stalled_streams_body/0, bytes_per_entry_body/1, output_never_reads_body/0,
+         cancel_after_stop_body/0, log/2]).
+
+-define(H, py_harden_bounds_helpers).
+-define(MB, 1048576).
+
+suite() ->
+    [{timetrap, {minutes, 3}}].
+
+all() ->
+    [stalled_streams_one_owner, backlog_at_start_does_not_stall,
+     later_messages_count_against_window, cancel_after_application_stop,
+     state_bytes_per_entry, state_values_round_trip, python_side_values,
+     keys_match_as_map_keys, keys_match_from_python_and_shared_dicts,
+     no_long_schedule_state, no_long_schedule_spans,
+     output_bounded_gl_never_reads, output_reaches_reading_gl, output_dead_gl_forgotten,
+     register_function_badarg].
+
+init_per_suite(Config) ->
+    ok = py_test_lib:start(),
+    Config.
+
+end_per_suite(_Config) ->
+    py_test_lib:stop().
+
+init_per_testcase(_Case, Config) ->
+    ok = py:state_clear(),
+    Config.
+
+%%% ---------------------------------------------------------------------------
+%%% Item 8: stream flow control costs O(1) per item
+
+%% 30 streams (window 100) to one owner that reads nothing: each sends its first window
+%% and pauses, so the owner holds exactly 30 x 100 items and VM memory stays flat (the
+%% controllers never copy the owner's mailbox). One is cancelled while paused; once the
+%% owner reads (items as they come), every other stream delivers all its items in order.
+stalled_streams_one_owner(_) ->
+    Vm = py_isolated:start(),
+    try
+        {ok, R} = py_isolated:call(Vm, ?MODULE, stalled_streams_body, [], 120000),
+        #{queued := Queued, growth := Growth, results := Results} = R,
+        ct:log("owner queue ~b; memory growth while stalled ~.2f MB", [Queued, Growth / ?MB]),
+        ?assertEqual(30 * 100, Queued),
+        ?assert(Growth < 10 * ?MB),
+        %% The first was cancelled while paused: its first window, then the cancel.
+        ?assertEqual([{lists:seq(0, 99), {error, cancelled}}
+                      | lists:duplicate(29, {lists:seq(0, 3999), done})], Results)
+    after
+        py_isolated:stop(Vm)
+    end.
+
+stalled_streams_body() ->
+    Self = self(),
+    Owner = spawn(fun() -> receive {go, Refs} -> Self ! {results, collect_all(Refs, 10000)} end end),
+    erlang:garbage_collect(),
+    Mem0 = erlang:memory(total),
+    Sampler = sampler(),
+    Refs = [begin
+                {ok, Ref} = py:stream_start(?H, count, [4000], #{owner => Owner, window => 100}),
+                Ref
+            end || _ <- lists:seq(1, 30)],
+    timer:sleep(1500),
+    {message_queue_len, Queued} = process_info(Owner, message_queue_len),
+    Peak = stop_sampler(Sampler),
+    ok = py:stream_cancel(hd(Refs)),
+    Owner ! {go, Refs},
+    Results = receive {results, Rs} -> Rs after 60000 -> timeout end,
+    #{queued => Queued, growth => Peak - Mem0, results => Results}.
+
+%% An owner with 5,000 unrelated messages already waiting when the stream starts reads
+%% the stream selectively: the backlog does not count against the window.
+backlog_at_start_does_not_stall(_) ->
+    [self() ! {unrelated, N} || N <- lists:seq(1, 5000)],
+    {ok, Ref} = py:stream_start(?H, count, [3000], #{window => 100}),
+    ?assertEqual({lists:seq(0, 2999), done}, collect(Ref, 5000)),
+    ?assertEqual({message_queue_len, 5000}, process_info(self(), message_queue_len)),
+    flush_unrelated(5000).
+
+%% Messages that arrive after the start count against the window: with 150 unread ones
+%% (window 100) the producer pauses; once they are read the stream resumes and ends.
+later_messages_count_against_window(_) ->
+    {ok, Ref} = py:stream_start(?H, tracked, [<<"later">>, 2000], #{window => 100}),
+    First = take(Ref, 500, 5000),
+    ?assertEqual(lists:seq(0, 499), First),
+    [self() ! {unrelated, N} || N <- lists:seq(1, 150)],
+    Before = drain_items(Ref, 300),
+    {ok, P1} = py:call(?H, produced, [<<"later">>]),
+    timer:sleep(300),
+    {ok, P2} = py:call(?H, produced, [<<"later">>]),
+    ct:log("paused after ~b items (~b produced)", [500 + length(Before), P2]),
+    ?assertEqual(P1, P2),
+    ?assert(500 + length(Before) < 2000),
+    ?assert(P2 =< 500 + length(Before) + 1),
+    flush_unrelated(150),
+    {Rest, End} = collect(Ref, 5000),
+    ?assertEqual({lists:seq(0, 1999), done}, {First ++ Before ++ Rest, End}).
+
+%% After the application stopped, cancelling a stream (known or not) answers ok.
+cancel_after_application_stop(_) ->
+    Vm = py_isolated:start(),
+    try
+        ?assertEqual({ok, {ok, ok, ok}}, py_isolated:call(Vm, ?MODULE, cancel_after_stop_body, []))
+    after
+        py_isolated:stop(Vm)
+    end.
+
+cancel_after_stop_body() ->
+    Owner = spawn(fun() -> receive never -> ok end end),
+    {ok, Ref} = py:stream_start(?H, count, [1000000], #{owner => Owner, window => 10}),
+    ok = application:stop(erlang_python),
+    {py:stream_cancel(Ref), py:stream_cancel(Ref), py:stream_cancel(make_ref())}.
+
+%%% ---------------------------------------------------------------------------
+%%% Item 9: shared-state entries are small
+
+%% 300,000 entries `{key, I} => {value, I}' (26 bytes of data in the external format):
+%% the VM's resident memory grows by less than 300 bytes per entry (it was about 5 KB).
+state_bytes_per_entry(_) ->
+    Vm = py_isolated:start(),
+    try
+        {ok, PerEntry} = py_isolated:call(Vm, ?MODULE, bytes_per_entry_body, [300000], 120000),
+        ct:log("~.1f bytes per entry", [PerEntry]),
+        ?assert(PerEntry < 300)
+    after
+        py_isolated:stop(Vm)
+    end.
+
+bytes_per_entry_body(N) ->
+    ok = py:state_store(warm, up),
+    ok = py:state_clear(),
+    erlang:garbage_collect(),
+    Rss0 = rss_bytes(),
+    {_, Mon} = spawn_monitor(fun() -> fill(1, N) end),
+    receive {'DOWN', Mon, process, _, normal} -> ok end,
+    erlang:garbage_collect(),
+    Rss1 = rss_bytes(),
+    N = length(py:state_keys()),
+    {ok, {value, N}} = py:state_fetch({key, N}),
+    (Rss1 - Rss0) / N.
+
+fill(I, N) when I > N -> ok;
+fill(I, N) ->
+    ok = py:state_store({key, I}, {value, I}),
+    fill(I + 1, N).
+
+%% Every kind of term reads back exactly (bit for bit: -0.0 stays -0.0 as a value) from
+%% Erlang, and through Python's side where Python can represent it.
+state_values_round_trip(_) ->
+    NegZero = neg_zero(),
+    Big = maps:from_list([{I, {I}} || I <- lists:seq(1, 40)]),
+    Deep = lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 10000)),
+    <<_:3/binary, Sub:5/binary, _/binary>> = <<"0123456789">>,
+    Values = [NegZero, 1.5, 1 bsl 100, -(1 bsl 70), atom, <<"bin">>, Sub, <<1:3>>,
+              [1 | improper], "string", {tuple, [list], #{map => 1}}, Big, [Big, {Big}],
+              fun lists:reverse/1, fun(X) -> X end, self(), make_ref(), Deep,
+              binary:copy(<<"x">>, 3 * ?MB), lists:seq(1, 100000)],
+    [begin
+         ok = py:state_store({v, I}, V),
+         {ok, Got} = py:state_fetch({v, I}),
+         ?assertEqual(term_to_binary(V), term_to_binary(Got))
+     end || {I, V} <- lists:enumerate(Values)],
+    ?assertEqual(length(Values), length(py:state_keys())),
+    %% Python reads what it can represent, a big map included.
+    ok = py:state_store(<<"big">>, Big),
+    ok = py:state_store(<<"neg">>, NegZero),
+    ?assertEqual({ok, {40, <<"-0.0">>}},
+                 py:eval(<<"(len(erlang.state_get('big')), repr(erlang.state_get('neg')))">>)),
+    ?assertEqual({ok, <<"missing">>}, py:call(?H, state_get, [<<"absent">>])).
+
+%% Python stores keys and values (a big dict among them); Erlang and Python read them.
+python_side_values(_) ->
+    BigDict = <<"{i: [i] for i in range(50)}">>,
+    {ok, none} = py:eval(<<"erlang.state_set(('k', 1), ", BigDict/binary, ")">>),
+    {ok, none} = py:eval(<<"erlang.state_set(tuple(range(40)), 'tuple key')">>),
+    Expected = maps:from_list([{I, [I]} || I <- lists:seq(0, 49)]),
+    ?assertEqual({ok, Expected}, py:state_fetch({<<"k">>, 1})),
+    ?assertEqual({ok, <<"tuple key">>}, py:state_fetch(list_to_tuple(lists:seq(0, 39)))),
+    ?assertEqual({ok, 2}, py:call(?H, state_key_count, [])),
+    ?assertEqual({ok, true}, py:eval(<<"erlang.state_get(('k', 1)) == ", BigDict/binary>>)),
+    D = py:shared_dict_new(),
+    {ok, none} = py:call(?H, dict_set, [D, Expected, Expected]),
+    ?assertEqual(Expected, py:shared_dict_get(D, Expected)),
+    ?assertEqual({ok, [{Expected, Expected}]}, py:call(?H, dict_items, [D])),
+    ok = py:shared_dict_destroy(D).
+
+%%% ---------------------------------------------------------------------------
+%%% Item 15b: keys match as map keys of the running VM match
+
+keys_match_as_map_keys(_) ->
+    NegZero = neg_zero(),
+    Big0 = maps:from_list([{I, 0.0} || I <- lists:seq(1, 40)]),
+    BigNeg = maps:from_list([{I, NegZero} || I <- lists:seq(1, 40)]),
+    Pairs = [{0.0, NegZero}, {{a, NegZero}, {a, 0.0}}, {[NegZero, 1], [0.0, 1]},
+             {#{x => NegZero}, #{x => 0.0}}, {#{NegZero => x}, #{0.0 => x}},
+             {Big0, BigNeg}, {1, 1.0}, {<<"a">>, "a"}, {a, <<"a">>}, {[], <<>>},
+             {1 bsl 64, (1 bsl 64) + 0.0}, {{}, []}],
+    [begin
+         ok = py:state_clear(),
+         Same = map_size(#{K1 => 1, K2 => 2}) =:= 1,
+         ok = py:state_store(K1, one),
+         ok = py:state_store(K2, two),
+         {Fetched1, Keys} = {py:state_fetch(K1), length(py:state_keys())},
+         ct:log("~p and ~p: same map key ~p", [K1, K2, Same]),
+         case Same of
+             true -> ?assertEqual({{ok, two}, 1}, {Fetched1, Keys});
+             false -> ?assertEqual({{ok, one}, 2}, {Fetched1, Keys})
+         end,
+         ok = py:state_remove(K2),
+         ?assertEqual(case Same of true -> []; false -> [K1] end, py:state_keys()),
+         ?assertEqual(case Same of true -> {error, not_found}; false -> {ok, one} end,
+                      py:state_fetch(K1))
+     end || {K1, K2} <- Pairs],
+    %% Counters too.
+    ok = py:state_clear(),
+    1 = py:state_incr({c, 0.0}),
+    Expected = case map_size(#{0.0 => 1, NegZero => 2}) of 1 -> 2; 2 -> 1 end,
+    ?assertEqual(Expected, py:state_incr({c, NegZero})).
+
+keys_match_from_python_and_shared_dicts(_) ->
+    NegZero = neg_zero(),
+    Same = map_size(#{0.0 => 1, NegZero => 2}) =:= 1,
+    {ok, none} = py:eval(<<"erlang.state_set(-0.0, 'py')">>),
+    ?assertEqual(case Same of true -> {ok, <<"py">>}; false -> {error, not_found} end,
+                 py:state_fetch(0.0)),
+    ?assertEqual({ok, <<"py">>}, py:state_fetch(NegZero)),
+    D = py:shared_dict_new(),
+    ok = py:shared_dict_set(D, {<<"z">>, NegZero}, neg),
+    ok = py:shared_dict_set(D, {<<"z">>, 0.0}, pos),
+    ?assertEqual(case Same of true -> 1; false -> 2 end, length(py:shared_dict_keys(D))),
+    ?assertEqual(pos, py:shared_dict_get(D, {<<"z">>, 0.0})),
+    ?assertEqual({ok, case Same of true -> <<"pos">>; false -> <<"neg">> end},
+                 py:call(?H, dict_get, [D, {<<"z">>, NegZero}])),
+    ok = py:shared_dict_destroy(D).
+
+%%% ---------------------------------------------------------------------------
+%%% Item 14: no NIF holds a normal scheduler for long
+
+%% Filling 300,000 entries (a table that grows rehashes only a shard), listing, clearing
+%% them, a shared dict's keys and destroy, and big values in and out: the process doing
+%% it gets no long_schedule (50 ms) report.
+no_long_schedule_state(_) ->
+    N = 300000,
+    BigBin = binary:copy(<<"y">>, 200 * ?MB),
+    Events = with_long_schedule_reports(fun() -> watch_long_schedules(
+               fun() ->
+                       ok = fill(1, N),
+                       D = py:shared_dict_new(),
+                       ok = fill_dict(D, 1, N),
+                       N = length(py:state_keys()),
+                       N = length(py:shared_dict_keys(D)),
+                       ok = py:shared_dict_set(D, big_bin, BigBin),
+                       BigBin = py:shared_dict_get(D, big_bin),
+                       missing = py:shared_dict_get(D, absent, missing),
+                       ok = py:state_store(big_bin, BigBin),
+                       {ok, BigBin} = py:state_fetch(big_bin),
+                       BigList = lists:seq(1, 200000),
+                       ok = py:state_store(big_list, BigList),
+                       {ok, BigList} = py:state_fetch(big_list),
+                       ok = py:shared_dict_destroy(D),
+                       ok = py:state_clear(),
+                       [] = py:state_keys(),
+                       done
+               end) end),
+    ?assertEqual({done, []}, Events).
+
+%% 100,000 finished spans: get_traces and clear_traces run on dirty schedulers.
+no_long_schedule_spans(_) ->
+    ok = py:clear_traces(),
+    ok = py:enable_tracing(),
+    {ok, 100000} = py:call(?H, make_spans, [100000], #{}, 60000),
+    ok = py:disable_tracing(),
+    Events = with_long_schedule_reports(fun() -> watch_long_schedules(
+               fun() ->
+                       {ok, Spans} = py:get_traces(),
+                       100000 = length(Spans),
+                       ok = py:clear_traces(),
+                       {ok, []} = py:get_traces(),
+                       done
+               end) end),
+    ?assertEqual({done, []}, Events).
+
+%% Whether `Fun' gets a long_schedule report, in one of `Tries' runs.
+control_reported(_Fun, 0) ->
+    false;
+control_reported(Fun, Tries) ->
+    case watch_long_schedules(Fun) of
+        {ok, [[{timeout, T} | _] | _]} when T >= 50 -> true;
+        Other -> ct:log("control run: ~p", [Other]), control_reported(Fun, Tries - 1)
+    end.
+
+fill_dict(_D, I, N) when I > N -> ok;
+fill_dict(D, I, N) ->
+    ok = py:shared_dict_set(D, I, I),
+    fill_dict(D, I + 1, N).
+
+%%% ---------------------------------------------------------------------------
+%%% Item 10: output to a group leader that never reads is bounded
+
+%% Python writes 200 MB (20,000 writes of 10,000 bytes) for a process whose group leader
+%% never reads: 414 writes (4 MiB in flight, each counted as its size + 128) reach it,
+%% the other 19,586 are dropped and counted, and the drops are reported by warnings
+%% (the first at once, for 1 write); memory stays within 40 MB of where it started.
+output_bounded_gl_never_reads(_) ->
+    Vm = py_isolated:start(),
+    try
+        {ok, R} = py_isolated:call(Vm, ?MODULE, output_never_reads_body, [], 120000),
+        #{held := Held, dropped := Dropped, growth := Growth, warnings := Warnings} = R,
+        ct:log("group leader holds ~b writes, ~b dropped, memory peak +~.1f MB, warnings ~p",
+               [Held, Dropped, Growth / ?MB, Warnings]),
+        ?assertEqual(414, Held),
+        ?assertEqual(19586, Dropped),
+        ?assert(Growth < 40 * ?MB),
+        ?assertMatch([{1, 10000} | _], Warnings),
+        ?assertEqual(19586, lists:sum([W || {W, _} <- Warnings])),
+        ?assertEqual(19586 * 10000, lists:sum([B || {_, B} <- Warnings])),
+        ?assert(length(Warnings) =< 3)
+    after
+        py_isolated:stop(Vm)
+    end.
+
+output_never_reads_body() ->
+    Self = self(),
+    ok = logger:add_handler(bounds_probe, ?MODULE, #{config => #{pid => Self}}),
+    Leader = spawn(fun() -> receive never -> ok end end),
+    #{dropped_writes := D0} = py_output:stats(),
+    erlang:garbage_collect(),
+    Mem0 = erlang:memory(total),
+    Sampler = sampler(),
+    Writer = spawn(fun() ->
+                           group_leader(Leader, self()),
+                           Self ! {written, py:call(?H, write_chunks, [20000, 10000], #{}, 60000)}
+                   end),
+    {ok, 200000000} = receive {written, W} -> W after 90000 -> {timeout, Writer} end,
+    ok = wait_until(fun() ->
+                            #{dropped_writes := D, pending_requests := P} = py_output:stats(),
+                            D - D0 + P =:= 20000
+                    end, 30000),
+    Peak = stop_sampler(Sampler),
+    #{dropped_writes := D1} = py_output:stats(),
+    {message_queue_len, Held} = process_info(Leader, message_queue_len),
+    %% The last drops are reported within 5 s.
+    timer:sleep(5500),
+    ok = logger:remove_handler(bounds_probe),
+    Warnings = receive_warnings(),
+    #{held => Held, dropped => D1 - D0, growth => Peak - Mem0, warnings => Warnings}.
+
+%% A group leader that answers gets every byte, and nothing is dropped or left pending.
+output_reaches_reading_gl(_) ->
+    Self = self(),
+    #{dropped_writes := D0} = py_output:stats(),
+    Leader = spawn(fun() -> reading_leader(0) end),
+    spawn(fun() ->
+                  group_leader(Leader, self()),
+                  Self ! {written, py:call(?H, write_chunks, [2000, 1000])}
+          end),
+    ?assertEqual({ok, 2000000}, receive {written, W} -> W after 30000 -> timeout end),
+    _ = wait_until(fun() -> leader_total(Leader) =:= 2000000 end, 10000),
+    ct:log("leader got ~p bytes; ~p", [leader_total(Leader), py_output:stats()]),
+    ?assertEqual(2000000, leader_total(Leader)),
+    ?assertMatch(#{dropped_writes := D0, pending_bytes := 0, pending_requests := 0},
+                 py_output:stats()).
+
+leader_total(Leader) ->
+    Leader ! {total, self()},
+    receive {total, T} -> T after 5000 -> timeout end.
+
+%% Requests to a group leader that dies unanswered are forgotten.
+output_dead_gl_forgotten(_) ->
+    Self = self(),
+    Leader = spawn(fun() -> receive never -> ok end end),
+    spawn(fun() ->
+                  group_leader(Leader, self()),
+                  Self ! {written, py:call(?H, write_chunks, [50, 100])}
+          end),
+    ?assertEqual({ok, 5000}, receive {written, W} -> W after 30000 -> timeout end),
+    ok = wait_until(fun() -> maps:get(pending_requests, py_output:stats()) =:= 50 end, 10000),
+    exit(Leader, kill),
+    ok = wait_until(fun() -> maps:get(pending_requests, py_output:stats()) =:= 0 end, 10000),
+    ?assertMatch(#{pending_bytes := 0}, py_output:stats()).
+
+reading_leader(Total) ->
+    receive
+        {io_request, From, Ref, {put_chars, unicode, Text}} ->
+            From ! {io_reply, Ref, ok},
+            reading_leader(Total + byte_size(Text));
+        {total, From} ->
+            From ! {total, Total},
+            reading_leader(Total)
+    end.
+
+%%% ---------------------------------------------------------------------------
+%%% Item 15c: register_function checks its arguments at once
+
+register_function_badarg(_) ->
+    Bad2 = [{f, fun() -> x end}, {f, fun(_, _) -> x end}, {f, not_a_fun}, {123, fun(_) -> x end},
+            {"", fun(_) -> x end}, {<<>>, fun(_) -> x end}, {'', fun(_) -> x end},
+            {<<255>>, fun(_) -> x end}, {{f}, fun(_) -> x end}, {[f], fun(_) -> x end}],
+    [?assertError(badarg, py:register_function(Name, Fun)) || {Name, Fun} <- Bad2],
+    Bad3 = [{f, "lists", reverse}, {f, lists, "reverse"}, {f, 1, 2}, {1, lists, reverse},
+            {<<>>, lists, reverse}],
+    [?assertError(badarg, py:register_function(Name, M, F)) || {Name, M, F} <- Bad3],
+    ?assertEqual({error, {'NameError', "no Erlang function is registered as 'f'"}},
+                 py:eval(<<"erlang.call('f')">>)),
+    ok = py:register_function(f, fun([X]) -> X + 1 end),
+    ok = py:register_function("g", lists, reverse),
+    ?assertEqual({ok, [2, [[1, 2]]]}, py:eval(<<"[erlang.call('f', 1), erlang.call('g', [1, 2])]">>)),
+    ok = py:unregister_function(f),
+    ok = py:unregister_function(g).
+
+%%% ---------------------------------------------------------------------------
+%%% Helpers
+
+neg_zero() ->
+    <<F/float>> = <<16#8000000000000000:64>>,
+    F.
+
+collect(Ref, Timeout) ->
+    collect(Ref, Timeout, []).
+
+collect(Ref, Timeout, Acc) ->
+    receive
+        {py_stream, Ref, {data, V}} -> collect(Ref, Timeout, [V | Acc]);
+        {py_stream, Ref, End} -> {lists:reverse(Acc), End}
+    after Timeout -> {lists:reverse(Acc), timeout}
+    end.
+
+%% Every stream's items and end, reading whatever stream item comes next.
+collect_all(Refs, Timeout) ->
+    collect_all(Refs, maps:from_list([{R, []} || R <- Refs]), #{}, Timeout).
+
+collect_all(Refs, Open, Done, _Timeout) when map_size(Open) =:= 0 ->
+    [maps:get(R, Done) || R <- Refs];
+collect_all(Refs, Open, Done, Timeout) ->
+    receive
+        {py_stream, Ref, {data, V}} when is_map_key(Ref, Open) ->
+            collect_all(Refs, Open#{Ref := [V | map_get(Ref, Open)]}, Done, Timeout);
+        {py_stream, Ref, End} when is_map_key(Ref, Open) ->
+            collect_all(Refs, maps:remove(Ref, Open),
+                        Done#{Ref => {lists:reverse(map_get(Ref, Open)), End}}, Timeout)
+    after Timeout ->
+        [maps:get(R, Done, {lists:reverse(maps:get(R, Open, [])), timeout}) || R <- Refs]
+    end.
+
+take(_Ref, 0, _Timeout) -> [];
+take(Ref, N, Timeout) ->
+    receive {py_stream, Ref, {data, V}} -> [V | take(Ref, N - 1, Timeout)]
+    after Timeout -> []
+    end.
+
+%% The items that come until none has come for `Quiet' ms.
+drain_items(Ref, Quiet) ->
+    receive {py_stream, Ref, {data, V}} -> [V | drain_items(Ref, Quiet)]
+    after Quiet -> []
+    end.
+
+flush_unrelated(0) -> ok;
+flush_unrelated(N) ->
+    receive {unrelated, _} -> flush_unrelated(N - 1) after 1000 -> {missing, N} end.
+
+sampler() ->
+    spawn(fun() -> sample(erlang:memory(total)) end).
+
+sample(Peak) ->
+    receive {stop, From} -> From ! {peak, Peak}
+    after 10 -> sample(max(Peak, erlang:memory(total)))
+    end.
+
+stop_sampler(Pid) ->
+    Pid ! {stop, self()},
+    receive {peak, Peak} -> Peak end.
+
+rss_bytes() ->
+    {ok, Statm} = file:read_file("/proc/self/statm"),
+    [_, Pages | _] = string:lexemes(binary_to_list(Statm), " \n"),
+    list_to_integer(Pages) * 4096.
+
+wait_until(Fun, Timeout) when Timeout =< 0 ->
+    case Fun() of true -> ok; false -> timeout end;
+wait_until(Fun, Timeout) ->
+    case Fun() of
+        true -> ok;
+        false -> timer:sleep(20), wait_until(Fun, Timeout - 20)
+    end.
+
+%% Run `Fun' in a process of its own; answers its result and the long_schedule reports
+%% about that process (reports must be on: see `with_long_schedule_reports/1').
+watch_long_schedules(Fun) ->
+    Self = self(),
+    {Pid, Mon} = spawn_monitor(fun() ->
+                                       Result = Fun(),
+                                       %% Reports come when a process is scheduled out,
+                                       %% not when it exits: wait once.
+                                       receive after 1 -> ok end,
+                                       Self ! {watched, self(), Result}
+                               end),
+    Result = receive
+                 {watched, Pid, R} -> R;
+                 {'DOWN', Mon, process, Pid, Why} -> {crashed, Why}
+             after 120000 -> timeout
+             end,
+    timer:sleep(100),
+    {Result, long_schedules(Pid)}.
+
+%% Run `Body' with long_schedule (50 ms) reports coming to this process, after a control
+%% run showed that they do come.
+with_long_schedule_reports(Body) ->
+    Previous = erlang:system_monitor(self(), [{long_schedule, 50}]),
+    try
+        Big = {binary:copy(<<"c">>, 200 * ?MB)},
+        %% Encoding 200 MB in a NIF on a normal scheduler is reported.
+        ?assert(control_reported(fun() -> py_nif:state_store(control, Big) end, 3)),
+        ok = py:state_remove(control),
+        Body()
+    after
+        restore_monitor(Previous)
+    end.
+
+restore_monitor(undefined) -> erlang:system_monitor(undefined);
+restore_monitor({Pid, Opts}) -> erlang:system_monitor(Pid, Opts).
+
+long_schedules(Pid) ->
+    receive
+        {monitor, Pid, long_schedule, Info} ->
+            ct:log("long_schedule of the watched process: ~p", [Info]),
+            [Info | long_schedules(Pid)];
+        {monitor, Other, long_schedule, Info} ->
+            ct:log("long_schedule of ~p (not watched): ~p", [Other, Info]),
+            long_schedules(Pid)
+    after 0 -> []
+    end.
+
+receive_warnings() ->
+    receive {bounds_probe, W, B} -> [{W, B} | receive_warnings()]
+    after 0 -> []
+    end.
+
+%% A logger handler collecting output-drop warnings.
+log(#{level := warning, meta := #{dropped_writes := W, dropped_bytes := B}}, #{config := #{pid := Pid}}) ->
+    Pid ! {bounds_probe, W, B},
+    ok;
+log(_, _) ->
+    ok.
