@@ -304,8 +304,8 @@ stream_start(Module, Func, Args) ->
 
 %% @doc Options: `owner => Pid' (default the caller), `kwargs => Map', `window => N'
 %% (default 1000): the producer pauses while the owner's message queue holds `N' messages
-%% more than it held when the stream started (see `py_stream' for the exact policy: an
-%% owner reading several streams reads their items as they come, or the newest first).
+%% more than it held when the stream started, and while more than `N' of its own items
+%% are unread (see `py_stream' for the exact policy).
 -spec stream_start(py_module(), py_func(), py_args(), map()) -> {ok, reference()} | {error, term()}.
 stream_start(Module, Func, Args, Opts) when is_map(Opts) ->
     case pick_for(Module, Func) of

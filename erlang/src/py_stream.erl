@@ -14,12 +14,14 @@
 %%% does not stall it, the owner of one stream never has more than about `Window' of its
 %%% items unread, and messages that arrive later count against the window: an owner that
 %%% leaves `Window' or more other messages unread pauses the stream until it reads them.
-%%% Streams to one owner see each other's items as such later messages: an owner that
-%%% reads several streams must read their items as they come (one `receive' for any
-%%% `{py_stream, _, _}'), or the newest stream first; an owner that waits for one stream
-%%% while `Window' or more items of streams started after it sit unread waits for good.
-%%% (Telling this stream's unread items from others' needs the mailbox's contents, which
-%%% costs a copy of it per look; that is what this design does without.)
+%%% Streams to one owner see each other's items as such later messages. So that an owner
+%%% that waits for one stream while items of streams started after it sit unread is not
+%%% stalled for good, a stream that got no credit for `?EXACT_FIRST_MS' counts its own
+%%% unread items exactly, once (a copy of the owner's mailbox, dropped at once), and
+%%% grants what its window leaves; while it stays stalled it looks again ever more
+%%% rarely, down to once every 2 to 4 s (random, so that streams stalled together do
+%%% not all look at once). That copy is the old per-look cost, paid only
+%%% by a stream stalled that long, a few times a second at most.
 -module(py_stream).
 
 -export([start/7, cancel/1]).
@@ -27,6 +29,9 @@
 -define(TABLE, py_streams).
 -define(RECHECK_MS, 1).
 -define(MAX_RECHECK_MS, 16).
+%% A stream without credit for this long counts its own unread items exactly.
+-define(EXACT_FIRST_MS, 100).
+-define(EXACT_MAX_MS, 2000).
 
 %% @doc Start a stream; answers `{ok, Ref}' once it is queued on the context.
 -spec start(py_context_router:entry(), py:py_module(), py:py_func(), py:py_args(),
@@ -89,7 +94,8 @@ init(Starter, {_, Ctx, _}, Env, Ref, [Module, Func, Args, Kwargs], Owner, Window
             %% The producer starts with `Window' items of credit.
             loop(#{ref => Ref, handle => Handle, owner => Owner, owner_mon => OwnerMon,
                    window => Window, level => Queued + Window,
-                   waiting => false, backoff => ?RECHECK_MS});
+                   waiting => false, backoff => ?RECHECK_MS,
+                   stalled_since => undefined, exact_after => first_exact_after()});
         {error, _} = Error ->
             Starter ! {Ref, started, Error}
     end.
@@ -119,19 +125,54 @@ loop(#{ref := Ref, handle := Handle, owner := Owner} = S) ->
 %% queue up to the level, or look again later when it is there already.
 grant(#{waiting := true} = S) ->
     S;
-grant(#{handle := Handle, owner := Owner, window := Window, ref := Ref,
-        level := Level, backoff := Backoff} = S) ->
+grant(#{handle := Handle, owner := Owner, window := Window, level := Level} = S) ->
     Queued = queue_len(Owner),
     NewLevel = max(Window, min(Level, Queued + Window)),
     case NewLevel - Queued of
         Credit when Credit > 0 ->
             ok = py_nif:stream_credit(Handle, Credit),
-            S#{level := NewLevel, backoff := ?RECHECK_MS};
+            S#{level := NewLevel, backoff := ?RECHECK_MS,
+               stalled_since := undefined, exact_after := first_exact_after()};
         _ ->
-            erlang:send_after(Backoff, self(), {recheck, Ref}),
-            S#{level := NewLevel, waiting := true,
-               backoff := min(Backoff * 2, ?MAX_RECHECK_MS)}
+            stalled(S#{level := NewLevel}, Queued, erlang:monotonic_time(millisecond))
     end.
+
+%% No credit by the queue length: after long enough, count this stream's own items.
+stalled(#{stalled_since := undefined} = S, Queued, Now) ->
+    stalled(S#{stalled_since := Now}, Queued, Now);
+stalled(#{stalled_since := Since, exact_after := After, handle := Handle, owner := Owner,
+          ref := Ref, window := Window} = S, Queued, Now) when Now - Since >= After ->
+    %% The next look comes after a random part of the period too, so that streams stalled
+    %% together (one owner that stopped reading) do not all copy its mailbox at once.
+    Own = own_unread(Owner, Ref),
+    case Window - Own of
+        Credit when Credit > 0 ->
+            ok = py_nif:stream_credit(Handle, Credit),
+            S#{level := Queued + Credit, backoff := ?RECHECK_MS,
+               stalled_since := undefined, exact_after := first_exact_after()};
+        _ ->
+            Next = min(After * 2, ?EXACT_MAX_MS),
+            recheck_later(S#{stalled_since := Now, exact_after := Next + rand:uniform(Next)})
+    end;
+stalled(S, _Queued, _Now) ->
+    recheck_later(S).
+
+first_exact_after() ->
+    ?EXACT_FIRST_MS + rand:uniform(?EXACT_FIRST_MS).
+
+recheck_later(#{ref := Ref, backoff := Backoff} = S) ->
+    erlang:send_after(Backoff, self(), {recheck, Ref}),
+    S#{waiting := true, backoff := min(Backoff * 2, ?MAX_RECHECK_MS)}.
+
+%% This stream's items in the owner's mailbox. The copy is dropped before returning, so
+%% stalled streams do not each keep a mailbox's worth of garbage.
+own_unread(Owner, Ref) ->
+    Count = case erlang:process_info(Owner, messages) of
+                {messages, Messages} -> length([M || {py_stream, R, _} = M <- Messages, R =:= Ref]);
+                undefined -> 0
+            end,
+    true = erlang:garbage_collect(),
+    Count.
 
 queue_len(Owner) ->
     case erlang:process_info(Owner, message_queue_len) of
