@@ -13,6 +13,7 @@ mod execute;
 mod msg_env;
 mod nif;
 mod nif_state;
+mod py_errors;
 mod resources;
 mod runtime;
 mod spans;
