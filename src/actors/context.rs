@@ -277,13 +277,11 @@ impl Actor {
         let _ = set_running.call1((py.None(),));
         self.shared.in_selector.store(false, Ordering::SeqCst);
         // A task re-raises `SystemExit` and `KeyboardInterrupt` after storing them as its
-        // result (its done-callback answers the caller); anything else escaping a turn
-        // comes from a callback of the user's. Neither may reach `PyErr_Print`, which
-        // would finalize the interpreter for `SystemExit`.
+        // result (its done-callback answers the caller on a later turn); a bare callback
+        // of the user's may raise anything. None of it may reach `PyErr_Print`, which
+        // finalizes the interpreter for `SystemExit`: it is logged, and the loop goes on.
         if let Err(e) = result {
-            let task_exit = e.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
-                || e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py);
-            if !task_exit && !e.is_instance_of::<Interrupted>(py) {
+            if !e.is_instance_of::<Interrupted>(py) {
                 crate::py_errors::log_exception(py, &e);
             }
         }
