@@ -173,7 +173,13 @@ fn interrupt(py: Python<'_>, shared: &ContextShared, req_id: u64) {
 /// factory, which marks every task with the request it was started for).
 fn current_task_request(py: Python<'_>, shared: &ContextShared) -> Option<u64> {
     let event_loop = shared.event_loop.lock().ok()?.as_ref()?.clone_ref(py);
-    let task = py.import("asyncio").ok()?.getattr("current_task").ok()?.call1((event_loop,)).ok()?;
+    let tasks = py.import("asyncio.tasks").ok()?;
+    // `current_task` is Python code on 3.11 (running it could let the GIL go and the
+    // actor switch tasks under us); the table it reads is a plain dict, read here in C.
+    let task = match tasks.getattr("_current_tasks").ok()?.cast_into::<pyo3::types::PyDict>() {
+        Ok(table) => table.get_item(event_loop).ok()??,
+        Err(_) => tasks.getattr("current_task").ok()?.call1((event_loop,)).ok()?,
+    };
     if task.is_none() {
         return None;
     }

@@ -291,19 +291,27 @@ dead_caller_cancels_5000_sleeps(_Config) ->
 %% A sync generator collected by `py:stream' (slowly: the collection stays in its first
 %% batches for seconds) stops when its caller is killed.
 dead_caller_stops_collection(_Config) ->
-    Ctx = py:context(),
-    Pid = spawn(fun() -> py:call(Ctx, ?H, add, [0, 0]), py:stream_eval(<<"(__import__('time').sleep(0.002) or i for i in range(10 ** 6))">>) end),
-    timer:sleep(300),
-    ?assertEqual({ok, 1}, py:call(Ctx, ?H, pending_tasks, [])),
+    Self = self(),
+    Pid = spawn(fun() ->
+                        Self ! {ctx, self(), py:context()},
+                        py:stream_eval(<<"(__import__('time').sleep(0.002) or i for i in range(10 ** 6))">>)
+                end),
+    Ctx = receive {ctx, Pid, C} -> C end,
+    ?assertEqual({ok, 1}, wait_pending(Ctx, 1, 2000)),
     exit(Pid, kill),
     ?assertEqual({ok, 0}, wait_pending(Ctx, 0, 2000)),
     T0 = erlang:monotonic_time(millisecond),
     ?assertEqual({ok, 3}, py:call(Ctx, ?H, add, [1, 2])),
     ?assert(erlang:monotonic_time(millisecond) - T0 < 500).
 
+%% The gather task and its two children.
 dead_caller_cancels_gather(_Config) ->
-    Ctx = py:context(),
-    Pid = spawn(fun() -> py:async_gather([{asyncio, sleep, [600]}, {asyncio, sleep, [600]}]) end),
+    Self = self(),
+    Pid = spawn(fun() ->
+                        Self ! {ctx, self(), py:context()},
+                        py:async_gather([{asyncio, sleep, [600]}, {asyncio, sleep, [600]}])
+                end),
+    Ctx = receive {ctx, Pid, C} -> C end,
     ?assertEqual({ok, 3}, wait_pending(Ctx, 3, 2000)),
     exit(Pid, kill),
     ?assertEqual({ok, 0}, wait_pending(Ctx, 0, 2000)).
