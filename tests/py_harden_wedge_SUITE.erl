@@ -21,7 +21,8 @@
          stream_eval_endless_interrupted/1, stream_start_spin_cancelled/1,
          nesting_8_callers/1, nesting_16_callers/1, nesting_64_callers/1,
          dead_caller_cancels_5000_sleeps/1, dead_caller_stops_collection/1,
-         dead_caller_cancels_gather/1, stop_start_cycles_free_threads/1,
+         dead_caller_cancels_gather/1, caller_gone_before_start/1,
+         stop_start_cycles_free_threads/1,
          stream_cancel_while_queued/1]).
 %% Bodies run in an isolated VM (each in a process of its own there).
 -export([sys_exit_async_call_body/0, sys_exit_stream_start_body/0,
@@ -39,7 +40,7 @@ all() ->
     [{group, exits}, {group, interrupts},
      nesting_8_callers, nesting_16_callers, nesting_64_callers,
      dead_caller_cancels_5000_sleeps, dead_caller_stops_collection,
-     dead_caller_cancels_gather, stop_start_cycles_free_threads,
+     dead_caller_cancels_gather, caller_gone_before_start, stop_start_cycles_free_threads,
      stream_cancel_while_queued].
 
 %% `exits': each case in a VM of its own (before the fix, each finalized Python).
@@ -315,6 +316,26 @@ dead_caller_cancels_gather(_Config) ->
     ?assertEqual({ok, 3}, wait_pending(Ctx, 3, 2000)),
     exit(Pid, kill),
     ?assertEqual({ok, 0}, wait_pending(Ctx, 0, 2000)).
+
+%% The caller exits while its 100 coroutines still wait in the mailbox (behind a blocking
+%% call): they are cancelled as soon as they start.
+caller_gone_before_start(_Config) ->
+    Self = self(),
+    {Pid, Mon} = spawn_monitor(fun() ->
+                                       Self ! {ctx, self(), py:context()},
+                                       receive go -> ok end,
+                                       [py:async_call(asyncio, sleep, [600]) || _ <- lists:seq(1, 100)]
+                               end),
+    Ctx = receive {ctx, Pid, C} -> C end,
+    Blocker = spawn_monitor(fun() -> exit(py:call(Ctx, time, sleep, [0.3])) end),
+    timer:sleep(50),
+    Pid ! go,
+    receive {'DOWN', Mon, process, Pid, normal} -> ok end,
+    {BPid, BMon} = Blocker,
+    receive {'DOWN', BMon, process, BPid, Slept} -> ?assertEqual({ok, none}, Slept) end,
+    ?assertEqual({ok, 0}, wait_pending(Ctx, 0, 2000)),
+    %% Without the cancel, 100 tasks would sit in `sleep(600)' on this loop.
+    ?assertEqual({ok, 3}, py:call(Ctx, ?H, add, [1, 2])).
 
 %% Poll the context's loop until `Want' tasks are pending or `Ms' passed.
 wait_pending(Ctx, Want, Ms) ->

@@ -58,13 +58,22 @@ struct Watch {
 }
 
 impl Watch {
-    /// Watch `req`'s caller (no watch for fire-and-forget requests).
+    /// Watch `req`'s caller (no watch for fire-and-forget requests). A caller that is
+    /// already gone has the request cancelled at once (the message is handled after the
+    /// work is registered).
     fn caller_of(actor: &Actor, req: &Request) -> Option<Watch> {
         let state = req.reply.clone()?;
-        let res = ResourceArc::new(WorkWatch { mailbox: actor.mailbox.clone(), state });
+        let res = ResourceArc::new(WorkWatch { mailbox: actor.mailbox.clone(), state: state.clone() });
         // From the actor thread: no caller environment (allowed off the schedulers).
-        let mon = res.monitor(None, &req.caller)?;
-        Some(Watch { res, mon })
+        match res.monitor(None, &req.caller) {
+            Some(mon) => Some(Watch { res, mon }),
+            None => {
+                if state.try_cancel() {
+                    actor.mailbox.control(super::Msg::Cancelled(state.id));
+                }
+                None
+            }
+        }
     }
 }
 
