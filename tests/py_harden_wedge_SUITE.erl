@@ -20,6 +20,7 @@
          stream_repeat_bounded/1, stream_generator_spin_interrupted/1,
          stream_eval_endless_interrupted/1, stream_start_spin_cancelled/1,
          nesting_8_callers/1, nesting_16_callers/1, nesting_64_callers/1,
+         chain_out_of_stack/1,
          dead_caller_cancels_5000_sleeps/1, dead_caller_stops_collection/1,
          dead_caller_cancels_gather/1, caller_gone_before_start/1,
          stop_start_cycles_free_threads/1,
@@ -27,7 +28,7 @@
 %% Bodies run in an isolated VM (each in a process of its own there).
 -export([sys_exit_async_call_body/0, sys_exit_stream_start_body/0,
          sys_exit_collected_body/0, sys_exit_loop_callback_body/0,
-         base_exceptions_body/0, timed_out_then_idle/2, stream_repeat_body/0,
+         base_exceptions_body/0, chain_out_of_stack_body/0, timed_out_then_idle/2, stream_repeat_body/0,
          stream_start_spin_body/0, cycles_body/0]).
 
 -define(H, py_harden_wedge_helpers).
@@ -38,7 +39,7 @@ suite() ->
 
 all() ->
     [{group, exits}, {group, interrupts},
-     nesting_8_callers, nesting_16_callers, nesting_64_callers,
+     nesting_8_callers, nesting_16_callers, nesting_64_callers, chain_out_of_stack,
      dead_caller_cancels_5000_sleeps, dead_caller_stops_collection,
      dead_caller_cancels_gather, caller_gone_before_start, stop_start_cycles_free_threads,
      stream_cancel_while_queued].
@@ -271,6 +272,31 @@ via_helper(Ctx, N) ->
     Helper = spawn(fun() -> Self ! {helped, self(), py:call(Ctx, ?H, add, [N, 1], #{timeout => 20000})} end),
     receive {helped, Helper, {ok, V}} -> V after 20000 -> error(helper_timeout) end.
 
+%% A call chain (Python -> Erlang -> the same context, again and again) with Python's
+%% recursion limit out of the way: the level that would leave too little stack is
+%% answered an error instead of overflowing the thread's stack (a crash of the VM).
+chain_out_of_stack(_Config) ->
+    {ok, {Result, After}} = in_own_vm(chain_out_of_stack_body),
+    ct:log("chain ended with ~p", [Result]),
+    %% The atoms made the round trip through Python, so they come back as strings.
+    {<<"error_at">>, Level, {<<"call_nesting_too_deep">>, Depth}} = Result,
+    %% About 4 KiB of stack a level: some 12,000 levels fit before a quarter is left.
+    ?assert(Depth > 1000),
+    ?assertEqual(Depth, 1000000 - Level + 1),
+    ?assertEqual({ok, 3}, After).
+
+chain_out_of_stack_body() ->
+    Ctx = py:context(),
+    {ok, none} = py:call(Ctx, ?H, set_recursion_limit, [10000000]),
+    ok = py:register_function(wedge_recurse, fun([N]) ->
+                                                     case py:call(Ctx, ?H, recurse, [N - 1], #{timeout => 60000}) of
+                                                         {ok, V} -> V;
+                                                         {error, E} -> {error_at, N, E}
+                                                     end
+                                             end),
+    {ok, Result} = py:call(Ctx, ?H, recurse, [1000000], #{timeout => 60000}),
+    {Result, py:call(Ctx, ?H, add, [1, 2])}.
+
 %%% ---------------------------------------------------------------------------
 %%% Item 11: work of dead callers is cancelled; stopped contexts free their thread
 
@@ -333,8 +359,8 @@ caller_gone_before_start(_Config) ->
     receive {'DOWN', Mon, process, Pid, normal} -> ok end,
     {BPid, BMon} = Blocker,
     receive {'DOWN', BMon, process, BPid, Slept} -> ?assertEqual({ok, none}, Slept) end,
-    ?assertEqual({ok, 0}, wait_pending(Ctx, 0, 2000)),
     %% Without the cancel, 100 tasks would sit in `sleep(600)' on this loop.
+    ?assertEqual({ok, 0}, wait_pending(Ctx, 0, 2000)),
     ?assertEqual({ok, 3}, py:call(Ctx, ?H, add, [1, 2])).
 
 %% Poll the context's loop until `Want' tasks are pending or `Ms' passed.

@@ -111,3 +111,14 @@ def thread_name() -> str:
 def via_helper(n: int) -> int:
     """Ask Erlang for a value that a helper process gets from this very context."""
     return erlang.call("wedge_via_helper", n) * 2
+
+
+def recurse(n: int) -> Any:
+    """A call chain through Erlang back into this context, `n` levels deep."""
+    if n == 0:
+        return "bottom"
+    return erlang.call("wedge_recurse", n)
+
+
+def set_recursion_limit(n: int) -> None:
+    sys.setrecursionlimit(n)

@@ -43,10 +43,10 @@ const UNRELATED_NESTING_LIMIT: usize = 8;
 /// unrelated load on every short wait.
 const DEFERRED_GRACE: std::time::Duration = std::time::Duration::from_millis(5);
 /// Stack a nested request must leave free: Python recursion and deep term conversion run
-/// on the same stack. Past it, nested requests are refused with an error.
+/// on the same stack. Past it, nested requests are answered `{error, {call_nesting_too_deep, N}}`.
 const MIN_STACK_HEADROOM: usize = STACK_SIZE / 4;
 
-rustler::atoms! { nesting_too_deep }
+rustler::atoms! { call_nesting_too_deep }
 
 pub struct ContextConfig {
     pub index: u32,
@@ -610,7 +610,7 @@ pub(super) fn answer_error(req: &mut Request, reason: &ErrorReason) {
         let why = match reason {
             ErrorReason::Crashed(why) => (atoms::context_crashed(), why.as_str()).encode(env),
             ErrorReason::Stopped => atoms::context_stopped().encode(env),
-            ErrorReason::TooDeep(depth) => (nesting_too_deep(), *depth).encode(env),
+            ErrorReason::TooDeep(depth) => (call_nesting_too_deep(), *depth).encode(env),
         };
         Some((atoms::py_reply(), tag, (atoms::error(), why)).encode(env).as_c_arg())
     });
