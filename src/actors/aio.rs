@@ -584,6 +584,7 @@ fn stream_event(env: Env, body: RawTerm, event: Term) -> Option<RawTerm> {
 fn end_cancelled_stream(req: &mut Request) {
     let body = req.body;
     let ends = req.env.with(|env| -> Option<(LocalPid, LocalPid, RawTerm)> {
+        // SAFETY: `body` is a term of `req.env`, alive until the environment is cleared.
         let fields = get_tuple(unsafe { Term::new(env, body) }).ok()?;
         let kind: Atom = fields.first()?.decode().ok()?;
         if kind != stream_start() || fields.len() != 9 {

@@ -597,8 +597,8 @@ pub(super) enum ErrorReason {
     TooDeep(usize),
 }
 
-/// Answer `{error, {context_crashed, Why}}` or `{error, context_stopped}` for a request
-/// that will never run.
+/// Answer `{error, {context_crashed, Why}}`, `{error, context_stopped}` or
+/// `{error, {call_nesting_too_deep, N}}` for a request that will never run.
 pub(super) fn answer_error(req: &mut Request, reason: &ErrorReason) {
     let Some(state) = req.reply.clone() else { return };
     if !state.try_reply() {

@@ -153,6 +153,8 @@ impl Drop for Request {
             _ => None,
         };
         let msg = self.env.with(|env| {
+            // SAFETY: `body` is a term of `self.env`, which was never cleared: nothing was
+            // sent from it (the reply state was still unclaimed).
             let tag = rustler::types::tuple::get_tuple(unsafe { Term::new(env, body) }).ok()?.get(1).copied()?;
             let reason = match &why {
                 Some(why) => (atoms::context_crashed(), why.as_str()).encode(env),
