@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 from typing import Any, AsyncIterator, Iterator
 
 import erlang
@@ -85,13 +84,6 @@ def gen_spin_in_next() -> Iterator[int]:
         pass
 
 
-def gen_forever() -> Iterator[int]:
-    n = 0
-    while True:
-        yield n
-        n += 1
-
-
 async def sleep_value(seconds: float, value: Any) -> Any:
     await asyncio.sleep(seconds)
     return value
@@ -100,10 +92,6 @@ async def sleep_value(seconds: float, value: Any) -> Any:
 def pending_tasks() -> int:
     loop = asyncio.get_event_loop()
     return sum(1 for t in asyncio.all_tasks(loop) if not t.done())
-
-
-def thread_name() -> str:
-    return threading.current_thread().name
 
 
 # --- nesting -------------------------------------------------------------------------

@@ -50,11 +50,6 @@ async def collect_rest(items: List[Any], iterator: Iterator[Any]) -> List[Any]:
         await asyncio.sleep(0)
 
 
-def pending_tasks() -> int:
-    """Tasks not done on the calling context's loop (for tests and diagnostics)."""
-    loop = asyncio.get_event_loop()
-    return sum(1 for t in asyncio.all_tasks(loop) if not t.done())
-
 
 def is_async_iterable(value: Any) -> bool:
     return hasattr(type(value), "__aiter__")
