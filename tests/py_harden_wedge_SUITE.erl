@@ -19,6 +19,7 @@
          async_child_task_spin_interrupted/1, async_gather_spin_interrupted/1,
          stream_repeat_bounded/1, stream_generator_spin_interrupted/1,
          stream_eval_endless_interrupted/1, stream_start_spin_cancelled/1,
+         coroutine_waiting_for_erlang_cancelled/1,
          nesting_8_callers/1, nesting_16_callers/1, nesting_64_callers/1,
          chain_out_of_stack/1,
          dead_caller_cancels_5000_sleeps/1, dead_caller_stops_collection/1,
@@ -29,7 +30,7 @@
 -export([sys_exit_async_call_body/0, sys_exit_stream_start_body/0,
          sys_exit_collected_body/0, sys_exit_loop_callback_body/0,
          base_exceptions_body/0, chain_out_of_stack_body/0, timed_out_then_idle/2, stream_repeat_body/0,
-         stream_start_spin_body/0, cycles_body/0]).
+         stream_start_spin_body/0, cycles_body/0, block_in_erlang_body/0]).
 
 -define(H, py_harden_wedge_helpers).
 
@@ -53,7 +54,8 @@ groups() ->
       [async_plain_spin_interrupted, async_coroutine_spin_interrupted,
        async_child_task_spin_interrupted, async_gather_spin_interrupted,
        stream_repeat_bounded, stream_generator_spin_interrupted,
-       stream_eval_endless_interrupted, stream_start_spin_cancelled]}].
+       stream_eval_endless_interrupted, stream_start_spin_cancelled,
+       coroutine_waiting_for_erlang_cancelled]}].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -241,6 +243,25 @@ stream_start_spin_body() ->
     FollowUp = py:call(py:context(), ?H, add, [2, 3], #{timeout => 5000}),
     {[First | Rest], FollowUp, erlang:monotonic_time(millisecond) - T0}.
 
+%% A coroutine blocked in a synchronous `erlang.call' holds up the whole loop; its
+%% timeout abandons the wait (the Erlang function is left to run on its own).
+coroutine_waiting_for_erlang_cancelled(Config) ->
+    {ok, {Check, Sleep}} =
+        py_isolated:call(?config(vm, Config), ?MODULE, block_in_erlang_body, [], 30000),
+    {Result, Elapsed, FollowUp, FollowMs, Pending} = Check,
+    ?assertEqual({error, timeout}, Result),
+    ?assert(Elapsed < 1500),
+    ?assertEqual({ok, 5}, FollowUp),
+    ?assert(FollowMs < 1000),
+    ?assertEqual({ok, 0}, Pending),
+    %% Other coroutines run on that loop again.
+    ?assertEqual({ok, 7}, Sleep).
+
+block_in_erlang_body() ->
+    ok = py:register_function(wedge_block, fun([]) -> receive never -> ok after 600000 -> ok end end),
+    Check = timed_out_then_idle(fun() -> py:async_await(py:async_call(?H, block_in_erlang, []), 300) end, x),
+    {Check, py:async_await(py:async_call(?H, sleep_value, [0.01, 7]), 2000)}.
+
 %%% ---------------------------------------------------------------------------
 %%% Item 6: no pattern of callers deadlocks a context
 
@@ -385,8 +406,9 @@ stop_start_cycles_free_threads(_Config) ->
       ns_held := NsHeld, works := Works} = Result,
     ct:log("threads ~b -> ~b, fds ~b -> ~b after 20 cycles; late call ~p in ~b ms",
            [Threads0, Threads1, Fds0, Fds1, Late, LateMs]),
-    ?assertEqual(Threads0, Threads1),
-    ?assertEqual(Fds0, Fds1),
+    %% No growth at all (fewer is fine: a thread of the VM's own may have ended).
+    ?assert(Threads1 =< Threads0),
+    ?assert(Fds1 =< Fds0),
     ?assertEqual({error, context_stopped}, Late),
     ?assertEqual(22, NsHeld),
     ?assert(LateMs < 100),
@@ -404,6 +426,8 @@ cycles_body() ->
             end,
     _ = Cycle(),
     {ok, 3} = py:call(?H, add, [1, 2]),
+    %% The warm-up cycle's stopped threads leave on their own time.
+    timer:sleep(500),
     Threads0 = count_dir("/proc/self/task"),
     Fds0 = count_dir("/proc/self/fd"),
     Refs = [Cycle() || _ <- lists:seq(1, 20)],
@@ -422,12 +446,12 @@ count_dir(Dir) ->
     {ok, Names} = file:list_dir(Dir),
     length(Names).
 
-%% The value of `Fun' once it is back to `Want', or its last value after `Ms'.
-settle(Fun, Want, Ms) when Ms =< 0 ->
+%% The value of `Fun' once it is back to `Want' or below, or its last value after `Ms'.
+settle(Fun, _Want, Ms) when Ms =< 0 ->
     Fun();
 settle(Fun, Want, Ms) ->
     case Fun() of
-        Want -> Want;
+        N when N =< Want -> N;
         _ -> timer:sleep(50), settle(Fun, Want, Ms - 50)
     end.
 

@@ -110,3 +110,9 @@ def recurse(n: int) -> Any:
 
 def set_recursion_limit(n: int) -> None:
     sys.setrecursionlimit(n)
+
+
+async def block_in_erlang() -> Any:
+    """A coroutine that calls an Erlang function synchronously (the loop waits too)."""
+    await asyncio.sleep(0)
+    return erlang.call("wedge_block")

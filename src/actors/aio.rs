@@ -125,6 +125,16 @@ impl LoopState {
         reqs
     }
 
+    /// The reply state of the request whose task runs now on the loop (see the task
+    /// factory in `_aio.py`), if it is a task or stream of this context.
+    pub fn current_task_state(&self, py: Python<'_>) -> Option<std::sync::Arc<super::ReqState>> {
+        let table = py.import("asyncio.tasks").ok()?.getattr("_current_tasks").ok()?;
+        let task = table.get_item(self.event_loop.bind(py)).ok()?;
+        let id: u64 = task.getattr(pyo3::intern!(py, "_erlang_request")).ok()?.extract().ok()?;
+        let req = self.jobs.get(&id).map(|j| &j.req).or_else(|| self.streams.get(&id).map(|s| &s.req))?;
+        req.reply.clone()
+    }
+
     /// Whether anything is pending on the loop, so that the actor must run it.
     pub fn has_work(&self, py: Python<'_>) -> bool {
         if !self.jobs.is_empty() || !self.streams.is_empty() {

@@ -295,18 +295,26 @@ impl Actor {
     /// Serve the mailbox. Without a wait: until the context stops. With one: until that
     /// callback is answered or abandoned (`Ok`), or the context must stop (`Err`).
     pub fn serve(&self, py: Python<'_>, wait: Option<&CallbackWait>) -> Result<(), Exit> {
-        if wait.is_none() {
-            return self.serve_loop(py, None);
-        }
+        let Some(wait) = wait else {
+            return self.serve_loop(py, None, None);
+        };
+        // A coroutine's task that calls Erlang synchronously waits for its own request:
+        // when that is cancelled (a timeout, a dead caller), the wait is abandoned, or the
+        // whole loop would wait with it.
+        let task_state = match &wait.state {
+            None if self.current.borrow().is_empty() => self.loop_state().current_task_state(py),
+            _ => None,
+        };
         // While a request waits for Erlang none of its Python runs: an interruption would
         // hit whatever runs nested meanwhile. A cancelled wait is abandoned instead.
         let outer = self.shared.running_req.swap(0, Ordering::AcqRel);
-        let result = self.serve_loop(py, wait);
+        let result = self.serve_loop(py, Some(wait), task_state);
         self.shared.running_req.store(outer, Ordering::Release);
         result
     }
 
-    fn serve_loop(&self, py: Python<'_>, wait: Option<&CallbackWait>) -> Result<(), Exit> {
+    /// `task_state`: the request of the loop task making the call, when `wait` has none.
+    fn serve_loop(&self, py: Python<'_>, wait: Option<&CallbackWait>, task_state: Option<Arc<ReqState>>) -> Result<(), Exit> {
         loop {
             // A stop or crash noticed at any depth (a nested serve may have taken the Stop
             // message) ends this level too, whatever path the last turn took.
@@ -317,7 +325,7 @@ impl Actor {
                 if self.answers.borrow().contains_key(&wait.id) {
                     return Ok(());
                 }
-                if wait.state.as_ref().is_some_and(|s| s.is_cancelled()) {
+                if wait.state.as_ref().or(task_state.as_ref()).is_some_and(|s| s.is_cancelled()) {
                     self.answers.borrow_mut().insert(wait.id, CallbackOutcome::Abandoned);
                     return Ok(());
                 }
