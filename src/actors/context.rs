@@ -305,12 +305,8 @@ impl Actor {
             None if self.current.borrow().is_empty() => self.loop_state().current_task_state(py),
             _ => None,
         };
-        // While a request waits for Erlang none of its Python runs: an interruption would
-        // hit whatever runs nested meanwhile. A cancelled wait is abandoned instead.
-        let outer = self.shared.running_req.swap(0, Ordering::AcqRel);
-        let result = self.serve_loop(py, Some(wait), task_state);
-        self.shared.running_req.store(outer, Ordering::Release);
-        result
+        // (The caller cleared `running_req` for the wait: a cancel is noticed here instead.)
+        self.serve_loop(py, Some(wait), task_state)
     }
 
     /// `task_state`: the request of the loop task making the call, when `wait` has none.
