@@ -44,6 +44,24 @@ impl Resource for CallerWatch {
     }
 }
 
+/// Watches the process that started a task or stream on a context's loop (`async_call`,
+/// `async_gather`, `stream`, `stream_eval`, `stream_start`'s controller): when it exits,
+/// the request is cancelled as a timeout would, so its work stops.
+pub struct WorkWatch {
+    pub mailbox: Mailbox,
+    pub state: Arc<ReqState>,
+}
+
+#[rustler::resource_impl]
+impl Resource for WorkWatch {
+    fn down<'a>(&'a self, _env: rustler::Env<'a>, _pid: rustler::LocalPid, _mon: rustler::Monitor) {
+        if self.state.try_cancel() {
+            crate::runtime::request_interrupt(self.state.ctx.clone(), self.state.id);
+            self.mailbox.control(Msg::Cancelled(self.state.id));
+        }
+    }
+}
+
 #[rustler::resource_impl]
 impl Resource for ContextRes {}
 

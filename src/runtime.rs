@@ -5,7 +5,7 @@
 //! thread that still runs its request. It is never finalized, so the application can stop
 //! and start again in the same VM.
 
-use crate::actors::ContextShared;
+use crate::actors::{ContextShared, IN_LOOP};
 use crate::atoms;
 use crate::erlang_module::Interrupted;
 use crate::msg_env::MsgEnv;
@@ -151,15 +151,39 @@ fn setup(py: Python<'_>, options: &InitOptions) -> PyResult<()> {
     crate::module_guard::remember(py)
 }
 
-/// Raise `Interrupted` in the context thread if it still runs request `req_id`. Holding
-/// the GIL here means the actor cannot switch requests while we look.
+/// Raise `Interrupted` in the context thread if it still runs request `req_id`: its own
+/// Python code, or (while the event loop runs) a task of that request. Holding the GIL
+/// here means the actor cannot switch requests or tasks while we look; everything looked
+/// at is C code, which never lets the GIL go meanwhile.
 fn interrupt(py: Python<'_>, shared: &ContextShared, req_id: u64) {
-    if shared.running_req.load(Ordering::Acquire) != req_id {
+    let running = shared.running_req.load(Ordering::Acquire);
+    let hit = running == req_id || (running == IN_LOOP && current_task_request(py, shared) == Some(req_id));
+    if !hit {
         return;
     }
+    shared.arm_interrupt();
     let ident = shared.thread_ident.load(Ordering::Acquire);
     let exc = py.get_type::<Interrupted>();
+    // SAFETY: the GIL is held; `ident` names the context's thread (a stale ident only
+    // makes the call find no thread), and the type object is alive for the call.
     unsafe { ffi::PyThreadState_SetAsyncExc(ident as _, exc.as_ptr()) };
+}
+
+/// The request owning the task that runs on the context's loop now (see `_aio.py`'s task
+/// factory, which marks every task with the request it was started for).
+fn current_task_request(py: Python<'_>, shared: &ContextShared) -> Option<u64> {
+    let event_loop = shared.event_loop.lock().ok()?.as_ref()?.clone_ref(py);
+    let tasks = py.import("asyncio.tasks").ok()?;
+    // `current_task` is Python code on 3.11 (running it could let the GIL go and the
+    // actor switch tasks under us); the table it reads is a plain dict, read here in C.
+    let task = match tasks.getattr("_current_tasks").ok()?.cast_into::<pyo3::types::PyDict>() {
+        Ok(table) => table.get_item(event_loop).ok()??,
+        Err(_) => tasks.getattr("current_task").ok()?.call1((event_loop,)).ok()?,
+    };
+    if task.is_none() {
+        return None;
+    }
+    task.getattr(pyo3::intern!(py, "_erlang_request")).ok()?.extract().ok()
 }
 
 /// Ask the interrupter to stop request `req_id` on its context (no-op if it is not running).

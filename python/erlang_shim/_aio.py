@@ -4,7 +4,51 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, AsyncIterable, Awaitable, Callable, Iterable, List
+from itertools import islice
+from typing import Any, AsyncIterable, Awaitable, Callable, Iterable, Iterator, List
+
+# Items of a synchronous iterable collected per turn of the loop: few enough that one
+# turn is short even for C iterators (which never let an interruption in), so a
+# cancelled collection stops within a turn.
+SYNC_BATCH = 1024
+
+
+def task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:
+    """The contexts' task factory: a task inherits the request of the task that created
+    it (`_erlang_request`), so a timed-out request can be interrupted in any of its tasks
+    (the interrupter reads the mark of the loop's current task)."""
+    task = asyncio.Task(coro, loop=loop, **kwargs)
+    parent = asyncio.current_task(loop)
+    if parent is not None:
+        task._erlang_request = getattr(parent, "_erlang_request", 0)
+    return task
+
+
+def start_task(loop: asyncio.AbstractEventLoop, awaitable: Any, request: int) -> asyncio.Future:
+    """`awaitable` as a task on `loop`, marked as request `request`'s."""
+    task = asyncio.ensure_future(awaitable, loop=loop)
+    try:
+        task._erlang_request = request
+    except AttributeError:
+        pass
+    return task
+
+
+def first_batch(iterator: Iterator[Any]) -> List[Any]:
+    """Up to `SYNC_BATCH` items; fewer means the iterator is exhausted."""
+    return list(islice(iterator, SYNC_BATCH))
+
+
+async def collect_rest(items: List[Any], iterator: Iterator[Any]) -> List[Any]:
+    """`items` followed by the rest of `iterator`, a batch per turn of the loop, so that
+    cancelling the collection (its caller timed out or died) stops it."""
+    while True:
+        batch = list(islice(iterator, SYNC_BATCH))
+        items.extend(batch)
+        if len(batch) < SYNC_BATCH:
+            return items
+        await asyncio.sleep(0)
+
 
 
 def is_async_iterable(value: Any) -> bool:

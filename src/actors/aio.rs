@@ -12,9 +12,11 @@ use crate::atoms;
 use crate::convert::py_to_term;
 use crate::execute::{failure_to_term, ok_tuple, Failure};
 use crate::msg_env::{MsgEnv, RawTerm};
+use crate::resources::WorkWatch;
+use rustler::{Monitor, ResourceArc};
+use std::sync::atomic::Ordering;
 use pyo3::prelude::*;
-use pyo3::type_object::PyTypeInfo;
-use pyo3::types::{IntoPyDict, PyCFunction, PyDict, PyList, PyModule, PyString, PyTuple};
+use pyo3::types::{PyCFunction, PyDict, PyList, PyModule, PyString, PyTuple};
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Encoder, Env, LocalPid, Term};
 use std::collections::HashMap;
@@ -45,6 +47,40 @@ pub struct LoopState {
 struct Job {
     req: Request,
     task: Py<PyAny>,
+    _watch: Option<Watch>,
+}
+
+/// A monitor on the process that started a task or stream: when it exits, the work is
+/// cancelled (nobody is left to take its result). Removed when the work ends.
+struct Watch {
+    res: ResourceArc<WorkWatch>,
+    mon: Monitor,
+}
+
+impl Watch {
+    /// Watch `req`'s caller (no watch for fire-and-forget requests). A caller that is
+    /// already gone has the request cancelled at once (the message is handled after the
+    /// work is registered).
+    fn caller_of(actor: &Actor, req: &Request) -> Option<Watch> {
+        let state = req.reply.clone()?;
+        let res = ResourceArc::new(WorkWatch { mailbox: actor.mailbox.clone(), state: state.clone() });
+        // From the actor thread: no caller environment (allowed off the schedulers).
+        match res.monitor(None, &req.caller) {
+            Some(mon) => Some(Watch { res, mon }),
+            None => {
+                if state.try_cancel() {
+                    actor.mailbox.control(super::Msg::Cancelled(state.id));
+                }
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.res.demonitor(None, &self.mon);
+    }
 }
 
 enum Source {
@@ -65,6 +101,7 @@ struct Stream {
     step_queued: bool,
     /// An async stream waits for credit on this future.
     credit_future: Option<Py<PyAny>>,
+    _watch: Option<Watch>,
 }
 
 impl LoopState {
@@ -86,6 +123,16 @@ impl LoopState {
         let mut reqs: Vec<Request> = self.jobs.drain().map(|(_, j)| j.req).collect();
         reqs.extend(self.streams.drain().map(|(_, s)| s.req));
         reqs
+    }
+
+    /// The reply state of the request whose task runs now on the loop (see the task
+    /// factory in `_aio.py`), if it is a task or stream of this context.
+    pub fn current_task_state(&self, py: Python<'_>) -> Option<std::sync::Arc<super::ReqState>> {
+        let table = py.import("asyncio.tasks").ok()?.getattr("_current_tasks").ok()?;
+        let task = table.get_item(self.event_loop.bind(py)).ok()?;
+        let id: u64 = task.getattr(pyo3::intern!(py, "_erlang_request")).ok()?.extract().ok()?;
+        let req = self.jobs.get(&id).map(|j| &j.req).or_else(|| self.streams.get(&id).map(|s| &s.req))?;
+        req.reply.clone()
     }
 
     /// Whether anything is pending on the loop, so that the actor must run it.
@@ -115,10 +162,13 @@ pub fn is_async_request(env: Env, body: RawTerm) -> bool {
 /// immediate reply.
 pub fn start(actor: &Actor, py: Python<'_>, mut req: Request) {
     if req.reply.as_ref().is_some_and(|s| s.is_cancelled()) {
-        return;
+        return end_cancelled_stream(&mut req);
     }
     let env_id = req.env_id();
     let body = req.body;
+    // The Python run here (the function, listing a sync iterable's first items) is this
+    // request's: a timeout interrupts it.
+    let outer = actor.shared.running_req.swap(req_id(&req), Ordering::AcqRel);
     let started = req.env.with(|env| -> Result<Started, (Failure, Option<(LocalPid, LocalPid)>)> {
         let fields = get_tuple(unsafe { Term::new(env, body) }).map_err(|_| (Failure::BadArg("request"), None))?;
         let kind: Atom = fields[0].decode().map_err(|_| (Failure::BadArg("request"), None))?;
@@ -159,13 +209,18 @@ pub fn start(actor: &Actor, py: Python<'_>, mut req: Request) {
             _ => Err((Failure::BadArg("request"), None)),
         }
     });
+    actor.shared.running_req.store(outer, Ordering::Release);
+    if req.reply.as_ref().is_some_and(|s| s.is_cancelled()) {
+        super::context::clear_pending_interrupt(py, &actor.shared);
+    }
     match started {
         Ok(Started::Value(value)) => reply(py, &mut req, Ok(value.bind(py).clone())),
         Ok(Started::Awaitable(awaitable)) => {
             let id = req_id(&req);
             match spawn_task(actor, py, awaitable.bind(py), id, job_done) {
                 Ok(task) => {
-                    actor.loop_state_mut().jobs.insert(id, Job { req, task });
+                    let watch = Watch::caller_of(actor, &req);
+                    actor.loop_state_mut().jobs.insert(id, Job { req, task, _watch: watch });
                 }
                 Err(e) => reply(py, &mut req, Err(e.into())),
             }
@@ -202,13 +257,19 @@ fn awaitable_or_value(value: Bound<'_, PyAny>) -> Started {
     }
 }
 
-/// An async iterable is collected on the loop; anything else iterable is listed now.
+/// An async iterable is collected on the loop. A sync one is listed now when it is short;
+/// a longer one is collected on the loop a batch per turn, so that a timeout or a dead
+/// caller stops it (an endless C iterator never lets an interruption in).
 fn collect_or_list(helpers: &Bound<'_, PyModule>, value: Bound<'_, PyAny>) -> Result<Started, Failure> {
     if helpers.call_method1("is_async_iterable", (&value,))?.is_truthy()? {
         return Ok(Started::Awaitable(helpers.call_method1("collect", (&value,))?.unbind()));
     }
-    let py = value.py();
-    Ok(Started::Value(PyList::type_object(py).call1((value,))?.into_any().unbind()))
+    let iterator = value.try_iter()?;
+    let items = helpers.call_method1("first_batch", (&iterator,))?;
+    if items.len()? < SYNC_BATCH {
+        return Ok(Started::Value(items.unbind()));
+    }
+    Ok(Started::Awaitable(helpers.call_method1("collect_rest", (items, iterator))?.unbind()))
 }
 
 fn req_id(req: &Request) -> u64 {
@@ -224,7 +285,8 @@ fn spawn_task<'py>(
     on_done: fn(&Actor, Python<'_>, u64, &Bound<'_, PyAny>),
 ) -> PyResult<Py<PyAny>> {
     let lp = actor.loop_state().event_loop.clone_ref(py);
-    let task = py.import("asyncio")?.call_method("ensure_future", (awaitable,), Some(&[("loop", lp)].into_py_dict(py)?))?;
+    let helpers = actor.loop_state().helpers.clone_ref(py);
+    let task = helpers.bind(py).call_method1("start_task", (lp, awaitable, id))?;
     let callback = PyCFunction::new_closure(py, None, None, move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| {
         let py = args.py();
         if let (Some(actor), Ok(task)) = (super::context::current_actor(), args.get_item(0)) {
@@ -324,9 +386,10 @@ fn start_stream(actor: &Actor, py: Python<'_>, mut req: Request, value: Py<PyAny
                 return;
             };
             let out = Some(MsgEnv::new());
+            let watch = Watch::caller_of(actor, &req);
             actor.loop_state_mut().streams.insert(
                 id,
-                Stream { req, tag, out, owner, controller, credit, source, step_queued: false, credit_future: None },
+                Stream { req, tag, out, owner, controller, credit, source, step_queued: false, credit_future: None, _watch: watch },
             );
             if is_sync {
                 queue_step(actor, py, id);
@@ -370,24 +433,38 @@ fn sync_step(actor: &Actor, py: Python<'_>, id: u64) {
         }
         None => return,
     };
-    let iterator = iterator.bind(py);
+    // The generator's code is this stream's: a cancel interrupts it (see `interrupt`).
+    let outer = actor.shared.running_req.swap(id, Ordering::AcqRel);
+    let finished = sync_batch(actor, py, id, iterator.bind(py));
+    actor.shared.running_req.store(outer, Ordering::Release);
+    match finished {
+        Some(ending) => finish_stream(actor, py, id, ending),
+        None if actor.loop_state().streams.get(&id).is_some_and(|s| s.credit > 0) => queue_step(actor, py, id),
+        None => {} // out of credit: the controller's grant resumes us
+    }
+}
+
+/// Send up to `SYNC_BATCH` items; `Some` when the stream ends.
+fn sync_batch(actor: &Actor, py: Python<'_>, id: u64, iterator: &Bound<'_, PyAny>) -> Option<Ending> {
     for _ in 0..SYNC_BATCH {
+        // SAFETY: `iterator` is a live iterator and the GIL is held; `PyIter_Next` answers
+        // a new reference or NULL, which `from_owned_ptr_or_opt` takes over.
         let next = unsafe { Bound::from_owned_ptr_or_opt(py, pyo3::ffi::PyIter_Next(iterator.as_ptr())) };
         match next {
             Some(item) => match emit_item(actor, id, &item) {
                 Ok(true) => {}
-                Ok(false) => return, // out of credit: the controller's grant resumes us
-                Err(e) => return finish_stream(actor, py, id, Ending::Error(Failure::Python(e))),
+                Ok(false) => return None,
+                Err(e) => return Some(Ending::Error(Failure::Python(e))),
             },
             None => {
-                return match PyErr::take(py) {
-                    Some(e) => finish_stream(actor, py, id, Ending::Error(Failure::Python(e))),
-                    None => finish_stream(actor, py, id, Ending::Done),
-                };
+                return Some(match PyErr::take(py) {
+                    Some(e) => Ending::Error(Failure::Python(e)),
+                    None => Ending::Done,
+                });
             }
         }
     }
-    queue_step(actor, py, id);
+    None
 }
 
 /// Send one item to the owner. Answers whether credit is left; when it runs out, the
@@ -483,7 +560,16 @@ enum Ending {
 }
 
 fn finish_stream(actor: &Actor, py: Python<'_>, id: u64, ending: Ending) {
-    let Some(mut s) = actor.loop_state_mut().streams.remove(&id) else { return };
+    let Some(s) = actor.loop_state_mut().streams.remove(&id) else { return };
+    if matches!(ending, Ending::Error(_)) && s.req.reply.as_ref().is_some_and(|st| st.is_cancelled()) {
+        // Ended by the interruption of its cancel: the owner is told it was cancelled.
+        super::context::clear_pending_interrupt(py, &actor.shared);
+        return finish_stream_as(py, s, Ending::Cancelled);
+    }
+    finish_stream_as(py, s, ending)
+}
+
+fn finish_stream_as(py: Python<'_>, mut s: Stream, ending: Ending) {
     let body = s.req.body;
     let msg = s.req.env.with(|env| {
         let event = match ending {
@@ -502,8 +588,34 @@ fn stream_event(env: Env, body: RawTerm, event: Term) -> Option<RawTerm> {
     Some((py_stream(), tag, event).encode(env).as_c_arg())
 }
 
+/// A stream cancelled before it started still ends: `{py_stream, Ref, {error, cancelled}}`
+/// to its owner and `{py_stream_finished, Ref}` to its controller. Other cancelled
+/// requests have nobody waiting.
+fn end_cancelled_stream(req: &mut Request) {
+    let body = req.body;
+    let ends = req.env.with(|env| -> Option<(LocalPid, LocalPid, RawTerm)> {
+        // SAFETY: `body` is a term of `req.env`, alive until the environment is cleared.
+        let fields = get_tuple(unsafe { Term::new(env, body) }).ok()?;
+        let kind: Atom = fields.first()?.decode().ok()?;
+        if kind != stream_start() || fields.len() != 9 {
+            return None;
+        }
+        let owner: LocalPid = fields[6].decode().ok()?;
+        let controller: LocalPid = fields[7].decode().ok()?;
+        let event = (atoms::error(), atoms::cancelled()).encode(env);
+        Some((owner, controller, stream_event(env, body, event)?))
+    });
+    if let Some((owner, controller, msg)) = ends {
+        send_stream_end(req, &owner, &controller, Some(msg));
+    }
+}
+
 /// The stream's last event to its owner, then `{py_stream_finished, Ref}` to its controller.
 fn send_stream_end(req: &mut Request, owner: &LocalPid, controller: &LocalPid, msg: Option<RawTerm>) {
+    // The end event is the stream's answer: no `py_reply` goes to the controller as well.
+    if let Some(state) = &req.reply {
+        let _ = state.try_reply();
+    }
     let body = req.body;
     let tag = req.env.with(|env| get_tuple(unsafe { Term::new(env, body) }).ok().and_then(|f| f.get(1).map(|t| t.as_c_arg())));
     if let Some(tag) = tag {

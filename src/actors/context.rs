@@ -36,6 +36,17 @@ const YIELD_AFTER_ROUNDS: u32 = 4;
 /// inside the waiting one, up to this many requests deep; past it, only requests of the
 /// waiting call chains run, so unrelated load cannot grow the thread's stack without bound.
 const UNRELATED_NESTING_LIMIT: usize = 8;
+/// When every level waits for Erlang and only deferred requests are left, how long the
+/// context waits for an answer before it runs the oldest deferred request anyway: the
+/// answers may depend on it (an Erlang function that asks another process to call this
+/// context), so waiting longer can deadlock, while running it at once would nest
+/// unrelated load on every short wait.
+const DEFERRED_GRACE: std::time::Duration = std::time::Duration::from_millis(5);
+/// Stack a nested request must leave free: Python recursion and deep term conversion run
+/// on the same stack. Past it, nested requests are answered `{error, {call_nesting_too_deep, N}}`.
+const MIN_STACK_HEADROOM: usize = STACK_SIZE / 4;
+
+rustler::atoms! { call_nesting_too_deep }
 
 pub struct ContextConfig {
     pub index: u32,
@@ -55,6 +66,9 @@ pub fn start(config: ContextConfig) -> std::io::Result<Mailbox> {
         max_queued: config.max_queued,
         queued: AtomicUsize::new(0),
         running_req: AtomicU64::new(0),
+        interrupt_armed: AtomicBool::new(false),
+        event_loop: Mutex::new(None),
+        wake_writers: AtomicUsize::new(0),
         thread_ident: AtomicU64::new(0),
         status: AtomicU8::new(RUNNING),
         crash_reason: Mutex::new(None),
@@ -115,8 +129,9 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
                     .setattr("_thread_id", py.None())
                     .and_then(|_| event_loop.bind(py).call_method0("close"));
                 if let Err(e) = closed {
-                    e.print(py);
+                    crate::py_errors::log_exception(py, &e);
                 }
+                drop(shared.event_loop.lock().map(|mut l| l.take()));
                 // The actor, its namespaces and py objects are released here, with the GIL.
                 drop(actor);
                 exit
@@ -125,6 +140,8 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
         })
     }))
     .unwrap_or_else(|panic| Exit::Crashed(panic_message(&panic)));
+    // Nothing reads the eventfd any more (the loop is closed).
+    shared.close_wake_fd();
     match exit {
         Exit::Stopped => {
             shared.status.store(STOPPED, Ordering::Release);
@@ -137,6 +154,9 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
             drain_after_exit(&drain_rx, &ErrorReason::Crashed(why));
         }
     }
+    // The thread ends here, dropping the last receiver: a request that a NIF queued after
+    // the drain (it raced the status change) is dropped with the channel, and its `Drop`
+    // answers it; later submissions fail on the status or the closed channel.
 }
 
 /// The request whose Python code runs now; requests nest while Python waits for Erlang.
@@ -176,6 +196,8 @@ pub struct Actor {
     pending_exit: RefCell<Option<Exit>>,
     loop_state: RefCell<LoopState>,
     set_running_loop: Py<PyAny>,
+    /// Lowest address of this thread's stack, to tell how much room is left.
+    stack_low: usize,
 }
 
 impl Actor {
@@ -200,6 +222,10 @@ impl Actor {
         })?;
         event_loop.call_method1("add_reader", (wake_fd, drain))?;
         shared.wake_fd.store(wake_fd, Ordering::Release);
+        // Tasks carry the request they run for, so a timeout can interrupt a busy task.
+        let helpers = py.import("erlang_shim._aio")?;
+        event_loop.call_method1("set_task_factory", (helpers.getattr("task_factory")?,))?;
+        *shared.event_loop.lock().unwrap() = Some(event_loop.clone().unbind());
         let set_running_loop = py.import("asyncio.events")?.getattr("_set_running_loop")?.unbind();
         let loop_state = LoopState::new(py, event_loop.unbind())?;
         Ok(Actor {
@@ -216,6 +242,7 @@ impl Actor {
             pending_exit: RefCell::new(None),
             loop_state: RefCell::new(loop_state),
             set_running_loop,
+            stack_low: stack_low(),
         })
     }
 
@@ -244,12 +271,20 @@ impl Actor {
         let event_loop = self.loop_state().event_loop.clone_ref(py);
         let set_running = self.set_running_loop.bind(py);
         let _ = set_running.call1((&event_loop,));
+        self.shared.running_req.store(super::IN_LOOP, Ordering::Release);
         let result = event_loop.bind(py).call_method0("_run_once");
+        self.shared.running_req.store(0, Ordering::Release);
+        // An interruption aimed at a task step that ended meanwhile must not hit the next.
+        clear_pending_interrupt(py, &self.shared);
         let _ = set_running.call1((py.None(),));
         self.shared.in_selector.store(false, Ordering::SeqCst);
+        // A task re-raises `SystemExit` and `KeyboardInterrupt` after storing them as its
+        // result (its done-callback answers the caller on a later turn); a bare callback
+        // of the user's may raise anything. None of it may reach `PyErr_Print`, which
+        // finalizes the interpreter for `SystemExit`: it is logged, and the loop goes on.
         if let Err(e) = result {
             if !e.is_instance_of::<Interrupted>(py) {
-                e.print(py);
+                crate::py_errors::log_exception(py, &e);
             }
         }
     }
@@ -262,6 +297,22 @@ impl Actor {
     /// Serve the mailbox. Without a wait: until the context stops. With one: until that
     /// callback is answered or abandoned (`Ok`), or the context must stop (`Err`).
     pub fn serve(&self, py: Python<'_>, wait: Option<&CallbackWait>) -> Result<(), Exit> {
+        let Some(wait) = wait else {
+            return self.serve_loop(py, None, None);
+        };
+        // A coroutine's task that calls Erlang synchronously waits for its own request:
+        // when that is cancelled (a timeout, a dead caller), the wait is abandoned, or the
+        // whole loop would wait with it.
+        let task_state = match &wait.state {
+            None if self.current.borrow().is_empty() => self.loop_state().current_task_state(py),
+            _ => None,
+        };
+        // (The caller cleared `running_req` for the wait: a cancel is noticed here instead.)
+        self.serve_loop(py, Some(wait), task_state)
+    }
+
+    /// `task_state`: the request of the loop task making the call, when `wait` has none.
+    fn serve_loop(&self, py: Python<'_>, wait: Option<&CallbackWait>, task_state: Option<Arc<ReqState>>) -> Result<(), Exit> {
         loop {
             // A stop or crash noticed at any depth (a nested serve may have taken the Stop
             // message) ends this level too, whatever path the last turn took.
@@ -272,13 +323,13 @@ impl Actor {
                 if self.answers.borrow().contains_key(&wait.id) {
                     return Ok(());
                 }
-                if wait.state.as_ref().is_some_and(|s| s.is_cancelled()) {
+                if wait.state.as_ref().or(task_state.as_ref()).is_some_and(|s| s.is_cancelled()) {
                     self.answers.borrow_mut().insert(wait.id, CallbackOutcome::Abandoned);
                     return Ok(());
                 }
             }
             if let Some(req) = self.take_deferred() {
-                self.handle(py, Msg::Run(req))?;
+                self.run(py, req)?;
                 continue;
             }
             let msg = match self.rx.try_recv() {
@@ -287,6 +338,22 @@ impl Actor {
                 Err(TryRecvError::Empty) if wait.is_none() && self.loop_state().has_work(py) => {
                     self.run_loop_once(py);
                     continue;
+                }
+                Err(TryRecvError::Empty) if wait.is_some() && !self.deferred.borrow().is_empty() => {
+                    // Every level waits, and only requests put aside are left: they may be
+                    // what the waits need (see `DEFERRED_GRACE`).
+                    let rx = &self.rx;
+                    match py.detach(|| rx.recv_timeout(DEFERRED_GRACE)) {
+                        Ok(msg) => msg,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                            let oldest = self.deferred.borrow_mut().pop_front();
+                            if let Some(req) = oldest {
+                                self.run(py, req)?;
+                            }
+                            continue;
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Err(Exit::Stopped),
+                    }
                 }
                 Err(TryRecvError::Empty) => {
                     let rx = &self.rx;
@@ -348,7 +415,7 @@ impl Actor {
 
     fn handle(&self, py: Python<'_>, msg: Msg) -> Result<(), Exit> {
         match msg {
-            Msg::Run(mut req) => {
+            Msg::Run(req) => {
                 // Control messages below are short and leave an idle context idle.
                 self.shared.idle.store(false, Ordering::Release);
                 if !self.may_run(&req) {
@@ -356,20 +423,7 @@ impl Actor {
                     self.deferred.borrow_mut().push_back(req);
                     return Ok(());
                 }
-                let body = req.body;
-                if req.env.with(|env| aio::is_async_request(env, body)) {
-                    stop_caller_polling(&req);
-                    return match catch_unwind(AssertUnwindSafe(|| aio::start(self, py, req))) {
-                        Ok(()) => Ok(()),
-                        Err(panic) => Err(Exit::Crashed(panic_message(&panic))),
-                    };
-                }
-                let outcome = catch_unwind(AssertUnwindSafe(|| self.run_request(py, &mut req)));
-                if let Err(panic) = outcome {
-                    let why = panic_message(&panic);
-                    answer_error(&mut req, &ErrorReason::Crashed(why.clone()));
-                    return Err(Exit::Crashed(why));
-                }
+                return self.run(py, req);
             }
             Msg::DropEnv(id) => self.executor.drop_env(id),
             Msg::DropObject(object) => drop(object),
@@ -401,6 +455,37 @@ impl Actor {
             }
         }
         Ok(())
+    }
+
+    /// Run a request now, at the current depth (the nesting policy has let it through).
+    fn run(&self, py: Python<'_>, mut req: Request) -> Result<(), Exit> {
+        if !self.current.borrow().is_empty() && self.stack_headroom() < MIN_STACK_HEADROOM {
+            stop_caller_polling(&req);
+            let depth = self.current.borrow().len();
+            answer_error(&mut req, &ErrorReason::TooDeep(depth));
+            return Ok(());
+        }
+        let body = req.body;
+        if req.env.with(|env| aio::is_async_request(env, body)) {
+            stop_caller_polling(&req);
+            return match catch_unwind(AssertUnwindSafe(|| aio::start(self, py, req))) {
+                Ok(()) => Ok(()),
+                Err(panic) => Err(Exit::Crashed(panic_message(&panic))),
+            };
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.run_request(py, &mut req)));
+        if let Err(panic) = outcome {
+            let why = panic_message(&panic);
+            answer_error(&mut req, &ErrorReason::Crashed(why.clone()));
+            return Err(Exit::Crashed(why));
+        }
+        Ok(())
+    }
+
+    /// Bytes of stack left below the caller's frame.
+    fn stack_headroom(&self) -> usize {
+        let here = 0u8;
+        (std::ptr::addr_of!(here) as usize).saturating_sub(self.stack_low)
     }
 
     fn run_request(&self, py: Python<'_>, req: &mut Request) {
@@ -472,8 +557,13 @@ fn request_tag(body: Term) -> Option<Term> {
 }
 
 /// A cancelled request may leave an `Interrupted` armed that has not fired yet.
-fn clear_pending_interrupt(py: Python<'_>, shared: &ContextShared) {
+pub(super) fn clear_pending_interrupt(py: Python<'_>, shared: &ContextShared) {
+    if !shared.take_interrupt_mark() {
+        return;
+    }
     let ident = shared.thread_ident.load(Ordering::Acquire);
+    // SAFETY: called on the actor thread with the GIL held; a NULL exception clears the
+    // thread's pending asynchronous exception.
     unsafe { ffi::PyThreadState_SetAsyncExc(ident as _, std::ptr::null_mut()) };
     if let Some(err) = PyErr::take(py) {
         if !err.is_instance_of::<Interrupted>(py) {
@@ -509,10 +599,12 @@ fn wait_for_message(rx: &Receiver<Msg>) -> Option<Msg> {
 pub(super) enum ErrorReason {
     Crashed(String),
     Stopped,
+    /// Nested this many requests deep, the thread's stack has no room for another.
+    TooDeep(usize),
 }
 
-/// Answer `{error, {context_crashed, Why}}` or `{error, context_stopped}` for a request
-/// that will never run.
+/// Answer `{error, {context_crashed, Why}}`, `{error, context_stopped}` or
+/// `{error, {call_nesting_too_deep, N}}` for a request that will never run.
 pub(super) fn answer_error(req: &mut Request, reason: &ErrorReason) {
     let Some(state) = req.reply.clone() else { return };
     if !state.try_reply() {
@@ -524,6 +616,7 @@ pub(super) fn answer_error(req: &mut Request, reason: &ErrorReason) {
         let why = match reason {
             ErrorReason::Crashed(why) => (atoms::context_crashed(), why.as_str()).encode(env),
             ErrorReason::Stopped => atoms::context_stopped().encode(env),
+            ErrorReason::TooDeep(depth) => (call_nesting_too_deep(), *depth).encode(env),
         };
         Some((atoms::py_reply(), tag, (atoms::error(), why)).encode(env).as_c_arg())
     });
@@ -532,15 +625,35 @@ pub(super) fn answer_error(req: &mut Request, reason: &ErrorReason) {
     }
 }
 
-/// After the actor stopped serving, every request still queued or still arriving (from a
-/// NIF that raced the status change) is answered, until the last handle is gone.
+/// After the actor stopped serving, every request still queued is answered.
 fn drain_after_exit(rx: &Receiver<Msg>, reason: &ErrorReason) {
-    for msg in rx.iter() {
+    for msg in rx.try_iter() {
         match msg {
             Msg::Run(mut req) => answer_error(&mut req, reason),
             // Released through pyo3's deferred reference pool; this thread holds no GIL.
             Msg::DropObject(object) => drop(object),
             _ => {}
+        }
+    }
+}
+
+/// The lowest address of the calling thread's stack.
+fn stack_low() -> usize {
+    // SAFETY: `attr` is initialized by `pthread_getattr_np` before it is read and
+    // destroyed once; the out-pointers point at live locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return 0;
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let got = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        if got == 0 {
+            addr as usize
+        } else {
+            0
         }
     }
 }

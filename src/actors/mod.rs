@@ -18,6 +18,9 @@ pub const RUNNING: u8 = 0;
 pub const STOPPED: u8 = 1;
 pub const CRASHED: u8 = 2;
 
+/// `running_req` while the event loop runs: the running request is the current task's.
+pub const IN_LOOP: u64 = u64::MAX;
+
 static NEXT_CONTEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// State of one context that NIFs, the interrupter and the actor all read.
@@ -26,8 +29,16 @@ pub struct ContextShared {
     pub id: u64,
     pub max_queued: usize,
     pub queued: AtomicUsize,
-    /// Id of the request whose Python code runs now (0: none). Written with the GIL held.
+    /// Id of the request whose Python code runs now (0: none; `IN_LOOP`: the event loop
+    /// runs, and the request is the one owning the current task). Written with the GIL held.
     pub running_req: AtomicU64,
+    /// The interrupter raised `Interrupted` in the actor thread and it may not have fired.
+    pub interrupt_armed: AtomicBool,
+    /// The context's event loop, for the interrupter to find the task running now.
+    /// Only touched with the GIL held; taken out when the actor leaves.
+    pub event_loop: Mutex<Option<pyo3::Py<pyo3::PyAny>>>,
+    /// NIFs writing to `wake_fd` right now (see `Mailbox::wake` and `close_wake_fd`).
+    pub wake_writers: AtomicUsize,
     /// `threading.get_ident()` of the actor thread, for `PyThreadState_SetAsyncExc`.
     pub thread_ident: AtomicU64,
     pub status: AtomicU8,
@@ -80,19 +91,28 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
-    /// Queue a request, refusing it at once when the context is full or gone.
-    pub fn submit(&self, req: Request) -> Result<(), SubmitError> {
-        self.check_alive()?;
+    /// Queue a request, refusing it at once when the context is full or gone. A refused
+    /// request is disarmed: its caller gets the refusal as the result, not a message.
+    pub fn submit(&self, mut req: Request) -> Result<(), SubmitError> {
+        if let Err(e) = self.check_alive() {
+            req.disarm();
+            return Err(e);
+        }
         let max = self.shared.max_queued;
         let before = self.shared.queued.fetch_add(1, Ordering::AcqRel);
         if before >= max {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            req.disarm();
             return Err(SubmitError::Overloaded(before, max));
         }
-        self.tx.send(Msg::Run(req)).map_err(|_| {
+        if let Err(crossbeam_channel::SendError(msg)) = self.tx.send(Msg::Run(req)) {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-            SubmitError::Stopped
-        })?;
+            if let Msg::Run(mut req) = msg {
+                req.disarm();
+            }
+            // The actor left after we checked: report what it left as.
+            return Err(self.check_alive().err().unwrap_or(SubmitError::Stopped));
+        }
         self.wake();
         Ok(())
     }
@@ -110,11 +130,18 @@ impl Mailbox {
         // we just queued, or we see that it sleeps in the selector.
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.shared.in_selector.load(Ordering::SeqCst) {
-            let fd = self.shared.wake_fd.load(Ordering::Acquire);
+            // Announce the write before reading the fd: `close_wake_fd` takes the fd away
+            // first and then waits for announced writers, so the number we write to is
+            // still our eventfd, never a reused descriptor.
+            self.shared.wake_writers.fetch_add(1, Ordering::SeqCst);
+            let fd = self.shared.wake_fd.load(Ordering::SeqCst);
             if fd >= 0 {
                 let one: u64 = 1;
+                // SAFETY: `fd` stays open until `wake_writers` drops back (see
+                // `close_wake_fd`), and the buffer is 8 valid bytes, as an eventfd wants.
                 unsafe { libc::write(fd, &one as *const u64 as *const libc::c_void, 8) };
             }
+            self.shared.wake_writers.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -161,16 +188,39 @@ impl Mailbox {
 }
 
 impl Drop for ContextShared {
-    /// Runs once the last handle to the mailbox is gone, so no NIF can still write to it.
     fn drop(&mut self) {
-        let fd = self.wake_fd.load(Ordering::Acquire);
-        if fd >= 0 {
-            unsafe { libc::close(fd) };
-        }
+        self.close_wake_fd();
     }
 }
 
 impl ContextShared {
+    /// Close the wake-up eventfd once no NIF can be writing to it (idempotent). The actor
+    /// calls it when it leaves, so a stopped context keeps no descriptor open.
+    pub fn close_wake_fd(&self) {
+        let fd = self.wake_fd.swap(-1, Ordering::SeqCst);
+        if fd < 0 {
+            return;
+        }
+        // A writer that announced itself may hold the old number; it finishes in a few
+        // instructions (the eventfd is non-blocking).
+        while self.wake_writers.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+        // SAFETY: `fd` is the eventfd this context opened; the swap above made it
+        // unreachable for new writers and the loop waited out the ones already writing.
+        unsafe { libc::close(fd) };
+    }
+
+    /// Remember that an `Interrupted` may be pending on the actor thread.
+    pub fn arm_interrupt(&self) {
+        self.interrupt_armed.store(true, Ordering::Release);
+    }
+
+    /// Whether an `Interrupted` may still be pending; clears the mark.
+    pub fn take_interrupt_mark(&self) -> bool {
+        self.interrupt_armed.swap(false, Ordering::AcqRel)
+    }
+
     pub fn crash_reason(&self) -> String {
         self.crash_reason
             .lock()

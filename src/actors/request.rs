@@ -5,7 +5,8 @@ use crate::msg_env::{MsgEnv, RawTerm};
 use crate::resources::EnvRes;
 use rustler::ResourceArc;
 use pyo3::{Py, PyAny};
-use rustler::LocalPid;
+use crate::atoms;
+use rustler::{Encoder, LocalPid, Term};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -145,6 +146,43 @@ pub struct Request {
 impl Request {
     pub fn env_id(&self) -> u64 {
         self.local_env.as_ref().map_or(0, |e| e.env_id)
+    }
+
+    /// Give up the right to answer on drop: for a request refused in a NIF, whose caller
+    /// gets the refusal as the NIF's result (and where `enif_send` needs the caller's env).
+    pub fn disarm(&mut self) {
+        self.reply = None;
+    }
+}
+
+impl Drop for Request {
+    /// A request nobody answered (a context that stopped and dropped its mailbox with the
+    /// request still in it) answers `{error, context_stopped}` or the crash: a caller is
+    /// never left waiting for its timeout. Requests are only dropped armed off the BEAM's
+    /// schedulers (NIFs disarm what they refuse), so the NULL-env send is allowed.
+    fn drop(&mut self) {
+        let Some(state) = self.reply.take() else { return };
+        if !state.try_reply() {
+            return;
+        }
+        let body = self.body;
+        let why = match state.ctx.status.load(Ordering::Acquire) {
+            crate::actors::CRASHED => Some(state.ctx.crash_reason()),
+            _ => None,
+        };
+        let msg = self.env.with(|env| {
+            // SAFETY: `body` is a term of `self.env`, which was never cleared: nothing was
+            // sent from it (the reply state was still unclaimed).
+            let tag = rustler::types::tuple::get_tuple(unsafe { Term::new(env, body) }).ok()?.get(1).copied()?;
+            let reason = match &why {
+                Some(why) => (atoms::context_crashed(), why.as_str()).encode(env),
+                None => atoms::context_stopped().encode(env),
+            };
+            Some((atoms::py_reply(), tag, (atoms::error(), reason)).encode(env).as_c_arg())
+        });
+        if let Some(msg) = msg {
+            self.env.send_and_clear(&self.caller, msg);
+        }
     }
 }
 
