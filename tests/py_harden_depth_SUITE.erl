@@ -41,7 +41,7 @@
 -define(MESSAGE_MAX, 16384).
 -define(TEXT_MAX, 4096).
 -define(HEADROOM_MSG,
-        <<"erlang.call nested too deeply: less than 4 MiB of the context's stack is left">>).
+        <<"erlang.call nested too deeply: less than 20 MiB of the context's stack is left">>).
 
 %%% ---------------------------------------------------------------------------
 %%% Common Test callbacks

@@ -24,10 +24,12 @@ use std::sync::{Mutex, RwLock};
 static NEXT_CALLBACK_ID: AtomicU64 = AtomicU64::new(1);
 /// Stack a context thread must still have for `erlang.call` to nest one more level.
 /// Each level nests the actor's serve loop, the next request and its Python frames on the
-/// same thread stack, whatever Python's recursion limit says; what is left covers the
-/// Python code of one level (C recursion up to the default recursion limit), conversions
-/// (which grow their own stack anyway) and the unwinding.
-const CALL_HEADROOM: usize = 4 * 1024 * 1024;
+/// same thread stack, whatever Python's recursion limit says. The margin above the
+/// context's own limit for nested requests makes a re-entrant chain end here, as a Python
+/// `RecursionError` where the chain recurses, rather than as an error answered to the
+/// nested request; it covers the Python code of one level (C recursion up to the default
+/// recursion limit) and the unwinding.
+const CALL_HEADROOM: usize = super::context::MIN_STACK_HEADROOM + 4 * 1024 * 1024;
 static DISPATCHER: Mutex<Option<LocalPid>> = Mutex::new(None);
 /// Names registered with `py:register_function`, so that `erlang.name` can answer
 /// `AttributeError` at once for unknown names.

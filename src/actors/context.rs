@@ -44,7 +44,7 @@ const UNRELATED_NESTING_LIMIT: usize = 8;
 const DEFERRED_GRACE: std::time::Duration = std::time::Duration::from_millis(5);
 /// Stack a nested request must leave free: Python recursion and deep term conversion run
 /// on the same stack. Past it, nested requests are answered `{error, {call_nesting_too_deep, N}}`.
-const MIN_STACK_HEADROOM: usize = STACK_SIZE / 4;
+pub(super) const MIN_STACK_HEADROOM: usize = STACK_SIZE / 4;
 
 rustler::atoms! { call_nesting_too_deep }
 
@@ -196,8 +196,6 @@ pub struct Actor {
     pending_exit: RefCell<Option<Exit>>,
     loop_state: RefCell<LoopState>,
     set_running_loop: Py<PyAny>,
-    /// Lowest address of this thread's stack, to tell how much room is left.
-    stack_low: usize,
 }
 
 impl Actor {
@@ -242,7 +240,6 @@ impl Actor {
             pending_exit: RefCell::new(None),
             loop_state: RefCell::new(loop_state),
             set_running_loop,
-            stack_low: stack_low(),
         })
     }
 
@@ -459,7 +456,7 @@ impl Actor {
 
     /// Run a request now, at the current depth (the nesting policy has let it through).
     fn run(&self, py: Python<'_>, mut req: Request) -> Result<(), Exit> {
-        if !self.current.borrow().is_empty() && self.stack_headroom() < MIN_STACK_HEADROOM {
+        if !self.current.borrow().is_empty() && crate::convert::remaining_stack().is_some_and(|left| left < MIN_STACK_HEADROOM) {
             stop_caller_polling(&req);
             let depth = self.current.borrow().len();
             answer_error(&mut req, &ErrorReason::TooDeep(depth));
@@ -480,12 +477,6 @@ impl Actor {
             return Err(Exit::Crashed(why));
         }
         Ok(())
-    }
-
-    /// Bytes of stack left below the caller's frame.
-    fn stack_headroom(&self) -> usize {
-        let here = 0u8;
-        (std::ptr::addr_of!(here) as usize).saturating_sub(self.stack_low)
     }
 
     fn run_request(&self, py: Python<'_>, req: &mut Request) {
@@ -637,26 +628,6 @@ fn drain_after_exit(rx: &Receiver<Msg>, reason: &ErrorReason) {
     }
 }
 
-/// The lowest address of the calling thread's stack.
-fn stack_low() -> usize {
-    // SAFETY: `attr` is initialized by `pthread_getattr_np` before it is read and
-    // destroyed once; the out-pointers point at live locals.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return 0;
-        }
-        let mut addr: *mut libc::c_void = std::ptr::null_mut();
-        let mut size: libc::size_t = 0;
-        let got = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
-        libc::pthread_attr_destroy(&mut attr);
-        if got == 0 {
-            addr as usize
-        } else {
-            0
-        }
-    }
-}
 
 fn notify_owner(owner: &LocalPid, why: &str) {
     let mut env = MsgEnv::new();
