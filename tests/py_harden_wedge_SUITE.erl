@@ -10,6 +10,7 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+-export([stop_runs_task_cleanup/1, stop_cleanup_body/0]).
 -export([suite/0, all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2]).
 %% Cases.
@@ -43,7 +44,7 @@ all() ->
      nesting_8_callers, nesting_16_callers, nesting_64_callers, chain_out_of_stack,
      dead_caller_cancels_5000_sleeps, dead_caller_stops_collection,
      dead_caller_cancels_gather, caller_gone_before_start, stop_start_cycles_free_threads,
-     stream_cancel_while_queued].
+     stream_cancel_while_queued, stop_runs_task_cleanup].
 
 %% `exits': each case in a VM of its own (before the fix, each finalized Python).
 %% `interrupts': one VM with a short default timeout (`py:stream' takes no timeout).
@@ -493,3 +494,23 @@ rss_kb() ->
     [Line] = [L || L <- binary:split(Status, <<"\n">>, [global]), binary:match(L, <<"VmRSS:">>) =/= nomatch],
     [_, Kb | _] = string:lexemes(binary_to_list(Line), " \t"),
     list_to_integer(Kb).
+
+%% Stopping the contexts cancels the tasks still on their loops and lets their cleanup
+%% run (a `finally' after an `await', an async generator's `finally') before the loop
+%% closes; their callers were answered `{error, context_stopped}' already.
+stop_runs_task_cleanup(_Config) ->
+    ?assertEqual({ok, ok}, in_own_vm(stop_cleanup_body)).
+
+stop_cleanup_body() ->
+    Task = py:async_call(?H, sleep_then_mark, [<<"task_key">>]),
+    Gen = py:async_call(?H, hold_agen, [<<"agen_key">>]),
+    timer:sleep(200),
+    {error, not_found} = py:state_fetch(<<"task_key">>),
+    ok = py:stop_contexts(),
+    {error, context_stopped} = py:async_await(Task, 1000),
+    {error, context_stopped} = py:async_await(Gen, 1000),
+    {ok, <<"cleaned up">>} = py:state_fetch(<<"task_key">>),
+    {ok, <<"finalized">>} = py:state_fetch(<<"agen_key">>),
+    {ok, _} = py:start_contexts(),
+    ok.
+

@@ -116,3 +116,32 @@ async def block_in_erlang() -> Any:
     """A coroutine that calls an Erlang function synchronously (the loop waits too)."""
     await asyncio.sleep(0)
     return erlang.call("wedge_block")
+
+
+# --- stopping ------------------------------------------------------------------------
+
+async def sleep_then_mark(key: str) -> None:
+    """Sleep for good; when cancelled, record `key` in the shared state (its cleanup ran)."""
+    try:
+        await asyncio.sleep(600)
+    finally:
+        erlang.state_set(key, "cleaned up")
+
+
+async def counting_agen(key: str) -> AsyncIterator[int]:
+    """An async generator that records `key` when it is finalized."""
+    try:
+        n = 0
+        while True:
+            yield n
+            n += 1
+    finally:
+        erlang.state_set(key, "finalized")
+
+
+async def hold_agen(key: str) -> int:
+    """Start an async generator, take one item and keep it suspended until cancelled."""
+    gen = counting_agen(key)
+    first = await gen.__anext__()
+    await asyncio.sleep(600)
+    return first

@@ -86,3 +86,21 @@ async def pump(
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()
+
+
+# How long a stopping context lets its cancelled tasks and async generators finish.
+WIND_DOWN_SECONDS = 1.0
+
+
+def wind_down(loop: asyncio.AbstractEventLoop) -> None:
+    """Before a stopping context closes its loop: cancel every task still on it and let
+    them run their ``finally`` blocks and cleanup for at most `WIND_DOWN_SECONDS`, then
+    finalize async generators. Their callers were answered already; without this the
+    tasks would be destroyed pending (asyncio warns on stderr) and their cleanup skipped."""
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=WIND_DOWN_SECONDS))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+

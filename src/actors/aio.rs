@@ -118,6 +118,11 @@ impl LoopState {
         })
     }
 
+    /// The coroutine helpers (`erlang_shim._aio`).
+    pub fn helpers<'py>(&self, py: Python<'py>) -> Bound<'py, PyModule> {
+        self.helpers.bind(py).clone()
+    }
+
     /// Every request still waiting for a task or stream (the context is going away).
     pub fn abandon_all(&mut self) -> Vec<Request> {
         let mut reqs: Vec<Request> = self.jobs.drain().map(|(_, j)| j.req).collect();

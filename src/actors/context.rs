@@ -119,14 +119,17 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
                 for mut req in actor.loop_state_mut().abandon_all() {
                     answer_error(&mut req, &reason);
                 }
-                // The loop's selector and self-pipe are closed now, not whenever the
+                // Tasks still on the loop are cancelled and given a moment to clean up;
+                // then the loop's selector and self-pipe are closed now, not whenever the
                 // cycle collector finds them; the wake-up eventfd goes with the mailbox.
                 let event_loop = actor.loop_state().event_loop.clone_ref(py);
                 // `_thread_id` was set so that the loop knows its thread; while set, asyncio
                 // counts the loop as running and refuses to close it.
+                let helpers = actor.loop_state().helpers(py);
                 let closed = event_loop
                     .bind(py)
                     .setattr("_thread_id", py.None())
+                    .and_then(|_| helpers.call_method1("wind_down", (event_loop.bind(py),)))
                     .and_then(|_| event_loop.bind(py).call_method0("close"));
                 if let Err(e) = closed {
                     crate::py_errors::log_exception(py, &e);
