@@ -409,12 +409,7 @@ port_reason_fun([]) ->
 
 %% Run `?MODULE:Body()' in a VM of its own; it must finish (the VM must survive).
 isolated(Body) ->
-    Vm = py_isolated:start(),
-    try
-        ?assertEqual({ok, ok}, py_isolated:call(Vm, ?MODULE, Body, [], 170000))
-    after
-        py_isolated:stop(Vm)
-    end.
+    ?assertEqual({ok, ok}, py_isolated:run(?MODULE, Body, 170000)).
 
 assert_context_works() ->
     ?assertEqual({ok, 2}, py:eval(<<"1 + 1">>)),

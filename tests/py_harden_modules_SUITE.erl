@@ -21,12 +21,7 @@ replaced_erlang_module_comes_back(_Config) ->
     in_own_vm(replace_and_restart).
 
 in_own_vm(Body) ->
-    Vm = py_isolated:start(),
-    try
-        ?assertEqual({ok, ok}, py_isolated:call(Vm, ?MODULE, Body, []))
-    after
-        py_isolated:stop(Vm)
-    end.
+    ?assertEqual({ok, ok}, py_isolated:run(?MODULE, Body, 60000)).
 
 %% Run in the isolated VM.
 delete_and_restart() ->

@@ -94,10 +94,7 @@ expected_after_exit() ->
       to_thread_everywhere => [{ok, N + 100} || N <- Contexts]}.
 
 in_own_vm(Body) ->
-    Vm = py_isolated:start(),
-    try py_isolated:call(Vm, ?MODULE, Body, [], 30000)
-    after py_isolated:stop(Vm)
-    end.
+    py_isolated:run(?MODULE, Body, 30000).
 
 sys_exit_async_call(_Config) ->
     {ok, {Exit, Again, After}} = in_own_vm(sys_exit_async_call_body),

@@ -6,7 +6,7 @@
 %%% so the test node need not be distributed.
 -module(py_isolated).
 
--export([start/0, start/1, call/4, call/5, stop/1, os_pid/1, rss_kb/1]).
+-export([start/0, start/1, call/4, call/5, run/3, stop/1, os_pid/1, rss_kb/1]).
 
 -type vm() :: pid().
 -export_type([vm/0]).
@@ -54,6 +54,17 @@ call(Vm, M, F, A, Timeout) ->
                 demonitor(Mon, [flush]),
                 {vm_died, {Class, Reason}}
             end
+    end.
+
+%% @doc `Module:Body()' in a VM of its own, started for it and stopped after: what
+%% `call/5' answers.
+-spec run(module(), atom(), timeout()) -> {ok, term()} | {vm_died, term()} | {vm_timeout, timeout()}.
+run(Module, Body, Timeout) ->
+    Vm = start(),
+    try
+        call(Vm, Module, Body, [], Timeout)
+    after
+        stop(Vm)
     end.
 
 -spec stop(vm()) -> ok.
