@@ -44,7 +44,17 @@
 -type pool() :: atom().
 -type code() :: iodata() | unicode:chardata().
 -type call_opts() :: #{kwargs => py_kwargs(), timeout => timeout(), return => term | ref}.
--export_type([py_module/0, py_func/0, py_args/0, py_kwargs/0, py_result/0, py_ref/0]).
+%% A SharedDict handle (a NIF resource, which the VM shows as a reference).
+-type shared_dict() :: reference().
+%% A finished span as `get_traces/0' answers it.
+-type span() :: #{name := binary(), span_id := non_neg_integer(),
+                  parent_id := non_neg_integer() | undefined, attributes := map(),
+                  start_time := integer(), end_time := integer(), duration_us := integer(),
+                  status := ok | error, end_attrs := map(),
+                  events := [#{name := binary(), attrs := map(), time := integer()}],
+                  trace_id := binary()}.
+-export_type([py_module/0, py_func/0, py_args/0, py_kwargs/0, py_result/0, py_ref/0,
+              shared_dict/0, span/0]).
 
 %% The largest timeout `receive ... after' accepts.
 %% Binaries bigger than this are stored by a dirty scheduler (see state_store/2).
@@ -490,15 +500,19 @@ state_decr(Key) -> state_incr(Key, -1).
 state_decr(Key, Amount) when is_integer(Amount) -> py_nif:state_incr(Key, -Amount).
 
 %% @doc A dictionary shared with Python (`erlang.SharedDict' there), owned by the calling
-%% process: destroyed when it exits or by `shared_dict_destroy/1'. Using a destroyed
-%% dictionary raises `shared_dict_destroyed'.
--spec shared_dict_new() -> reference().
+%% process: destroyed when it exits or by `shared_dict_destroy/1'. Answers
+%% `{ok, Handle}' (2.3.1's behaviour; its reference text suggested a bare handle). Keys
+%% and values are any terms. Every operation on a destroyed dictionary raises `badarg',
+%% except `shared_dict_destroy/1' itself, which answers `ok' again.
+-spec shared_dict_new() -> {ok, shared_dict()}.
 shared_dict_new() -> py_nif:shared_dict_new().
 
--spec shared_dict_get(reference(), term()) -> term().
+%% @doc The value under `Key', or `undefined'. Raises `badarg' on a destroyed dictionary.
+-spec shared_dict_get(shared_dict(), term()) -> term().
 shared_dict_get(Dict, Key) -> shared_dict_get(Dict, Key, undefined).
 
--spec shared_dict_get(reference(), term(), term()) -> term().
+%% @doc The value under `Key', or `Default'. Raises `badarg' on a destroyed dictionary.
+-spec shared_dict_get(shared_dict(), term(), term()) -> term().
 shared_dict_get(Dict, Key, Default) ->
     %% Values over 1 MiB (encoded) are copied out on a dirty scheduler.
     Found = case py_nif:shared_dict_get(Dict, Key) of
@@ -510,22 +524,29 @@ shared_dict_get(Dict, Key, Default) ->
         error -> Default
     end.
 
--spec shared_dict_set(reference(), term(), term()) -> ok.
+%% @doc Store `Value' under `Key'; `ok'. Raises `badarg' on a destroyed dictionary.
+-spec shared_dict_set(shared_dict(), term(), term()) -> ok.
 shared_dict_set(Dict, Key, Value) -> py_nif:shared_dict_set(Dict, Key, Value).
 
--spec shared_dict_del(reference(), term()) -> ok.
+%% @doc Remove `Key' (a missing key is no error); `ok'. Raises `badarg' on a destroyed
+%% dictionary.
+-spec shared_dict_del(shared_dict(), term()) -> ok.
 shared_dict_del(Dict, Key) -> py_nif:shared_dict_del(Dict, Key).
 
--spec shared_dict_keys(reference()) -> [term()].
+%% @doc The keys, in no particular order. Raises `badarg' on a destroyed dictionary.
+-spec shared_dict_keys(shared_dict()) -> [term()].
 shared_dict_keys(Dict) -> py_nif:shared_dict_keys(Dict).
 
--spec shared_dict_destroy(reference()) -> ok.
+%% @doc Empty the dictionary and make its handle unusable; `ok', also when it was
+%% destroyed already.
+-spec shared_dict_destroy(shared_dict()) -> ok.
 shared_dict_destroy(Dict) -> py_nif:shared_dict_destroy(Dict).
 
 %%% ---------------------------------------------------------------------------
 %%% Tracing
 
-%% @doc Start recording the spans Python code opens with `erlang.Span(Name, **Attrs)'.
+%% @doc Start recording the spans Python code opens with `erlang.Span(Name, **Attrs)' or
+%% `@erlang.trace()'.
 -spec enable_tracing() -> ok.
 enable_tracing() ->
     py_nif:tracing_enable(true).
