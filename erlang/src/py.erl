@@ -649,18 +649,19 @@ ensure_venv(Path, Requirements) ->
 ensure_venv(Path, Requirements, Opts) when is_list(Opts) ->
     py_venv:ensure(Path, Requirements, Opts).
 
-%% @doc Restore `sys.path' as it was before `activate_venv/1'.
+%% @doc Restore `sys.path' as it was before any venv: before `activate_venv/1', and
+%% without the venv of the app env `venv' either (the `python_path' entries stay).
 -spec deactivate_venv() -> ok | {error, term()}.
 deactivate_venv() ->
     admin_ok(deactivate_venv, []).
 
-%% @doc `#{<<"venv_path">> => P, <<"site_packages">> => S}' of the active venv, or `none'.
--spec venv_info() -> map() | none | {error, term()}.
+%% @doc The active venv, in 2.3.1's shape: `{ok, #{<<"active">> => false}}' when none is,
+%% else `{ok, #{<<"active">> => true, <<"venv_path">> => Path, <<"site_packages">> => Dir,
+%% <<"sys_path">> => [Entry]}}' (binaries; `sys_path' as it is now). The venv of the app
+%% env `venv' counts as active from start-up until `deactivate_venv/0'.
+-spec venv_info() -> {ok, #{binary() => boolean() | binary() | [binary()]}} | {error, term()}.
 venv_info() ->
-    case admin(venv_info, []) of
-        {ok, Info} -> Info;
-        Error -> Error
-    end.
+    admin(venv_info, []).
 
 %% @doc Forward Python `logging' records to the Erlang `logger' (level `debug').
 -spec configure_logging() -> ok | {error, term()}.

@@ -118,14 +118,15 @@ class ErlangOutput(io.TextIOBase):
 
 
 def _activate_paths(python_path: Iterable[str], venv: Optional[str]) -> None:
-    if venv:
-        # The configured venv is part of the base path, not an `activate_venv` that
-        # `deactivate_venv` would undo.
-        from erlang_shim._admin import put_venv_first
-
-        put_venv_first(os.path.abspath(venv), list(sys.path))
     front = list(python_path)
-    sys.path[:] = front + [p for p in sys.path if p not in front]
+    if venv:
+        # The configured venv is the one Python runs in, so venv_info reports it, as
+        # 2.3.1 reports the venv it runs in; deactivate_venv undoes it like any other.
+        from erlang_shim._admin import activate_configured_venv
+
+        activate_configured_venv(os.path.abspath(venv), front)
+    else:
+        sys.path[:] = front + [p for p in sys.path if p not in front]
 
 
 MODULE_DOC = """Reach the Erlang VM from Python code run by erlang_python.
