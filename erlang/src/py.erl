@@ -556,11 +556,13 @@ enable_tracing() ->
 disable_tracing() ->
     py_nif:tracing_enable(false).
 
-%% @doc The finished spans, oldest first: maps with `name', `span_id', `parent_id'
-%% (`undefined' for a root), `trace_id', `start_time' and `end_time' (microseconds since
-%% the epoch), `duration_us', `status' (`ok', `{error, Description}' or `unset'),
-%% `attributes' and `events' (maps with `name', `time', `attributes').
--spec get_traces() -> {ok, [map()]}.
+%% @doc The finished spans, in the order they started, in 2.3.1's shape: maps with
+%% `name' (binary), `span_id' (integer), `parent_id' (integer, `undefined' for a root),
+%% `attributes' (map), `start_time' and `end_time' (microseconds since the epoch),
+%% `duration_us', `status' (`ok' or `error'), `end_attrs' (`#{<<"exception">> => Text}'
+%% when an exception ended the span, else `#{}') and `events' (newest first, maps with
+%% `name', `attrs', `time'), plus `trace_id' (hex binary).
+-spec get_traces() -> {ok, [span()]}.
 get_traces() ->
     {ok, py_nif:tracing_spans()}.
 

@@ -147,6 +147,8 @@ Messages and processes
 
 Tracing (``py:enable_tracing/0``, ``py:get_traces/0``)
     Span(name, **attrs)     context manager and decorator; event(), set_attribute()
+    trace(name=None)        decorator: each call runs in a span named ``name`` or
+                            ``module.qualname``
 
 Waiting
     sleep(seconds)          awaitable inside coroutines; in synchronous code a
@@ -178,10 +180,11 @@ def _guard_fork() -> None:
 
 def install(python_path: Iterable[str] = (), venv: Optional[str] = None) -> None:
     """Complete the ``erlang`` module and route standard output to the VM."""
-    from erlang_shim._span import Span
+    from erlang_shim._span import Span, trace
 
     erlang.__doc__ = MODULE_DOC
     erlang.Span = Span
+    erlang.trace = trace
     erlang.Atom = Atom
     erlang.atom = atom
     erlang.ErlangFunction = ErlangFunction
