@@ -199,19 +199,37 @@ fn send(py: Python<'_>, pid: &Bound<'_, Pid>, term: &Bound<'_, PyAny>) -> PyResu
     }
 }
 
-/// The pid registered under `name`, or `None`.
+/// The pid registered under `name` (a `str`, `erlang.Atom` or `bytes`), or `None`.
+/// Bytes are the atom's UTF-8 text, as 2.3.1 accepted them; bytes that are not UTF-8
+/// name no atom, so no process.
 #[pyfunction]
-fn whereis(py: Python<'_>, name: &str) -> PyResult<Option<Py<Pid>>> {
+fn whereis(py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Option<Py<Pid>>> {
+    let text: std::borrow::Cow<'_, str> = if let Ok(s) = name.cast::<pyo3::types::PyString>() {
+        s.to_cow()?
+    } else if let Ok(b) = name.cast::<pyo3::types::PyBytes>() {
+        match std::str::from_utf8(b.as_bytes()) {
+            Ok(s) => std::borrow::Cow::Owned(s.to_owned()),
+            Err(_) => return Ok(None),
+        }
+    } else {
+        let kind = name.get_type().name()?;
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "whereis() name must be str, bytes or erlang.Atom, not {kind}"
+        )));
+    };
     let env = MsgEnv::new();
     let found = env.with(|e| {
-        let atom = crate::convert::existing_atom(e, name)?;
+        let atom = crate::convert::existing_atom(e, &text)?;
         let mut pid = std::mem::MaybeUninit::<rustler::sys::ErlNifPid>::uninit();
+        // SAFETY: a null env is allowed for enif_whereis_pid from a non-scheduler thread;
+        // `atom` is a live term of `e`, and `pid` is written before it is read below.
         let ok = unsafe {
             rustler::sys::enif_whereis_pid(std::ptr::null_mut(), atom.as_c_arg(), pid.as_mut_ptr())
         };
         if ok == 0 {
             return None;
         }
+        // SAFETY: enif_whereis_pid answered true, so it filled `pid`.
         let pid = LocalPid::from_c_arg(unsafe { pid.assume_init() });
         Some(pid.encode(e).to_binary().as_slice().to_vec())
     });

@@ -9,7 +9,7 @@ use crate::resources::SharedDictRes;
 use crate::state::{key_of, IncrError, Stored, GLOBAL};
 use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
 
-rustler::atoms! { not_found, shared_dict_destroyed, badarith, big }
+rustler::atoms! { not_found, badarith, big }
 
 /// Values bigger than this (encoded) are decoded on a dirty scheduler: about 1 ms of work.
 const BIG_VALUE: usize = 1 << 20;
@@ -78,11 +78,12 @@ fn state_incr(key: Term, by: i64) -> NifResult<i64> {
     GLOBAL.incr(key, by).map_err(incr_error)
 }
 
+/// `{ok, Handle}`, as 2.3.1 answered (its reference text promised a bare handle).
 #[rustler::nif]
-fn shared_dict_new(env: Env) -> ResourceArc<SharedDictRes> {
+fn shared_dict_new(env: Env) -> (Atom, ResourceArc<SharedDictRes>) {
     let dict = ResourceArc::new(SharedDictRes::default());
     dict.monitor(Some(env), &env.pid());
-    dict
+    (atoms::ok(), dict)
 }
 
 /// `{ok, Value}`, `error` when the key is missing, or `big` (as for `state_fetch`).
@@ -120,14 +121,18 @@ fn shared_dict_keys(env: Env, dict: ResourceArc<SharedDictRes>) -> NifResult<Vec
     Ok(decode_keys(env, live(&dict)?.keys()))
 }
 
+/// Idempotent: destroying a destroyed dictionary answers `ok` too, so cleanup code that
+/// races the owner's exit never fails.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn shared_dict_destroy(dict: ResourceArc<SharedDictRes>) -> Atom {
     dict.destroy();
     atoms::ok()
 }
 
+/// A destroyed dictionary is a bad argument (`error:badarg`), as in 2.3.1: the handle no
+/// longer names a dictionary.
 fn live(dict: &SharedDictRes) -> NifResult<&crate::state::Table> {
-    dict.live().ok_or(rustler::Error::RaiseAtom("shared_dict_destroyed"))
+    dict.live().ok_or(rustler::Error::BadArg)
 }
 
 fn decode_keys(env: Env, keys: Vec<Stored>) -> Vec<Term> {

@@ -1,7 +1,8 @@
 //! Tracing spans from Python (`erlang.Span`), recorded with the OpenTelemetry SDK and
 //! collected for `py:get_traces/0`. Python spans have run-time names and explicit parents
 //! (carried in a `contextvars` variable, so children follow asyncio tasks), which the SDK's
-//! tracer API models directly.
+//! tracer API models directly. The maps `get_traces/0` answers keep 2.3.1's shape
+//! (integer ids, `ok | error` status, `end_attrs`, events newest first) over the SDK's data.
 
 use crate::atoms;
 use crate::convert::py_bytes_to_binary;
@@ -28,7 +29,7 @@ static TRACER: LazyLock<Tracer> = LazyLock::new(|| {
         .tracer("erlang_python")
 });
 
-rustler::atoms! { name, span_id, parent_id, trace_id, start_time, end_time, duration_us, status, attributes, events, time, unset }
+rustler::atoms! { name, span_id, parent_id, trace_id, start_time, end_time, duration_us, status, attributes, end_attrs, events, time, attrs }
 
 #[derive(Debug)]
 struct Collector;
@@ -71,7 +72,8 @@ impl SpanHandle {
         Ok(())
     }
 
-    /// End the span; an error description marks it failed.
+    /// End the span; an error description (the exception's text) marks it failed and
+    /// becomes its `end_attrs` `exception`.
     #[pyo3(signature = (error=None))]
     fn end(&self, error: Option<String>) {
         let span = self.cx.span();
@@ -129,10 +131,13 @@ pub fn clear() {
     FINISHED.lock().unwrap().clear();
 }
 
-/// The finished spans as maps, oldest first.
+/// The finished spans as maps, oldest (earliest started) first.
 pub fn finished_terms(env: Env) -> Vec<Term> {
     // Copied out first: Python code ending spans must not wait while terms are built.
-    let finished: Vec<SpanData> = FINISHED.lock().unwrap().iter().cloned().collect();
+    let mut finished: Vec<SpanData> = FINISHED.lock().unwrap().iter().cloned().collect();
+    // Recorded as they end, so a parent comes after its children; 2.3.1 listed spans in
+    // the order they started. Stable, so spans started at the same instant keep their order.
+    finished.sort_by_key(|s| s.start_time);
     finished.iter().map(|s| span_term(env, s)).collect()
 }
 
@@ -140,26 +145,36 @@ fn micros(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
+/// 2.3.1 numbered spans with integers; the SDK's 64-bit ids read as one.
+fn id_term<'a>(env: Env<'a>, id: opentelemetry::trace::SpanId) -> Term<'a> {
+    u64::from_be_bytes(id.to_bytes()).encode(env)
+}
+
 fn span_term<'a>(env: Env<'a>, s: &SpanData) -> Term<'a> {
-    let hex = |text: String| py_bytes_to_binary(env, text.as_bytes());
+    let text = |t: &str| py_bytes_to_binary(env, t.as_bytes());
     let parent = if s.parent_span_id == opentelemetry::trace::SpanId::INVALID {
         atoms::undefined().encode(env)
     } else {
-        hex(s.parent_span_id.to_string())
+        id_term(env, s.parent_span_id)
     };
-    let status_term = match &s.status {
-        Status::Ok => atoms::ok().encode(env),
-        Status::Error { description } => (atoms::error(), py_bytes_to_binary(env, description.as_bytes())).encode(env),
-        Status::Unset => unset().encode(env),
+    // A span that was dropped unended has no status; it did not fail, so it is `ok`.
+    let (status_term, end_attrs_term) = match &s.status {
+        Status::Error { description } => (
+            atoms::error().encode(env),
+            map_of(env, &[(text("exception"), text(description))]),
+        ),
+        Status::Ok | Status::Unset => (atoms::ok().encode(env), map_of(env, &[])),
     };
+    // 2.3.1 prepended each event, so its lists run newest first.
     let event_terms: Vec<Term> = s
         .events
         .iter()
+        .rev()
         .map(|e| {
             let pairs = [
-                (name().encode(env), py_bytes_to_binary(env, e.name.as_bytes())),
+                (name().encode(env), text(&e.name)),
+                (attrs().encode(env), attrs_term(env, &e.attributes)),
                 (time().encode(env), micros(e.timestamp).encode(env)),
-                (attributes().encode(env), attrs_term(env, &e.attributes)),
             ];
             map_of(env, &pairs)
         })
@@ -167,15 +182,16 @@ fn span_term<'a>(env: Env<'a>, s: &SpanData) -> Term<'a> {
     let start = micros(s.start_time);
     let end = micros(s.end_time);
     let pairs = [
-        (name().encode(env), py_bytes_to_binary(env, s.name.as_bytes())),
-        (span_id().encode(env), hex(s.span_context.span_id().to_string())),
+        (name().encode(env), text(&s.name)),
+        (span_id().encode(env), id_term(env, s.span_context.span_id())),
         (parent_id().encode(env), parent),
-        (trace_id().encode(env), hex(s.span_context.trace_id().to_string())),
+        (trace_id().encode(env), text(&s.span_context.trace_id().to_string())),
         (start_time().encode(env), start.encode(env)),
         (end_time().encode(env), end.encode(env)),
         (duration_us().encode(env), (end - start).encode(env)),
         (status().encode(env), status_term),
         (attributes().encode(env), attrs_term(env, &s.attributes)),
+        (end_attrs().encode(env), end_attrs_term),
         (events().encode(env), event_terms.encode(env)),
     ];
     map_of(env, &pairs)

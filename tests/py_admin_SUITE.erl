@@ -5,7 +5,7 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
--export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
 -export([gc_collects_cycles/1, gc_generations/1, memory_stats/1, tracemalloc/1,
          reload_module/1, dup_fd/1, venv_activate_deactivate/1, venv_errors/1,
          python_logging/1, ensure_venv/1, subprocess_and_fork/1]).
@@ -25,6 +25,18 @@ init_per_suite(Config) ->
 
 end_per_suite(_Config) ->
     py_test_lib:stop().
+
+%% All suites share one interpreter: deactivate_venv/0 removes the test venv the VM
+%% started with too, so put it back.
+end_per_testcase(_Case, _Config) ->
+    Venv = test_venv(),
+    case py:venv_info() of
+        {ok, #{<<"venv_path">> := Venv}} -> ok;
+        {ok, _} -> ok = py:activate_venv(Venv)
+    end.
+
+test_venv() ->
+    unicode:characters_to_binary(filename:join(py_test_lib:root(), ".venv")).
 
 gc_collects_cycles(_) ->
     {ok, _} = py:gc(),
@@ -99,24 +111,35 @@ venv_activate_deactivate(Config) ->
     ok = file:write_file(filename:join(SitePackages, "py_admin_fake_pkg.py"), <<"WHERE = 'venv'\n">>),
     ok = file:write_file(filename:join(Extra, "py_admin_pth_pkg.py"), <<"WHERE = 'pth'\n">>),
     ok = file:write_file(filename:join(SitePackages, "extra.pth"), [Extra, "\n"]),
+    %% The test venv the VM started with is active; activating another replaces it.
+    {ok, #{<<"active">> := true, <<"venv_path">> := TestVenv}} = py:venv_info(),
+    ?assertEqual(test_venv(), TestVenv),
+    ok = py:deactivate_venv(),
     {ok, PathBefore} = py:eval(<<"list(__import__('sys').path)">>),
-    ?assertEqual(none, py:venv_info()),
+    ?assertEqual({ok, #{<<"active">> => false}}, py:venv_info()),
     ok = py:activate_venv(Venv),
-    ?assertEqual(#{<<"venv_path">> => unicode:characters_to_binary(Venv),
-                   <<"site_packages">> => unicode:characters_to_binary(SitePackages)},
+    {ok, PathActive} = py:eval(<<"list(__import__('sys').path)">>),
+    ?assertEqual({ok, #{<<"active">> => true,
+                        <<"venv_path">> => unicode:characters_to_binary(Venv),
+                        <<"site_packages">> => unicode:characters_to_binary(SitePackages),
+                        <<"sys_path">> => PathActive}},
                  py:venv_info()),
     ?assertEqual({ok, <<"venv">>}, py:eval(<<"__import__('py_admin_fake_pkg').WHERE">>)),
     ?assertEqual({ok, <<"pth">>}, py:eval(<<"__import__('py_admin_pth_pkg').WHERE">>)),
     ?assertEqual({ok, unicode:characters_to_binary(SitePackages)},
                  py:eval(<<"__import__('sys').path[0]">>)),
     ok = py:deactivate_venv(),
-    ?assertEqual(none, py:venv_info()),
+    ?assertEqual({ok, #{<<"active">> => false}}, py:venv_info()),
     ?assertEqual({ok, PathBefore}, py:eval(<<"list(__import__('sys').path)">>)).
 
 venv_errors(Config) ->
     Missing = filename:join(?config(priv_dir, Config), "no_such_venv"),
+    {ok, Before} = py:venv_info(),
     ?assertMatch({error, {'FileNotFoundError', _}}, py:activate_venv(Missing)),
-    ?assertEqual(none, py:venv_info()),
+    %% A failed activation leaves the active venv as it was.
+    ?assertEqual({ok, Before}, py:venv_info()),
+    ?assertEqual(ok, py:deactivate_venv()),
+    ?assertEqual({ok, #{<<"active">> => false}}, py:venv_info()),
     ?assertEqual(ok, py:deactivate_venv()).
 
 %% logger handler callback: hand events to the test process.
@@ -169,7 +192,7 @@ ensure_venv(Config) ->
                  py:ensure_venv(Venv, filename:join(Dir, "missing.txt"))),
     ok = py:ensure_venv(Venv, Requirements, [{installer, pip}]),
     ?assert(filelib:is_regular(filename:join([Venv, "bin", "python"]))),
-    #{<<"venv_path">> := VenvPath} = py:venv_info(),
+    {ok, #{<<"active">> := true, <<"venv_path">> := VenvPath}} = py:venv_info(),
     ?assertEqual(unicode:characters_to_binary(Venv), VenvPath),
     %% A second call reuses the venv instead of recreating it.
     Marker = filename:join(Venv, "marker"),

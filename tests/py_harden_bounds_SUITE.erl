@@ -204,7 +204,7 @@ python_side_values(_) ->
     ?assertEqual({ok, <<"tuple key">>}, py:state_fetch(list_to_tuple(lists:seq(0, 39)))),
     ?assertEqual({ok, 2}, py:call(?H, state_key_count, [])),
     ?assertEqual({ok, true}, py:eval(<<"erlang.state_get(('k', 1)) == ", BigDict/binary>>)),
-    D = py:shared_dict_new(),
+    {ok, D} = py:shared_dict_new(),
     {ok, none} = py:call(?H, dict_set, [D, Expected, Expected]),
     ?assertEqual(Expected, py:shared_dict_get(D, Expected)),
     ?assertEqual({ok, [{Expected, Expected}]}, py:call(?H, dict_items, [D])),
@@ -250,7 +250,7 @@ keys_match_from_python_and_shared_dicts(_) ->
     ?assertEqual(case Same of true -> {ok, <<"py">>}; false -> {error, not_found} end,
                  py:state_fetch(0.0)),
     ?assertEqual({ok, <<"py">>}, py:state_fetch(NegZero)),
-    D = py:shared_dict_new(),
+    {ok, D} = py:shared_dict_new(),
     ok = py:shared_dict_set(D, {<<"z">>, NegZero}, neg),
     ok = py:shared_dict_set(D, {<<"z">>, 0.0}, pos),
     ?assertEqual(case Same of true -> 1; false -> 2 end, length(py:shared_dict_keys(D))),
@@ -271,7 +271,7 @@ no_long_schedule_state(_) ->
     Events = with_long_schedule_reports(fun() -> watch_long_schedules(
                fun() ->
                        ok = fill(1, N),
-                       D = py:shared_dict_new(),
+                       {ok, D} = py:shared_dict_new(),
                        ok = fill_dict(D, 1, N),
                        N = length(py:state_keys()),
                        N = length(py:shared_dict_keys(D)),

@@ -44,7 +44,17 @@
 -type pool() :: atom().
 -type code() :: iodata() | unicode:chardata().
 -type call_opts() :: #{kwargs => py_kwargs(), timeout => timeout(), return => term | ref}.
--export_type([py_module/0, py_func/0, py_args/0, py_kwargs/0, py_result/0, py_ref/0]).
+%% A SharedDict handle (a NIF resource, which the VM shows as a reference).
+-type shared_dict() :: reference().
+%% A finished span as `get_traces/0' answers it.
+-type span() :: #{name := binary(), span_id := non_neg_integer(),
+                  parent_id := non_neg_integer() | undefined, attributes := map(),
+                  start_time := integer(), end_time := integer(), duration_us := integer(),
+                  status := ok | error, end_attrs := map(),
+                  events := [#{name := binary(), attrs := map(), time := integer()}],
+                  trace_id := binary()}.
+-export_type([py_module/0, py_func/0, py_args/0, py_kwargs/0, py_result/0, py_ref/0,
+              shared_dict/0, span/0]).
 
 %% The largest timeout `receive ... after' accepts.
 %% Binaries bigger than this are stored by a dirty scheduler (see state_store/2).
@@ -490,15 +500,19 @@ state_decr(Key) -> state_incr(Key, -1).
 state_decr(Key, Amount) when is_integer(Amount) -> py_nif:state_incr(Key, -Amount).
 
 %% @doc A dictionary shared with Python (`erlang.SharedDict' there), owned by the calling
-%% process: destroyed when it exits or by `shared_dict_destroy/1'. Using a destroyed
-%% dictionary raises `shared_dict_destroyed'.
--spec shared_dict_new() -> reference().
+%% process: destroyed when it exits or by `shared_dict_destroy/1'. Answers
+%% `{ok, Handle}' (2.3.1's behaviour; its reference text suggested a bare handle). Keys
+%% and values are any terms. Every operation on a destroyed dictionary raises `badarg',
+%% except `shared_dict_destroy/1' itself, which answers `ok' again.
+-spec shared_dict_new() -> {ok, shared_dict()}.
 shared_dict_new() -> py_nif:shared_dict_new().
 
--spec shared_dict_get(reference(), term()) -> term().
+%% @doc The value under `Key', or `undefined'. Raises `badarg' on a destroyed dictionary.
+-spec shared_dict_get(shared_dict(), term()) -> term().
 shared_dict_get(Dict, Key) -> shared_dict_get(Dict, Key, undefined).
 
--spec shared_dict_get(reference(), term(), term()) -> term().
+%% @doc The value under `Key', or `Default'. Raises `badarg' on a destroyed dictionary.
+-spec shared_dict_get(shared_dict(), term(), term()) -> term().
 shared_dict_get(Dict, Key, Default) ->
     %% Values over 1 MiB (encoded) are copied out on a dirty scheduler.
     Found = case py_nif:shared_dict_get(Dict, Key) of
@@ -510,22 +524,29 @@ shared_dict_get(Dict, Key, Default) ->
         error -> Default
     end.
 
--spec shared_dict_set(reference(), term(), term()) -> ok.
+%% @doc Store `Value' under `Key'; `ok'. Raises `badarg' on a destroyed dictionary.
+-spec shared_dict_set(shared_dict(), term(), term()) -> ok.
 shared_dict_set(Dict, Key, Value) -> py_nif:shared_dict_set(Dict, Key, Value).
 
--spec shared_dict_del(reference(), term()) -> ok.
+%% @doc Remove `Key' (a missing key is no error); `ok'. Raises `badarg' on a destroyed
+%% dictionary.
+-spec shared_dict_del(shared_dict(), term()) -> ok.
 shared_dict_del(Dict, Key) -> py_nif:shared_dict_del(Dict, Key).
 
--spec shared_dict_keys(reference()) -> [term()].
+%% @doc The keys, in no particular order. Raises `badarg' on a destroyed dictionary.
+-spec shared_dict_keys(shared_dict()) -> [term()].
 shared_dict_keys(Dict) -> py_nif:shared_dict_keys(Dict).
 
--spec shared_dict_destroy(reference()) -> ok.
+%% @doc Empty the dictionary and make its handle unusable; `ok', also when it was
+%% destroyed already.
+-spec shared_dict_destroy(shared_dict()) -> ok.
 shared_dict_destroy(Dict) -> py_nif:shared_dict_destroy(Dict).
 
 %%% ---------------------------------------------------------------------------
 %%% Tracing
 
-%% @doc Start recording the spans Python code opens with `erlang.Span(Name, **Attrs)'.
+%% @doc Start recording the spans Python code opens with `erlang.Span(Name, **Attrs)' or
+%% `@erlang.trace()'.
 -spec enable_tracing() -> ok.
 enable_tracing() ->
     py_nif:tracing_enable(true).
@@ -535,11 +556,13 @@ enable_tracing() ->
 disable_tracing() ->
     py_nif:tracing_enable(false).
 
-%% @doc The finished spans, oldest first: maps with `name', `span_id', `parent_id'
-%% (`undefined' for a root), `trace_id', `start_time' and `end_time' (microseconds since
-%% the epoch), `duration_us', `status' (`ok', `{error, Description}' or `unset'),
-%% `attributes' and `events' (maps with `name', `time', `attributes').
--spec get_traces() -> {ok, [map()]}.
+%% @doc The finished spans, in the order they started, in 2.3.1's shape: maps with
+%% `name' (binary), `span_id' (integer), `parent_id' (integer, `undefined' for a root),
+%% `attributes' (map), `start_time' and `end_time' (microseconds since the epoch),
+%% `duration_us', `status' (`ok' or `error'), `end_attrs' (`#{<<"exception">> => Text}'
+%% when an exception ended the span, else `#{}') and `events' (newest first, maps with
+%% `name', `attrs', `time'), plus `trace_id' (hex binary).
+-spec get_traces() -> {ok, [span()]}.
 get_traces() ->
     {ok, py_nif:tracing_spans()}.
 
@@ -628,18 +651,19 @@ ensure_venv(Path, Requirements) ->
 ensure_venv(Path, Requirements, Opts) when is_list(Opts) ->
     py_venv:ensure(Path, Requirements, Opts).
 
-%% @doc Restore `sys.path' as it was before `activate_venv/1'.
+%% @doc Restore `sys.path' as it was before any venv: before `activate_venv/1', and
+%% without the venv of the app env `venv' either (the `python_path' entries stay).
 -spec deactivate_venv() -> ok | {error, term()}.
 deactivate_venv() ->
     admin_ok(deactivate_venv, []).
 
-%% @doc `#{<<"venv_path">> => P, <<"site_packages">> => S}' of the active venv, or `none'.
--spec venv_info() -> map() | none | {error, term()}.
+%% @doc The active venv, in 2.3.1's shape: `{ok, #{<<"active">> => false}}' when none is,
+%% else `{ok, #{<<"active">> => true, <<"venv_path">> => Path, <<"site_packages">> => Dir,
+%% <<"sys_path">> => [Entry]}}' (binaries; `sys_path' as it is now). The venv of the app
+%% env `venv' counts as active from start-up until `deactivate_venv/0'.
+-spec venv_info() -> {ok, #{binary() => boolean() | binary() | [binary()]}} | {error, term()}.
 venv_info() ->
-    case admin(venv_info, []) of
-        {ok, Info} -> Info;
-        Error -> Error
-    end.
+    admin(venv_info, []).
 
 %% @doc Forward Python `logging' records to the Erlang `logger' (level `debug').
 -spec configure_logging() -> ok | {error, term()}.

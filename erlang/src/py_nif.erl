@@ -126,7 +126,7 @@ state_clear() -> erlang:nif_error(not_loaded).
 -spec state_incr(term(), integer()) -> integer().
 state_incr(_Key, _Amount) -> erlang:nif_error(not_loaded).
 
--spec shared_dict_new() -> reference().
+-spec shared_dict_new() -> {ok, reference()}.
 shared_dict_new() -> erlang:nif_error(not_loaded).
 
 %% `big' when the value is big enough to be read with `shared_dict_get_dirty/2'.
@@ -157,7 +157,7 @@ stream_credit(_Handle, _Items) -> erlang:nif_error(not_loaded).
 -spec tracing_enable(boolean()) -> ok.
 tracing_enable(_Enabled) -> erlang:nif_error(not_loaded).
 
--spec tracing_spans() -> [map()].
+-spec tracing_spans() -> [py:span()].
 tracing_spans() -> erlang:nif_error(not_loaded).
 
 -spec tracing_clear() -> ok.

@@ -118,14 +118,15 @@ class ErlangOutput(io.TextIOBase):
 
 
 def _activate_paths(python_path: Iterable[str], venv: Optional[str]) -> None:
-    if venv:
-        # The configured venv is part of the base path, not an `activate_venv` that
-        # `deactivate_venv` would undo.
-        from erlang_shim._admin import put_venv_first
-
-        put_venv_first(os.path.abspath(venv), list(sys.path))
     front = list(python_path)
-    sys.path[:] = front + [p for p in sys.path if p not in front]
+    if venv:
+        # The configured venv is the one Python runs in, so venv_info reports it, as
+        # 2.3.1 reports the venv it runs in; deactivate_venv undoes it like any other.
+        from erlang_shim._admin import activate_configured_venv
+
+        activate_configured_venv(os.path.abspath(venv), front)
+    else:
+        sys.path[:] = front + [p for p in sys.path if p not in front]
 
 
 MODULE_DOC = """Reach the Erlang VM from Python code run by erlang_python.
@@ -146,6 +147,8 @@ Messages and processes
 
 Tracing (``py:enable_tracing/0``, ``py:get_traces/0``)
     Span(name, **attrs)     context manager and decorator; event(), set_attribute()
+    trace(name=None)        decorator: each call runs in a span named ``name`` or
+                            ``module.qualname``
 
 Waiting
     sleep(seconds)          awaitable inside coroutines; in synchronous code a
@@ -177,10 +180,11 @@ def _guard_fork() -> None:
 
 def install(python_path: Iterable[str] = (), venv: Optional[str] = None) -> None:
     """Complete the ``erlang`` module and route standard output to the VM."""
-    from erlang_shim._span import Span
+    from erlang_shim._span import Span, trace
 
     erlang.__doc__ = MODULE_DOC
     erlang.Span = Span
+    erlang.trace = trace
     erlang.Atom = Atom
     erlang.atom = atom
     erlang.ErlangFunction = ErlangFunction

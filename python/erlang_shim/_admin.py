@@ -77,14 +77,27 @@ def put_venv_first(venv: str, base: List[str]) -> str:
     return packages
 
 
+def _remember(venv: str, packages: str, base: List[str]) -> None:
+    global _saved_path, _active_venv
+    _saved_path = base
+    _active_venv = {"venv_path": venv, "site_packages": packages}
+
+
 def activate_venv(venv: str) -> None:
     """Put the venv's site-packages (and what its .pth files add) first on sys.path."""
-    global _saved_path, _active_venv
     venv = os.path.abspath(venv)
     base = list(_saved_path) if _saved_path is not None else list(sys.path)
     packages = put_venv_first(venv, base)
-    _saved_path = base
-    _active_venv = {"venv_path": venv, "site_packages": packages}
+    _remember(venv, packages, base)
+
+
+def activate_configured_venv(venv: str, front: List[str]) -> None:
+    """At start-up: the app env ``python_path`` entries first, then the venv's
+    packages, then the interpreter's own path. ``deactivate_venv`` keeps ``front``."""
+    base = front + [p for p in sys.path if p not in front]
+    packages = put_venv_first(venv, base)
+    sys.path[:] = front + [p for p in sys.path if p not in front]
+    _remember(venv, packages, base)
 
 
 def deactivate_venv() -> None:
@@ -95,5 +108,9 @@ def deactivate_venv() -> None:
     _active_venv = None
 
 
-def venv_info() -> Optional[Dict[str, str]]:
-    return None if _active_venv is None else dict(_active_venv)
+def venv_info() -> Dict[str, Any]:
+    """2.3.1's shape: ``{"active": False}``, or ``active``, ``venv_path``,
+    ``site_packages`` and the current ``sys_path``."""
+    if _active_venv is None:
+        return {"active": False}
+    return {"active": True, **_active_venv, "sys_path": list(sys.path)}

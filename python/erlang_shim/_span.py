@@ -1,5 +1,5 @@
-"""``erlang.Span``: tracing spans recorded for ``py:get_traces/0`` while
-``py:enable_tracing/0`` is on."""
+"""``erlang.Span`` and ``erlang.trace``: tracing spans recorded for
+``py:get_traces/0`` while ``py:enable_tracing/0`` is on."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextvars
 import functools
 import inspect
 from types import TracebackType
-from typing import Any, Callable, Optional, Type, TypeVar
+from typing import Any, Callable, Optional, Type, TypeVar, Union, overload
 
 import erlang
 
@@ -47,6 +47,8 @@ class Span:
         tb: Optional[TracebackType],
     ) -> bool:
         if self._handle is not None:
+            # The text becomes the span's end_attrs "exception"; the class name is kept
+            # in it because the status itself is only the atom `error`.
             error = None if exc_type is None else f"{exc_type.__name__}: {exc}"
             self._handle.end(error)
             if self._token is not None:
@@ -92,3 +94,35 @@ class Span:
                 return func(*args, **kwargs)
 
         return traced  # type: ignore[return-value]
+
+
+@overload
+def trace(name: Optional[str] = None) -> Callable[[F], F]: ...
+
+
+@overload
+def trace(name: F) -> F: ...
+
+
+def trace(name: Union[None, str, F] = None) -> Union[F, Callable[[F], F]]:
+    """Decorator: run each call of the function in a span.
+
+    ``@erlang.trace()`` names the span ``module.qualname`` of the function;
+    ``@erlang.trace("name")`` names it. Works on functions and coroutine
+    functions; an exception ends the span with status ``error`` and is re-raised.
+    ``@erlang.trace`` without parentheses works too.
+    """
+    if callable(name):
+        return _traced(name, None)
+    span_name = name
+
+    def decorate(func: F) -> F:
+        return _traced(func, span_name)
+
+    return decorate
+
+
+def _traced(func: F, name: Optional[str]) -> F:
+    if name is None:
+        name = f"{func.__module__}.{func.__qualname__}"
+    return Span(name)(func)
