@@ -129,10 +129,7 @@ one(state) ->
     ok = py:state_remove(Key),
     py:state_fetch(Key);
 one(shared_dict) ->
-    Dict = case py:shared_dict_new() of
-               {ok, D} -> D;
-               D -> D
-           end,
+    {ok, Dict} = py:shared_dict_new(),
     ok = py:shared_dict_set(Dict, a, 1),
     Value = py:shared_dict_get(Dict, a),
     ok = py:shared_dict_destroy(Dict),
