@@ -12,7 +12,7 @@
          nested_scopes_see_locals/1, locals_shadow_globals/1,
          globals_visible_with_locals/1, locals_do_not_leak/1,
          namespace_is_per_process/1, reentrant_call_sees_writes/1,
-         keys_that_are_not_names/1, locals_errors/1, eval_without_locals/1,
+         keys_that_are_not_names/1, walrus_with_locals/1, locals_errors/1, eval_without_locals/1,
          stream_eval_locals/1,
          builtin_eval/1, builtin_exec/1, builtin_namespace_getters/1,
          builtin_dir/1, builtin_globals_as_ref/1, builtins_with_arguments/1,
@@ -25,7 +25,7 @@ all() ->
     [locals_write_reaches_namespace, locals_eval3_and_context_forms,
      nested_scopes_see_locals, locals_shadow_globals, globals_visible_with_locals,
      locals_do_not_leak, namespace_is_per_process, reentrant_call_sees_writes,
-     keys_that_are_not_names, locals_errors, eval_without_locals, stream_eval_locals,
+     keys_that_are_not_names, walrus_with_locals, locals_errors, eval_without_locals, stream_eval_locals,
      builtin_eval, builtin_exec, builtin_namespace_getters, builtin_dir,
      builtin_globals_as_ref, builtins_with_arguments, builtins_in_spawn_call,
      builtins_per_process].
@@ -147,6 +147,18 @@ keys_that_are_not_names(_) ->
     ?assertEqual({ok, [<<"a=1">>, <<"b): 0 or (lambda c">>]},
                  py:eval(<<"sorted(locals())">>, #{<<"a=1">> => 5, <<"b): 0 or (lambda c">> => 6})),
     ?assertEqual({ok, 5}, py:eval(<<"locals()['a=1']">>, #{<<"a=1">> => 5})).
+
+%% `:=' binds a name of the evaluation. Where the expression has a nested scope it runs
+%% as a function body, so reading that name before the binding is Python's
+%% UnboundLocalError, as in the same code inside a lambda.
+walrus_with_locals(_) ->
+    ok = py:exec(<<"v = 'global'">>),
+    ?assertEqual({ok, {<<"global">>, 5}}, py:eval(<<"(v, (v := 5))">>, #{x => 1})),
+    ?assertEqual({ok, {1, 1}}, py:eval(<<"((v := x), (lambda: v)())">>, #{x => 1})),
+    {error, {'UnboundLocalError', _}} = Unbound =
+        py:eval(<<"(lambda: (v, (v := 5), (lambda: 0)))()">>),
+    ?assertEqual(Unbound, py:eval(<<"(v, (v := 5), (lambda: x)())">>, #{x => 1})),
+    ?assertEqual({ok, <<"global">>}, py:eval(<<"v">>)).
 
 locals_errors(_) ->
     %% The errors of the expression are those of eval/1 (the message depends on the
