@@ -173,6 +173,8 @@ locals_errors(_) ->
     ?assertEqual({error, {badarg, locals}}, py:eval(<<"1">>, [{a, 1}])),
     ?assertEqual({error, {badarg, locals}}, py:eval(<<"1">>, [{a, 1}], 1000)),
     ?assertEqual({error, {badarg, code}}, py:eval(not_code, #{a => 1})),
+    {error, _} = Nul = py:eval(<<"1", 0, "a">>),
+    ?assertEqual(Nul, py:eval(<<"1", 0, "a">>, #{a => 1})),
     F = fun() -> ok end,
     ?assertEqual({error, {unsupported_term, F}}, py:eval(<<"a">>, #{a => F})),
     ?assertMatch({error, {'TypeError', _}}, py:eval(<<"a">>, #{[1] => 1})),

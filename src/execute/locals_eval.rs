@@ -24,9 +24,13 @@ pub enum LocalsCode {
 }
 
 /// The cache key of `text` with these locals: the text and the names, NUL-separated
-/// (compiled source cannot hold a NUL). `Err(text)` when a key is no plain `str`, or holds
-/// a NUL, so that no two different name lists share a key.
+/// (compiled source cannot hold a NUL). `Err(text)` when the text or a key holds a NUL,
+/// or a key is no plain `str`, so that no two different name lists share a key.
 pub fn cache_key(mut text: String, locals: &Bound<'_, PyDict>) -> Result<String, String> {
+    // A NUL in the source is refused when it is compiled; it must not split the key.
+    if text.contains('\0') {
+        return Err(text);
+    }
     let len = text.len();
     for (name, _) in locals.iter() {
         let name = name.cast_exact::<PyString>().ok();
