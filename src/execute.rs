@@ -17,6 +17,12 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use crate::msg_env::RawTerm;
 
+mod frame_builtins;
+mod locals_eval;
+
+use frame_builtins::FrameBuiltins;
+use locals_eval::LocalsCode;
+
 /// Compiled code is cached per context, keyed by source text and mode.
 const CODE_CACHE_LIMIT: usize = 1024;
 /// Longest message text of an `{error, {Class, Message}}`, in characters. A message that
@@ -60,6 +66,9 @@ pub struct Executor {
     /// Modules named by atoms, keyed by the atom term (atoms are immediates).
     modules: RefCell<HashMap<RawTerm, Py<PyModule>>>,
     code_cache: RefCell<HashMap<(String, bool), Py<PyCode>>>,
+    /// `eval` with locals, keyed by `locals_eval::cache_key` (source and local names).
+    locals_cache: RefCell<HashMap<String, LocalsCode>>,
+    frame_builtins: FrameBuiltins,
     /// Function names given as atoms, as interned attribute paths.
     names: RefCell<HashMap<RawTerm, Vec<Py<PyString>>>>,
 }
@@ -72,6 +81,8 @@ impl Executor {
             shared_ns: new_namespace(py)?,
             modules: RefCell::new(HashMap::new()),
             code_cache: RefCell::new(HashMap::new()),
+            locals_cache: RefCell::new(HashMap::new()),
+            frame_builtins: FrameBuiltins::new(py)?,
             names: RefCell::new(HashMap::new()),
         })
     }
@@ -108,7 +119,7 @@ impl Executor {
             (3, k) if k == atoms::exec() => {
                 let ns = self.namespace(py, env_id)?;
                 let code = self.compile(py, f[2], false)?;
-                run_code(py, &code, &ns)?;
+                run_code(py, &code, &ns, &ns)?;
                 Ok(atoms::ok().encode(env))
             }
             (6, k) if k == atoms::call_method() => {
@@ -132,15 +143,56 @@ impl Executor {
     pub fn call_value<'py>(&self, py: Python<'py>, env_id: u64, m: Term, f: Term, args: Term, kwargs: Term) -> Result<Bound<'py, PyAny>, Failure> {
         let ns = self.namespace(py, env_id)?;
         let target = self.resolve(py, &ns, m, f)?;
-        call_with(py, &target, args, kwargs)
+        let (args, kwargs) = call_arguments(py, args, kwargs)?;
+        if let Some(result) = self.frame_builtins.call(&target, &ns, &args, kwargs.as_ref()) {
+            return Ok(result?);
+        }
+        Ok(target.call(args, kwargs.as_ref())?)
     }
 
     /// An expression evaluated in the namespace of `env_id` with `locals`, unconverted.
+    /// With no locals the namespace is both globals and locals, as for module code; with
+    /// some, see `locals_eval`.
     pub fn eval_value<'py>(&self, py: Python<'py>, env_id: u64, code: Term, locals: Term) -> Result<Bound<'py, PyAny>, Failure> {
         let ns = self.namespace(py, env_id)?;
-        let code = self.compile(py, code, true)?;
-        let globals = with_locals(py, &ns, locals)?;
-        Ok(run_code(py, &code, &globals)?)
+        let text = term_to_py_str(code).ok_or(Failure::BadArg("code"))?;
+        match locals.map_size() {
+            Ok(0) => {
+                let code = self.compile_text(py, text, true)?;
+                Ok(run_code(py, &code, &ns, &ns)?)
+            }
+            Ok(_) => {
+                let locals = term_to_py(py, locals)?;
+                let locals = locals.cast::<PyDict>().map_err(PyErr::from)?;
+                let code = self.locals_code(py, text, locals)?;
+                Ok(locals_eval::run(py, &code, &ns, locals)?)
+            }
+            Err(_) => Err(Failure::BadArg("locals")),
+        }
+    }
+
+    /// How to run `text` with these locals, compiled once per source and set of names.
+    fn locals_code(&self, py: Python<'_>, text: String, locals: &Bound<'_, PyDict>) -> Result<LocalsCode, Failure> {
+        let key = match locals_eval::cache_key(text, locals) {
+            Ok(key) => key,
+            Err(text) => return Ok(LocalsCode::Mapping(self.compile_text(py, text, true)?.unbind())),
+        };
+        if let Some(code) = self.locals_cache.borrow().get(&key) {
+            return Ok(code.clone_ref(py));
+        }
+        // The expression alone first: its errors (a statement, bad syntax) are those of
+        // `eval/1`, and what the lambda form would accept beyond it (`yield`) is refused.
+        let expr = self.compile_text(py, locals_eval::key_text(&key).to_owned(), true)?;
+        let code = match locals_eval::compile_params(py, &key)? {
+            Some(body) => LocalsCode::Params(body.unbind()),
+            None => LocalsCode::Mapping(expr.unbind()),
+        };
+        let mut cache = self.locals_cache.borrow_mut();
+        if cache.len() >= CODE_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, code.clone_ref(py));
+        Ok(code)
     }
 
     fn namespace<'py>(&self, py: Python<'py>, env_id: u64) -> PyResult<Bound<'py, PyDict>> {
@@ -212,6 +264,10 @@ impl Executor {
 
     fn compile<'py>(&self, py: Python<'py>, code: Term, eval: bool) -> Result<Bound<'py, PyCode>, Failure> {
         let text = term_to_py_str(code).ok_or(Failure::BadArg("code"))?;
+        self.compile_text(py, text, eval)
+    }
+
+    fn compile_text<'py>(&self, py: Python<'py>, text: String, eval: bool) -> Result<Bound<'py, PyCode>, Failure> {
         let key = (text, eval);
         if let Some(compiled) = self.code_cache.borrow().get(&key) {
             return Ok(compiled.bind(py).clone());
@@ -268,37 +324,30 @@ fn new_namespace(py: Python<'_>) -> PyResult<Py<PyDict>> {
     Ok(ns.unbind())
 }
 
-/// Globals for one `eval`: the namespace itself, or a copy with the locals map on top,
-/// so the locals are visible to nested scopes (lambdas, comprehensions) of that eval only.
-fn with_locals<'py>(py: Python<'py>, ns: &Bound<'py, PyDict>, locals: Term) -> Result<Bound<'py, PyDict>, Failure> {
-    if locals.map_size().map(|n| n == 0).unwrap_or(true) {
-        if locals.get_type() != TermType::Map {
-            return Err(Failure::BadArg("locals"));
-        }
-        return Ok(ns.clone());
-    }
-    let merged = ns.copy()?;
-    let extra = term_to_py(py, locals)?;
-    merged.update(extra.cast::<pyo3::types::PyMapping>().map_err(PyErr::from)?)?;
-    Ok(merged)
-}
-
-fn run_code<'py>(py: Python<'py>, code: &Bound<'py, PyCode>, globals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+/// Module-level code with `globals`; `locals` is the same dict but for `eval` with locals.
+fn run_code<'py>(py: Python<'py>, code: &Bound<'py, PyCode>, globals: &Bound<'py, PyDict>, locals: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: the code object, the globals dict and the locals mapping are held by the
+    // caller's `Bound`s for the whole call; PyEval_EvalCode returns a new reference or
+    // NULL with an exception set, which `from_owned_ptr_or_err` takes over.
     unsafe {
-        let result = ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr());
+        let result = ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), locals.as_ptr());
         Bound::from_owned_ptr_or_err(py, result)
     }
 }
 
 fn call_with<'py>(py: Python<'py>, target: &Bound<'py, PyAny>, args: Term, kwargs: Term) -> Result<Bound<'py, PyAny>, Failure> {
+    let (args, kwargs) = call_arguments(py, args, kwargs)?;
+    Ok(target.call(args, kwargs.as_ref())?)
+}
+
+/// Positional arguments from a list, keyword arguments from a map.
+fn call_arguments<'py>(py: Python<'py>, args: Term, kwargs: Term) -> Result<(Bound<'py, PyTuple>, Option<Bound<'py, PyDict>>), Failure> {
     let items: Vec<Term> = args.decode().map_err(|_| Failure::BadArg("args"))?;
     let mut converted = Vec::with_capacity(items.len());
     for item in items {
         converted.push(term_to_py(py, item)?);
     }
-    let args = PyTuple::new(py, converted)?;
-    let kwargs = kwargs_dict(py, kwargs)?;
-    Ok(target.call(args, kwargs.as_ref())?)
+    Ok((PyTuple::new(py, converted)?, kwargs_dict(py, kwargs)?))
 }
 
 /// Keyword arguments from a map whose keys are atoms, binaries or strings.

@@ -154,7 +154,7 @@ eval_basic(_) ->
 
 eval_locals_are_local(_) ->
     ?assertEqual({ok, 5}, py:eval(<<"only_here">>, #{only_here => 5})),
-    ?assertMatch({error, {'NameError', _}}, py:eval(<<"only_here">>)).
+    ?assertEqual({error, {'NameError', "name 'only_here' is not defined"}}, py:eval(<<"only_here">>)).
 
 eval_statement_is_error(_) ->
     ?assertMatch({error, {'SyntaxError', _}}, py:eval(<<"x = 1">>)),

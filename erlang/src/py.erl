@@ -110,12 +110,18 @@ call_routed(Error, _, _, _, _, _, _) ->
 %%% ---------------------------------------------------------------------------
 %%% eval / exec
 
-%% @doc Evaluate a Python expression in the caller's namespace.
+%% @doc Evaluate a Python expression in the caller's namespace, which is both its
+%% globals and its locals (as for module code): `(x := 1)' defines `x' there.
 -spec eval(code()) -> py_result().
 eval(Code) ->
     eval_routed(pick(), Code, #{}, default_timeout()).
 
-%% @doc `eval(Code, Locals)': `Locals' are visible to this evaluation only.
+%% @doc `eval(Code, Locals)': the caller's namespace is the globals, and `Locals'
+%% (map keys become names) are local to this evaluation: lambdas, comprehensions and
+%% generator expressions in it see them, they never enter the namespace, and what the
+%% expression writes to `globals()' stays there. Keys that are not plain Python names
+%% (`<<"my-var">>', `1', `class') are only reachable through `locals()', and then nested
+%% scopes see none of the locals. See docs/api.md, "eval and exec".
 %% `eval(Ctx, Code)' evaluates on a given context.
 -spec eval(code(), map()) -> py_result();
           (pid(), code()) -> py_result().
@@ -124,7 +130,8 @@ eval(Ctx, Code) when is_pid(Ctx) ->
 eval(Code, Locals) ->
     eval_routed(pick(), Code, Locals, default_timeout()).
 
-%% @doc `eval(Ctx, Code, Locals)' or `eval(Code, Locals, Timeout)'.
+%% @doc `eval(Ctx, Code, Locals)' or `eval(Code, Locals, Timeout)'; `Locals' as for
+%% `eval/2'.
 -spec eval(pid(), code(), map()) -> py_result();
           (code(), map(), timeout()) -> py_result().
 eval(Ctx, Code, Locals) when is_pid(Ctx) ->
@@ -294,7 +301,9 @@ stream(Module, Func, Args, Kwargs) when is_map(Kwargs) ->
 stream(_Module, _Func, _Args, _Kwargs) ->
     {error, {badarg, kwargs}}.
 
-%% @doc Collect what a generator expression yields.
+%% @doc Collect what a generator expression yields. `stream_eval(Code, Locals)' treats
+%% `Locals' as `eval/2' does, so `(x * k for x in range(n))' with `#{k => 3, n => 3}'
+%% yields `[0, 3, 6]'.
 -spec stream_eval(code()) -> py_result().
 stream_eval(Code) ->
     stream_eval(Code, #{}).
