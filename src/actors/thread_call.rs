@@ -84,6 +84,9 @@ pub fn async_call(
     event_loop: &Bound<'_, PyAny>,
     origin: Option<Origin>,
 ) -> PyResult<Py<PyAny>> {
+    // Started here, on a Python thread, rather than by the first answer, which a BEAM
+    // scheduler delivers.
+    resolver();
     let future = event_loop.call_method0("create_future")?;
     let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
     // Registered before sending: the answer may reach the resolver before this returns.
