@@ -12,7 +12,8 @@
          error_in_one_thread_only/1, thread_outlives_request/1, call_after_stop/1,
          runner_killed_while_thread_waits/1, other_functions_from_thread/1,
          async_call_in_asyncio_run/1, async_call_in_thread_loop/1,
-         async_call_without_loop_in_thread/1]).
+         async_call_without_loop_in_thread/1, many_async_calls_in_asyncio_run/1,
+         async_call_cancelled_in_thread_loop/1, async_runner_killed_in_thread_loop/1]).
 
 -define(H, py_compat_threads_helpers).
 -define(GONE, <<"the Erlang process that should run the function exited before answering">>).
@@ -24,7 +25,8 @@ all() ->
     [thread_join, pool_map_many_threads, chained_calls_in_thread, error_in_one_thread_only,
      thread_outlives_request, call_after_stop, runner_killed_while_thread_waits,
      other_functions_from_thread, async_call_in_asyncio_run, async_call_in_thread_loop,
-     async_call_without_loop_in_thread].
+     async_call_without_loop_in_thread, many_async_calls_in_asyncio_run,
+     async_call_cancelled_in_thread_loop, async_runner_killed_in_thread_loop].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -95,15 +97,20 @@ after_stop_body() ->
     receive Outcome -> Outcome after 15000 -> no_outcome end.
 
 runner_killed_while_thread_waits(_) ->
+    kill_blocked_runner(),
+    ?assertEqual({ok, {<<"ProcessError">>, ?GONE}},
+                 py:call(?H, call_blocking_in_thread, [], #{}, 10000)),
+    receive {killed, Runner} -> ?assert(is_pid(Runner)) after 1000 -> ct:fail(not_killed) end.
+
+%% Kill the runner of `block' once it has started (it registers itself).
+kill_blocked_runner() ->
     Test = self(),
     _ = spawn(fun() ->
                       Runner = wait_registered(py_compat_blocked, 500),
                       exit(Runner, kill),
                       Test ! {killed, Runner}
               end),
-    ?assertEqual({ok, {<<"ProcessError">>, ?GONE}},
-                 py:call(?H, call_blocking_in_thread, [], #{}, 10000)),
-    receive {killed, Runner} -> ?assert(is_pid(Runner)) after 1000 -> ct:fail(not_killed) end.
+    ok.
 
 wait_registered(_Name, 0) ->
     erlang:error(never_registered);
@@ -139,3 +146,31 @@ async_call_without_loop_in_thread(_) ->
     ?assertEqual({ok, {<<"RuntimeError">>,
                        <<"erlang.async_call needs a running asyncio loop outside an erlang_python context">>}},
                  py:call(?H, async_without_loop_in_thread, [])).
+
+%% 200 answers in flight at once, all in place.
+many_async_calls_in_asyncio_run(_) ->
+    ?assertEqual({ok, lists:sum([10 * I || I <- lists:seq(0, 199)])},
+                 py:call(?H, many_async_in_asyncio_run, [200])).
+
+%% The loop gives the future up; the answer that comes later (here: the runner's exit)
+%% finds it done and is dropped.
+async_call_cancelled_in_thread_loop(_) ->
+    ?assertEqual({ok, <<"timeout">>}, py:call(?H, async_cancelled_in_thread_loop, [])),
+    Runner = wait_registered(py_compat_blocked, 500),
+    exit(Runner, kill),
+    wait_unregistered(py_compat_blocked, 500),
+    ?assertEqual({ok, 71}, py:call(?H, thread_join, [7])).
+
+async_runner_killed_in_thread_loop(_) ->
+    kill_blocked_runner(),
+    ?assertEqual({ok, {<<"ProcessError">>, ?GONE}},
+                 py:call(?H, async_runner_killed_in_thread_loop, [], #{}, 10000)),
+    receive {killed, Runner} -> ?assert(is_pid(Runner)) after 1000 -> ct:fail(not_killed) end.
+
+wait_unregistered(_Name, 0) ->
+    erlang:error(still_registered);
+wait_unregistered(Name, Tries) ->
+    case whereis(Name) of
+        undefined -> ok;
+        _ -> timer:sleep(10), wait_unregistered(Name, Tries - 1)
+    end.

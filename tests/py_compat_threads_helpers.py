@@ -168,3 +168,33 @@ def async_without_loop_in_thread() -> tuple[str, str]:
             return (type(exc).__name__, str(exc))
 
     return _in_thread(work)
+
+
+def many_async_in_asyncio_run(n: int) -> int:
+    """``n`` calls in flight at once in a loop of the request's own."""
+    return sum(asyncio.run(_gather_calls(n)))
+
+
+async def _blocked_then_timeout() -> str:
+    try:
+        await asyncio.wait_for(erlang.async_call("block"), 0.2)
+    except asyncio.TimeoutError:
+        return "timeout"
+    return "returned"
+
+
+async def _blocked_runner_killed() -> tuple[str, str]:
+    try:
+        await erlang.async_call("block")
+    except erlang.ProcessError as exc:
+        return (type(exc).__name__, str(exc))
+    return ("returned", "")
+
+
+def async_cancelled_in_thread_loop() -> str:
+    """A future given up by ``wait_for`` in a thread's loop; its answer comes later."""
+    return _in_thread(lambda: asyncio.run(_blocked_then_timeout()))
+
+
+def async_runner_killed_in_thread_loop() -> tuple[str, str]:
+    return _in_thread(lambda: asyncio.run(_blocked_runner_killed()))
