@@ -6,7 +6,7 @@ use crate::actors::context::{self, ContextConfig};
 use crate::actors::{Mailbox, Msg, ReqState, Request, SubmitError};
 use crate::atoms;
 use crate::msg_env::{MsgEnv, RawTerm};
-use crate::resources::{ContextRes, EnvRes, PyRefRes, ReqRes};
+use crate::resources::{ContextRes, EnvRes, PyRefRes, ReqRes, ThreadCallRes};
 use crate::runtime::{self, InitOptions, InitStatus};
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -210,10 +210,31 @@ fn new_request(
 /// The answer of an Erlang function that Python code on `ctx` called:
 /// `{ok, Value}` or `{error, Reason, Text}`.
 #[rustler::nif]
-fn callback_reply(ctx: ResourceArc<ContextRes>, callback_id: u64, answer: Term) -> rustler::Atom {
+fn callback_reply(ctx: Term, callback_id: u64, answer: Term) -> NifResult<rustler::Atom> {
     let msg_env = MsgEnv::new();
     let term = msg_env.copy_in(answer);
-    ctx.mailbox.control(Msg::CallbackReply(callback_id, msg_env, term));
+    if let Ok(ctx) = ctx.decode::<ResourceArc<ContextRes>>() {
+        ctx.mailbox.control(Msg::CallbackReply(callback_id, msg_env, term));
+    } else {
+        // A call from a thread or a foreign loop: its caller waits on a channel of its own.
+        let call: ResourceArc<ThreadCallRes> = ctx.decode()?;
+        call.deliver(crate::actors::thread_call::Outcome::Answered(msg_env, term));
+    }
+    Ok(atoms::ok())
+}
+
+/// The dispatcher spawned `runner` for a call made from a thread (`ThreadCallRes`): watch
+/// the runner from now on instead of the dispatcher, so that its exit ends the wait.
+#[rustler::nif]
+fn thread_call_runner(env: Env, call: ResourceArc<ThreadCallRes>, runner: LocalPid) -> rustler::Atom {
+    if call.monitor(Some(env), &runner).is_none() {
+        // Exited already: it answered first (the first outcome wins), or never will.
+        call.deliver(crate::actors::thread_call::Outcome::Gone);
+    }
+    let dispatcher_watch = call.dispatcher_watch.lock().unwrap().take();
+    if let Some(watch) = dispatcher_watch {
+        call.demonitor(Some(env), &watch);
+    }
     atoms::ok()
 }
 

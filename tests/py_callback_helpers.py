@@ -67,7 +67,7 @@ def send_from_thread(pid: Any, value: Any) -> None:
 
 
 def call_from_thread() -> str:
-    """erlang.call needs a context; a thread of its own gets RuntimeError."""
+    """erlang.call from a thread of its own works (the dispatcher runs the function)."""
     import threading
 
     outcome: list[str] = []

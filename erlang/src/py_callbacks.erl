@@ -5,7 +5,11 @@
 %%% (which waits in `receive' anyway), so it meets that process's Python namespace and
 %%% context, and may call `py' again at any depth. A function called from work nobody
 %%% waits for (`cast', `spawn_call') runs in a new process that adopts the original
-%%% caller's namespace; this server spawns it.
+%%% caller's namespace; this server spawns it. So does a function called from a Python
+%%% thread that is not a context's, or awaited with `erlang.async_call' in an asyncio loop
+%%% other than a context's own: its runner adopts the calling request's namespace when
+%%% the call was made on a context thread, and none otherwise (a thread's request may be
+%%% long over), and answers through the call's own handle.
 -module(py_callbacks).
 -behaviour(gen_server).
 
@@ -78,7 +82,7 @@ name_key(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
 name_key(Name) -> unicode:characters_to_binary(Name).
 
 %% @doc Run a function Python asked for and hand the answer to the waiting context.
--spec run(py_nif:context(), pos_integer(), binary(), [term()]) -> ok.
+-spec run(py_nif:context() | reference(), non_neg_integer(), binary(), [term()]) -> ok.
 run(Ctx, CallbackId, Name, Args) ->
     py_nif:callback_reply(Ctx, CallbackId, invoke(Name, Args)).
 
@@ -121,6 +125,9 @@ frame(_Class, [{M, F, A, _} | _]) when is_atom(M), is_atom(F) ->
 frame(_, _) ->
     "".
 
+adopt(undefined, _Env) -> ok;
+adopt(Ctx, Env) -> py_context_router:adopt(Ctx, Env).
+
 -spec init([]) -> {ok, nil}.
 init([]) ->
     _ = ets:new(?TABLE, [named_table, public, {read_concurrency, true}]),
@@ -145,6 +152,13 @@ handle_info({py_callback, _Ref, Ctx, CallbackId, Name, Args, Env}, State) ->
                       ok = py_nif:join_chain(Ctx, CallbackId),
                       run(Ctx, CallbackId, Name, Args)
               end),
+    {noreply, State};
+handle_info({py_thread_callback, Call, Ctx, Name, Args, Env}, State) ->
+    Runner = spawn(fun() ->
+                           adopt(Ctx, Env),
+                           run(Call, 0, Name, Args)
+                   end),
+    ok = py_nif:thread_call_runner(Call, Runner),
     {noreply, State};
 handle_info(_Info, State) ->
     {noreply, State}.

@@ -9,7 +9,7 @@
          context_start/2, context_stop/1, context_panic/1, context_id/1,
          env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1,
          callback_reply/3, set_callback_handler/1, set_function_registered/2,
-         clear_registered_functions/0, join_chain/2, stream_credit/2]).
+         clear_registered_functions/0, join_chain/2, stream_credit/2, thread_call_runner/2]).
 -export([state_store/2, state_store_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0,
          state_incr/2, shared_dict_new/0, shared_dict_get/2, shared_dict_get_dirty/2, shared_dict_set/3,
          shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
@@ -21,7 +21,7 @@
        context_start/2, context_stop/1, context_panic/1, context_id/1,
        env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1,
        callback_reply/3, set_callback_handler/1, set_function_registered/2,
-       clear_registered_functions/0, join_chain/2, stream_credit/2,
+       clear_registered_functions/0, join_chain/2, stream_credit/2, thread_call_runner/2,
        state_store/2, state_store_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0,
        state_incr/2, shared_dict_new/0, shared_dict_get/2, shared_dict_get_dirty/2, shared_dict_set/3,
        shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
@@ -88,7 +88,8 @@ cancel(_Handle) -> erlang:nif_error(not_loaded).
 -spec is_ref(term()) -> boolean().
 is_ref(_Term) -> erlang:nif_error(not_loaded).
 
--spec callback_reply(context(), pos_integer(), {ok, term()} | {error, term(), binary()}) -> ok.
+%% `Ctx' is a context, or the handle of a call from a thread (`CallbackId' 0).
+-spec callback_reply(context() | reference(), non_neg_integer(), {ok, term()} | {error, term(), binary()}) -> ok.
 callback_reply(_Ctx, _CallbackId, _Answer) -> erlang:nif_error(not_loaded).
 
 -spec set_callback_handler(pid()) -> ok.
@@ -147,6 +148,11 @@ shared_dict_keys(_Dict) -> erlang:nif_error(not_loaded).
 
 -spec shared_dict_destroy(reference()) -> ok.
 shared_dict_destroy(_Dict) -> erlang:nif_error(not_loaded).
+
+%% @doc Watch `Runner', the process the dispatcher spawned for a call made from a Python
+%% thread or a foreign asyncio loop, so that its exit ends the Python side's wait.
+-spec thread_call_runner(reference(), pid()) -> ok.
+thread_call_runner(_Call, _Runner) -> erlang:nif_error(not_loaded).
 
 -spec join_chain(context(), pos_integer()) -> ok.
 join_chain(_Ctx, _CallbackId) -> erlang:nif_error(not_loaded).

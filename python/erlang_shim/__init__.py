@@ -58,6 +58,23 @@ class ErlangFunction:
         return f"<Erlang function {self.name!r}>"
 
 
+def _resolve_future(
+    future: "asyncio.Future[Any]", error: Optional[BaseException], value: Any
+) -> None:
+    """Complete an ``erlang.async_call`` future in its own loop's thread.
+
+    Scheduled with ``call_soon_threadsafe`` when the answer of a call made
+    in a loop other than the context's arrives; a future cancelled meanwhile
+    is left alone.
+    """
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
 def _module_getattr(name: str) -> ErlangFunction:
     """``erlang.<name>`` for functions registered with ``py:register_function``."""
     if not name.startswith("__") and erlang._is_registered(name):

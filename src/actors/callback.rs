@@ -39,6 +39,11 @@ pub fn set_dispatcher(pid: LocalPid) {
     *DISPATCHER.lock().unwrap() = Some(pid);
 }
 
+/// The `py_callbacks` process (it may have exited since: the application stopped).
+pub fn dispatcher() -> Option<LocalPid> {
+    *DISPATCHER.lock().unwrap()
+}
+
 pub fn set_registered(name: String, registered: bool) {
     let mut names = REGISTERED.write().unwrap();
     let names = names.get_or_insert_with(HashSet::new);
@@ -58,10 +63,11 @@ pub fn is_registered(name: &str) -> bool {
 }
 
 /// Run the Erlang function registered as `name` and answer its result as Python.
+/// From a thread that is not a context's, the dispatcher runs it (`thread_call`).
 pub fn call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
-    let actor = current_actor().ok_or_else(|| {
-        PyRuntimeError::new_err("erlang.call works in code run by an erlang_python context")
-    })?;
+    let Some(actor) = current_actor() else {
+        return super::thread_call::call(py, name, args);
+    };
     ensure_stack_headroom()?;
     let current = actor.current();
     if current.as_ref().and_then(|c| c.state.as_ref()).is_some_and(|s| s.is_cancelled()) {
@@ -177,12 +183,30 @@ fn callback_message(
     Ok((env, msg))
 }
 
-/// `await erlang.async_call(name, *args)`: a future on the context's loop, resolved when
+/// `await erlang.async_call(name, *args)`: a future on the running loop, resolved when
 /// the Erlang function (run by the dispatcher) answers; the loop keeps running meanwhile.
+/// On the context's own loop the context's mailbox brings the answer; any other loop
+/// (one the user's code runs, on the context thread or in a thread of its own) gets it
+/// through `thread_call`, since the context may be busy running that very loop.
 pub fn async_call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
-    let actor = current_actor().ok_or_else(|| {
-        PyRuntimeError::new_err("erlang.async_call works in code run by an erlang_python context")
-    })?;
+    let running = running_loop(py)?;
+    let actor = current_actor();
+    let own_loop = actor.as_ref().is_some_and(|actor| {
+        running.as_ref().is_none_or(|running| running.is(actor.loop_state().event_loop.bind(py)))
+    });
+    let actor = match actor {
+        Some(actor) if own_loop => actor,
+        actor => {
+            let running = running.ok_or_else(|| {
+                PyRuntimeError::new_err("erlang.async_call needs a running asyncio loop outside an erlang_python context")
+            })?;
+            let origin = actor.map(|actor| super::thread_call::Origin {
+                mailbox: actor.mailbox.clone(),
+                local_env: actor.current().and_then(|c| c.local_env),
+            });
+            return super::thread_call::async_call(name, args, &running, origin);
+        }
+    };
     let dispatcher = (*DISPATCHER.lock().unwrap()).ok_or_else(|| PyRuntimeError::new_err("erlang_python is not running"))?;
     let event_loop = actor.loop_state().event_loop.clone_ref(py);
     let future = event_loop.bind(py).call_method0("create_future")?;
@@ -195,6 +219,14 @@ pub fn async_call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) 
     // The answer is handled on this thread, after this returns: registering now is in time.
     actor.expect_async_answer(id, future.clone().unbind());
     Ok(future.unbind())
+}
+
+/// The asyncio loop running in this thread, if any.
+fn running_loop<'py>(py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    static GET_RUNNING: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let get = GET_RUNNING.get_or_try_init(py, || py.import("asyncio.events")?.getattr("_get_running_loop").map(Bound::unbind))?;
+    let running = get.bind(py).call0()?;
+    Ok((!running.is_none()).then_some(running))
 }
 
 /// Complete an `async_call` future with an Erlang answer.
@@ -212,7 +244,7 @@ pub fn resolve_future(py: Python<'_>, future: &Bound<'_, PyAny>, env: &MsgEnv, t
 /// `{ok, Value}` becomes the value; `{error, Reason, Text}` raises `erlang.ErlangError`
 /// whatever the reason holds: a fun, port or other term Python has no counterpart for is
 /// replaced by its printed text in `reason`, so the failure stays an `ErlangError`.
-fn answer_to_py(py: Python<'_>, answer: Term) -> PyResult<Py<PyAny>> {
+pub(super) fn answer_to_py(py: Python<'_>, answer: Term) -> PyResult<Py<PyAny>> {
     let fields = get_tuple(answer).map_err(|_| PyTypeError::new_err("malformed Erlang answer"))?;
     match fields.as_slice() {
         [tag, value] if tag.decode::<rustler::Atom>().ok() == Some(atoms::ok()) => {

@@ -7,6 +7,7 @@ pub mod aio;
 pub mod callback;
 pub mod context;
 pub mod request;
+pub mod thread_call;
 
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};

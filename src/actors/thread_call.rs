@@ -1,0 +1,200 @@
+//! Erlang calls that no context serves the answer of: `erlang.call` from a Python thread
+//! that Python code started itself, and `erlang.async_call` awaited in an asyncio loop
+//! other than a context's own (`asyncio.run` inside a request, a loop in a thread).
+//!
+//! The call goes to the `py_callbacks` dispatcher, whose runner process answers through a
+//! `ThreadCallRes` handle instead of a context's mailbox: a context may be busy inside the
+//! very request that waits for the thread or runs the loop, so the answer must not depend
+//! on it serving its mailbox. A synchronous caller waits on a channel of its own with the
+//! GIL released; a future is resolved by a resolver thread through
+//! `loop.call_soon_threadsafe`, because the answer arrives on a BEAM scheduler, which must
+//! never take the GIL.
+
+use super::callback::{answer_to_py, conv_to_py, dispatcher};
+use super::Mailbox;
+use crate::atoms;
+use crate::convert::py_to_term;
+use crate::erlang_module::ProcessError;
+use crate::msg_env::{MsgEnv, RawTerm};
+use crate::resources::{ContextRes, EnvRes, ThreadCallRes};
+use crossbeam_channel::Sender;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use rustler::{Encoder, ResourceArc, Term};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+const NOT_RUNNING: &str = "erlang_python is not running";
+const GONE: &str = "the Erlang process that should run the function exited before answering";
+
+/// The outcome of one call: the runner's answer (`{ok, V}` or `{error, R, Text}`), or
+/// `Gone` when the runner (or the dispatcher, before spawning it) exited first.
+pub enum Outcome {
+    Answered(MsgEnv, RawTerm),
+    Gone,
+}
+
+/// Where an outcome goes.
+pub enum Sink {
+    /// A thread blocked in `erlang.call`.
+    Waiter(Sender<Outcome>),
+    /// An `erlang.async_call` future, by its key in `PENDING`.
+    Future(u64),
+}
+
+impl Sink {
+    pub fn deliver(self, outcome: Outcome) {
+        match self {
+            Sink::Waiter(tx) => drop(tx.send(outcome)),
+            Sink::Future(key) => drop(resolver().send((key, outcome))),
+        }
+    }
+}
+
+/// The context a call was made on, when known: the runner adopts its caller's namespace.
+pub struct Origin {
+    pub mailbox: Mailbox,
+    pub local_env: Option<ResourceArc<EnvRes>>,
+}
+
+/// `erlang.call` from a thread that is not a context's. Other threads (and the context
+/// thread that waits for this one) run meanwhile: the GIL is released for the wait.
+pub fn call(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    send_call(name, args, Sink::Waiter(tx), None)?;
+    match py.detach(|| rx.recv()) {
+        Ok(Outcome::Answered(env, term)) => {
+            // SAFETY: `term` was made in `env`, which is alive for this closure.
+            env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) }))
+        }
+        _ => Err(ProcessError::new_err(GONE)),
+    }
+}
+
+/// Futures of `async_call` awaiting their answer, with the loop each belongs to.
+static PENDING: Mutex<Option<HashMap<u64, (Py<PyAny>, Py<PyAny>)>>> = Mutex::new(None);
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// `erlang.async_call` awaited in `event_loop`, a running loop that is not a context's own.
+pub fn async_call(
+    name: &str,
+    args: &Bound<'_, PyTuple>,
+    event_loop: &Bound<'_, PyAny>,
+    origin: Option<Origin>,
+) -> PyResult<Py<PyAny>> {
+    // Started here, on a Python thread, rather than by the first answer, which a BEAM
+    // scheduler delivers.
+    resolver();
+    let future = event_loop.call_method0("create_future")?;
+    let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+    // Registered before sending: the answer may reach the resolver before this returns.
+    PENDING
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .insert(key, (event_loop.clone().unbind(), future.clone().unbind()));
+    if let Err(err) = send_call(name, args, Sink::Future(key), origin) {
+        let entry = PENDING.lock().unwrap().as_mut().and_then(|p| p.remove(&key));
+        drop(entry);
+        return Err(err);
+    }
+    Ok(future.unbind())
+}
+
+/// Send `{py_thread_callback, Call, Ctx | undefined, Name, Args, Env | undefined}` to the
+/// dispatcher, watching it until it hands the call to a runner (`py_nif:thread_call_runner/2`).
+fn send_call(name: &str, args: &Bound<'_, PyTuple>, sink: Sink, origin: Option<Origin>) -> PyResult<()> {
+    let dispatcher = dispatcher().ok_or_else(|| PyRuntimeError::new_err(NOT_RUNNING))?;
+    let call = ResourceArc::new(ThreadCallRes::new(sink));
+    let (mut env, msg) = match message(&call, name, args, origin) {
+        Ok(built) => built,
+        Err(err) => {
+            call.disarm();
+            return Err(err);
+        }
+    };
+    // Python threads are never the VM's own, so the monitor takes no environment. A
+    // dispatcher that is gone (the application stopped) cannot be monitored.
+    let Some(watch) = call.monitor(None, &dispatcher) else {
+        call.disarm();
+        return Err(PyRuntimeError::new_err(NOT_RUNNING));
+    };
+    *call.dispatcher_watch.lock().unwrap() = Some(watch);
+    if !env.send_and_clear(&dispatcher, msg) {
+        call.disarm();
+        return Err(PyRuntimeError::new_err(NOT_RUNNING));
+    }
+    Ok(())
+}
+
+fn message(
+    call: &ResourceArc<ThreadCallRes>,
+    name: &str,
+    args: &Bound<'_, PyTuple>,
+    origin: Option<Origin>,
+) -> PyResult<(MsgEnv, RawTerm)> {
+    let env = MsgEnv::new();
+    let msg = env.with(|e| -> PyResult<_> {
+        let mut items = Vec::with_capacity(args.len());
+        for arg in args.iter() {
+            items.push(py_to_term(e, &arg).map_err(conv_to_py)?);
+        }
+        let (ctx, local_env) = match origin {
+            Some(Origin { mailbox, local_env }) => (
+                ResourceArc::new(ContextRes { mailbox }).encode(e),
+                local_env.map_or_else(|| atoms::undefined().encode(e), |l| l.encode(e)),
+            ),
+            None => (atoms::undefined().encode(e), atoms::undefined().encode(e)),
+        };
+        let name_bin = crate::convert::py_bytes_to_binary(e, name.as_bytes());
+        let fields = [py_thread_callback().encode(e), call.encode(e), ctx, name_bin, items.encode(e), local_env];
+        Ok(rustler::types::tuple::make_tuple(e, &fields).as_c_arg())
+    })?;
+    Ok((env, msg))
+}
+
+rustler::atoms! { py_thread_callback }
+
+/// The resolver thread's queue, started with the first future.
+fn resolver() -> &'static Sender<(u64, Outcome)> {
+    static RESOLVER: OnceLock<Sender<(u64, Outcome)>> = OnceLock::new();
+    RESOLVER.get_or_init(|| {
+        let (tx, rx) = crossbeam_channel::unbounded::<(u64, Outcome)>();
+        std::thread::Builder::new()
+            .name("py-async-resolver".into())
+            .spawn(move || {
+                for (key, outcome) in rx {
+                    resolve(key, outcome);
+                }
+            })
+            .expect("cannot start the erlang.async_call resolver thread");
+        tx
+    })
+}
+
+/// Convert an answer and hand it to its future's loop, which sets it unless the future
+/// was cancelled meanwhile (`erlang_shim._resolve_future`).
+fn resolve(key: u64, outcome: Outcome) {
+    let entry = PENDING.lock().unwrap().as_mut().and_then(|p| p.remove(&key));
+    let Some((event_loop, future)) = entry else { return };
+    Python::attach(|py| {
+        let result = match outcome {
+            // SAFETY: `term` was made in `env`, which is alive for this closure.
+            Outcome::Answered(env, term) => env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) })),
+            Outcome::Gone => Err(ProcessError::new_err(GONE)),
+        };
+        let (error, value) = match result {
+            Ok(value) => (py.None(), value),
+            Err(err) => (err.into_value(py).into_any(), py.None()),
+        };
+        let handed = py
+            .import("erlang_shim")
+            .and_then(|shim| shim.getattr("_resolve_future"))
+            .and_then(|resolve| event_loop.bind(py).call_method1("call_soon_threadsafe", (resolve, future.bind(py), error, value)));
+        // A loop closed meanwhile has nobody left to tell.
+        drop(handed);
+        drop((event_loop, future));
+    });
+}
