@@ -16,6 +16,7 @@ rustler::atoms! {
     py_reply,
     py_init,
     py_context_crashed,
+    py_context_exited,
     py_output,
     py_traceback,
     py_callback,

@@ -501,7 +501,9 @@ stop_runs_task_cleanup(_Config) ->
 stop_cleanup_body() ->
     Task = py:async_call(?H, sleep_then_mark, [<<"task_key">>]),
     Gen = py:async_call(?H, hold_agen, [<<"agen_key">>]),
-    timer:sleep(200),
+    %% Both run on the loop before the stop (on a loaded machine that may take a while).
+    ok = wait_for_key(<<"task_key_started">>, 100),
+    ok = wait_for_key(<<"agen_key_started">>, 100),
     {error, not_found} = py:state_fetch(<<"task_key">>),
     ok = py:stop_contexts(),
     {error, context_stopped} = py:async_await(Task, 1000),
@@ -510,4 +512,12 @@ stop_cleanup_body() ->
     {ok, <<"finalized">>} = py:state_fetch(<<"agen_key">>),
     {ok, _} = py:start_contexts(),
     ok.
+
+wait_for_key(_Key, 0) ->
+    timeout;
+wait_for_key(Key, Tries) ->
+    case py:state_fetch(Key) of
+        {ok, true} -> ok;
+        {error, not_found} -> timer:sleep(50), wait_for_key(Key, Tries - 1)
+    end.
 

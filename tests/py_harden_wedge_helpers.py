@@ -121,7 +121,9 @@ async def block_in_erlang() -> Any:
 # --- stopping ------------------------------------------------------------------------
 
 async def sleep_then_mark(key: str) -> None:
-    """Sleep for good; when cancelled, record `key` in the shared state (its cleanup ran)."""
+    """Sleep for good; when cancelled, record `key` in the shared state (its cleanup ran).
+    `key` + "_started" says the coroutine runs."""
+    erlang.state_set(key + "_started", True)
     try:
         await asyncio.sleep(600)
     finally:
@@ -143,5 +145,6 @@ async def hold_agen(key: str) -> int:
     """Start an async generator, take one item and keep it suspended until cancelled."""
     gen = counting_agen(key)
     first = await gen.__anext__()
+    erlang.state_set(key + "_started", True)
     await asyncio.sleep(600)
     return first

@@ -9,6 +9,9 @@
 
 -include_lib("kernel/include/logger.hrl").
 
+%% How long `terminate' waits for the context's thread (the child's shutdown is 5000).
+-define(EXIT_WAIT_MS, 4000).
+
 -record(state, {pool :: atom(), index :: pos_integer(), ctx :: py_nif:context()}).
 
 -spec start_link(atom(), pos_integer()) -> {ok, pid()} | {error, term()}.
@@ -41,4 +44,13 @@ handle_info(_Info, State) ->
 -spec terminate(term(), #state{}) -> ok.
 terminate(_Reason, #state{pool = Pool, index = Index, ctx = Ctx}) ->
     py_context_router:unregister(Pool, Index),
-    py_nif:context_stop(Ctx).
+    ok = py_nif:context_stop(Ctx),
+    %% The thread answers what is queued, lets its loop's tasks wind down (a second at
+    %% most) and closes the loop: a stop returns once that is done, so a restart finds
+    %% the sockets those tasks held closed. Bounded below the child's shutdown time.
+    Id = py_nif:context_id(Ctx),
+    receive
+        {py_context_exited, Id} -> ok
+    after ?EXIT_WAIT_MS ->
+        ?LOG_WARNING("Python context ~p/~b still winding down after ~b ms", [Pool, Index, ?EXIT_WAIT_MS])
+    end.

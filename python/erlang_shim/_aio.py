@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from itertools import islice
 from typing import Any, AsyncIterable, Awaitable, Callable, Iterable, Iterator, List
 
@@ -94,13 +95,23 @@ WIND_DOWN_SECONDS = 1.0
 
 def wind_down(loop: asyncio.AbstractEventLoop) -> None:
     """Before a stopping context closes its loop: cancel every task still on it and let
-    them run their ``finally`` blocks and cleanup for at most `WIND_DOWN_SECONDS`, then
-    finalize async generators. Their callers were answered already; without this the
-    tasks would be destroyed pending (asyncio warns on stderr) and their cleanup skipped."""
+    them run their ``finally`` blocks and cleanup, then finalize async generators and
+    let the finalizers they scheduled run, all within `WIND_DOWN_SECONDS`. Their callers
+    were answered already; without this the tasks would be destroyed pending (asyncio
+    warns on stderr) and their cleanup skipped."""
+    deadline = time.monotonic() + WIND_DOWN_SECONDS
+
+    def settle(tasks: List[asyncio.Future]) -> None:
+        left = deadline - time.monotonic()
+        if tasks and left > 0:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=left))
+
     tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
     for task in tasks:
         task.cancel()
-    if tasks:
-        loop.run_until_complete(asyncio.wait(tasks, timeout=WIND_DOWN_SECONDS))
+    settle(tasks)
     loop.run_until_complete(loop.shutdown_asyncgens())
-
+    # A generator dropped while its task ended scheduled its `aclose()` as a new task.
+    settle([task for task in asyncio.all_tasks(loop) if not task.done()])
+    for task in asyncio.all_tasks(loop):
+        task.cancel()

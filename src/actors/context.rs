@@ -157,6 +157,9 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
             drain_after_exit(&drain_rx, &ErrorReason::Crashed(why));
         }
     }
+    // Its owner waits for this in `terminate`, so that a stop returns once the loop's
+    // tasks wound down and its sockets closed.
+    notify_exited(&owner, shared.id);
     // The thread ends here, dropping the last receiver: a request that a NIF queued after
     // the drain (it raced the status change) is dropped with the channel, and its `Drop`
     // answers it; later submissions fail on the status or the closed channel.
@@ -635,6 +638,12 @@ fn drain_after_exit(rx: &Receiver<Msg>, reason: &ErrorReason) {
 fn notify_owner(owner: &LocalPid, why: &str) {
     let mut env = MsgEnv::new();
     let msg = env.with(|e| (atoms::py_context_crashed(), why).encode(e).as_c_arg());
+    env.send_and_clear(owner, msg);
+}
+
+fn notify_exited(owner: &LocalPid, id: u64) {
+    let mut env = MsgEnv::new();
+    let msg = env.with(|e| (atoms::py_context_exited(), id).encode(e).as_c_arg());
     env.send_and_clear(owner, msg);
 }
 
