@@ -383,17 +383,21 @@ ref_request(PyRef, Kind, Fields) ->
 version() ->
     eval(<<"__import__('sys').version">>).
 
-%% @doc The calling process's context (chosen once, then sticky).
+%% @doc The calling process's context (chosen once, then sticky). Raises
+%% `error:contexts_not_started' or `error:{context_restarting, N}' when there is none.
 -spec context() -> pid().
 context() ->
-    {ok, {Pid, _, _}} = py_context_router:pick(),
-    Pid.
+    context_pid(py_context_router:pick()).
+
+%% While the contexts restart there is no pid to give: raise the router's reason
+%% (`contexts_not_started', `{context_restarting, N}'), not a badmatch.
+context_pid({ok, {Pid, _, _}}) -> Pid;
+context_pid({error, Reason}) -> error(Reason).
 
 %% @doc The context with index `N' (1-based).
 -spec context(pos_integer()) -> pid().
 context(N) when is_integer(N), N > 0 ->
-    {ok, {Pid, _, _}} = py_context_router:by_index(N),
-    Pid.
+    context_pid(py_context_router:by_index(N)).
 
 %% @doc Start contexts with the default count (`num_contexts', else schedulers online)
 %% if none run.

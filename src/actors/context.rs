@@ -511,9 +511,13 @@ impl Actor {
         set_current_caller(outer_caller);
         self.current.borrow_mut().pop();
         let Some(state) = state else { return };
-        if let Some(Exit::Crashed(why)) = self.pending_exit.borrow().as_ref() {
-            answer_error(req, &ErrorReason::Crashed(why.clone()));
-            return;
+        // A stop or crash noticed while this request waited for Erlang: its Python code
+        // was ended by `Interrupted("the context is stopping")`, and its caller is told
+        // why, as a queued request would be.
+        match self.pending_exit.borrow().as_ref() {
+            Some(Exit::Crashed(why)) => return answer_error(req, &ErrorReason::Crashed(why.clone())),
+            Some(Exit::Stopped) => return answer_error(req, &ErrorReason::Stopped),
+            None => {}
         }
         // A caller still polling in its submit NIF takes the result from there; no message.
         if state.is_spinning() {
