@@ -71,9 +71,10 @@ worker(I, Deadline, Counters) ->
     case erlang:monotonic_time(millisecond) < Deadline of
         true ->
             Kind = element(1 + (I + erlang:unique_integer([positive])) rem tuple_size(kinds()), kinds()),
-            Ok = try expected(Kind, one(Kind))
-                 catch Class:Reason -> {crashed, Class, Reason}
-                 end,
+            Answer = try one(Kind)
+                     catch Class:Reason -> {crashed, Class, Reason}
+                     end,
+            Ok = expected(Kind, Answer),
             counters:add(Counters, 1, 1),
             case Ok of
                 true -> ok;
