@@ -80,3 +80,15 @@ def callback_loop(name, n):
         if r != i + 1:
             raise AssertionError(f"erlang.call({name!r}, {i}, 1) answered {r!r}")
     return n
+
+
+def trim_heap() -> bool:
+    """Give freed heap memory back to the OS (glibc `malloc_trim`), so that the soak's
+    RSS readings show memory in use, not memory the allocator keeps for reuse (the
+    library raises glibc's trim threshold to 64 MiB). False where there is no glibc."""
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
