@@ -98,9 +98,9 @@ pub fn compile_params<'py>(py: Python<'py>, key: &str) -> PyResult<Option<Bound<
 pub fn run<'py>(py: Python<'py>, code: &LocalsCode, globals: &Bound<'py, PyDict>, locals: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
     match code {
         LocalsCode::Params(body) => {
-            // SAFETY: `body` is a code object and `globals` a dict, both alive for the
-            // call; PyFunction_New returns a new reference or NULL with an exception set,
-            // which `from_owned_ptr_or_err` takes over.
+            // PyFunction_New returns a new reference or NULL with an exception set, which
+            // `from_owned_ptr_or_err` takes over.
+            // SAFETY: `body` is a code object and `globals` a dict, both alive for the call.
             let function = unsafe {
                 Bound::from_owned_ptr_or_err(py, ffi::PyFunction_New(body.bind(py).as_ptr(), globals.as_ptr()))?
             };
