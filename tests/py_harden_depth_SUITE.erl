@@ -113,8 +113,16 @@ str_converting_itself_is_bounded(_Config) ->
 str_itself_body() ->
     {error, {'RecursionError', Message}} = py:call(?H, str_stores_itself, [1000]),
     ?assertEqual("maximum recursion depth exceeded", lists:sublist(Message, 32)),
-    ?assertEqual({error, {'ValueError', "nesting deeper than 20000 levels"}},
-                 py:call(?H, str_stores_itself, [1000000])),
+    %% Python 3.12+ guard C recursion themselves: there Python's `RecursionError` comes
+    %% before the conversion's own limit does. Either way the VM and the context live on.
+    case py:eval(<<"__import__('sys').version_info >= (3, 12)">>) of
+        {ok, false} ->
+            ?assertEqual({error, {'ValueError', "nesting deeper than 20000 levels"}},
+                         py:call(?H, str_stores_itself, [1000000]));
+        {ok, true} ->
+            {error, {'RecursionError', Deep}} = py:call(?H, str_stores_itself, [1000000]),
+            ?assertEqual("maximum recursion depth exceeded", lists:sublist(Deep, 32))
+    end,
     ok = py:exec(<<"import sys; sys.setrecursionlimit(1000)">>),
     assert_context_works().
 
