@@ -8,10 +8,9 @@
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2,
          end_per_testcase/2]).
--export([shared_dict_shapes/1, shared_dict_destroyed_badarg/1,
-         shared_dict_owner_exit_badarg/1, shared_dict_destroyed_from_python/1,
+-export([shared_dict_shapes/1, shared_dict_destroyed_badarg/1, shared_dict_destroyed_from_python/1,
          venv_info_configured_venv/1, venv_info_inactive_and_activated/1,
-         span_map_shape/1, span_errors_and_order/1, trace_decorator/1,
+         span_map_shape/1, trace_decorator/1,
          trace_decorator_coroutine/1, whereis_names/1]).
 
 -define(H, py_compat_a_helpers).
@@ -20,9 +19,9 @@ suite() ->
     [{timetrap, {minutes, 2}}].
 
 all() ->
-    [shared_dict_shapes, shared_dict_destroyed_badarg, shared_dict_owner_exit_badarg,
+    [shared_dict_shapes, shared_dict_destroyed_badarg,
      shared_dict_destroyed_from_python, venv_info_configured_venv,
-     venv_info_inactive_and_activated, span_map_shape, span_errors_and_order,
+     venv_info_inactive_and_activated, span_map_shape,
      trace_decorator, trace_decorator_coroutine, whereis_names].
 
 init_per_suite(Config) ->
@@ -89,25 +88,6 @@ shared_dict_destroyed_badarg(_) ->
     ?assertError(badarg, py:shared_dict_get(make_ref(), a)),
     ?assertError(badarg, py:shared_dict_set(not_a_dict, a, 1)),
     ?assertError(badarg, py:shared_dict_destroy(not_a_dict)).
-
-shared_dict_owner_exit_badarg(_) ->
-    Self = self(),
-    Owner = spawn(fun() ->
-                          {ok, D} = py:shared_dict_new(),
-                          ok = py:shared_dict_set(D, a, 1),
-                          Self ! {dict, D},
-                          receive stop -> ok end
-                  end),
-    D = receive {dict, Dict} -> Dict after 5000 -> ct:fail(no_dict) end,
-    ?assertEqual(1, py:shared_dict_get(D, a)),
-    Mon = monitor(process, Owner),
-    Owner ! stop,
-    receive {'DOWN', Mon, _, _, _} -> ok end,
-    ?assertError(badarg, py:shared_dict_get(D, a)),
-    ?assertError(badarg, py:shared_dict_set(D, a, 2)),
-    ?assertError(badarg, py:shared_dict_del(D, a)),
-    ?assertError(badarg, py:shared_dict_keys(D)),
-    ?assertEqual(ok, py:shared_dict_destroy(D)).
 
 %% From Python a destroyed dictionary raises RuntimeError on every operation.
 shared_dict_destroyed_from_python(_) ->
@@ -191,26 +171,6 @@ span_map_shape(_) ->
     ?assert(lists:all(fun(T) -> T >= Start andalso T =< End end, Times)),
     ok = py:clear_traces(),
     ?assertEqual({ok, []}, py:get_traces()).
-
-span_errors_and_order(_) ->
-    ok = py:exec(<<"with erlang.Span('outer'):\n"
-                   "    with erlang.Span('inner'):\n"
-                   "        pass\n"
-                   "try:\n"
-                   "    with erlang.Span('fails'):\n"
-                   "        raise KeyError('k')\n"
-                   "except KeyError:\n"
-                   "    pass\n">>),
-    {ok, Spans} = py:get_traces(),
-    %% Oldest first: in the order the spans started (the outer one ended last).
-    ?assertEqual([<<"outer">>, <<"inner">>, <<"fails">>], [N || #{name := N} <- Spans]),
-    [Outer, Inner, Fails] = Spans,
-    ?assertEqual(maps:get(span_id, Outer), maps:get(parent_id, Inner)),
-    ?assertEqual(undefined, maps:get(parent_id, Outer)),
-    ?assertEqual(undefined, maps:get(parent_id, Fails)),
-    ?assertEqual([ok, ok, error], [S || #{status := S} <- Spans]),
-    ?assertEqual([#{}, #{}, #{<<"exception">> => <<"KeyError: 'k'">>}],
-                 [A || #{end_attrs := A} <- Spans]).
 
 trace_decorator(_) ->
     ?assertEqual({ok, [2, 20, -3, 104, <<"bad input">>]}, py:call(?H, run_traced, [])),

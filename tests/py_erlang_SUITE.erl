@@ -288,6 +288,10 @@ shared_dict_owner_exit(_) ->
     Owner ! stop,
     receive {'DOWN', Mon, _, _, _} -> ok end,
     ?assertError(badarg, py:shared_dict_get(D, a)),
+    ?assertError(badarg, py:shared_dict_set(D, a, 2)),
+    ?assertError(badarg, py:shared_dict_del(D, a)),
+    ?assertError(badarg, py:shared_dict_keys(D)),
+    ?assertEqual(ok, py:shared_dict_destroy(D)),
     ?assertMatch({error, {'RuntimeError', "this SharedDict was destroyed"}},
                  py:eval(<<"d['a']">>, #{d => D})).
 
