@@ -4,7 +4,6 @@
 
 use crate::msg_env::MsgEnv;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 use rustler::{Encoder, LocalPid};
 use std::cell::Cell;
@@ -260,16 +259,24 @@ fn _log(py: Python<'_>, level: &str, logger: &str, module: &str, function: &str,
     });
 }
 
-/// The class the shim defines for `erlang.Atom` (a `str` subclass).
-pub fn atom_type(py: Python<'_>) -> &Py<PyType> {
-    static ATOM_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    ATOM_TYPE.get_or_init(py, || {
-        py.import("erlang")
-            .and_then(|m| m.getattr("Atom"))
-            .and_then(|a| Ok(a.cast_into::<PyType>()?.unbind()))
-            // Before the shim is installed nothing is an Atom: a type no str is an instance of.
-            .unwrap_or_else(|_| py.get_type::<Interrupted>().unbind())
-    })
+/// The class the shim defines for `erlang.Atom` (a `str` subclass), as the interpreter
+/// running this thread has it: a context keeps the one it found at start-up; other
+/// threads (the user's, converting an argument of `erlang.call`) look it up each time,
+/// which only `str` subclasses need (see `convert::to_term`).
+pub fn atom_type(py: Python<'_>) -> Bound<'_, PyType> {
+    match crate::actors::context::current_actor() {
+        Some(actor) => actor.atom_type(py).clone(),
+        None => lookup_atom_type(py),
+    }
+}
+
+/// `erlang.Atom` looked up now.
+pub fn lookup_atom_type(py: Python<'_>) -> Bound<'_, PyType> {
+    py.import("erlang")
+        .and_then(|m| m.getattr("Atom"))
+        .and_then(|a| Ok(a.cast_into::<PyType>()?))
+        // Before the shim is installed nothing is an Atom: a type no str is an instance of.
+        .unwrap_or_else(|_| py.get_type::<Interrupted>())
 }
 
 #[pymodule]

@@ -173,17 +173,7 @@ fn interrupt(py: Python<'_>, shared: &ContextShared, req_id: u64) {
 /// factory, which marks every task with the request it was started for).
 fn current_task_request(py: Python<'_>, shared: &ContextShared) -> Option<u64> {
     let event_loop = shared.event_loop.lock().ok()?.as_ref()?.clone_ref(py);
-    let tasks = py.import("asyncio.tasks").ok()?;
-    // `current_task` is Python code on 3.11 (running it could let the GIL go and the
-    // actor switch tasks under us); the table it reads is a plain dict, read here in C.
-    let task = match tasks.getattr("_current_tasks").ok()?.cast_into::<pyo3::types::PyDict>() {
-        Ok(table) => table.get_item(event_loop).ok()??,
-        Err(_) => tasks.getattr("current_task").ok()?.call1((event_loop,)).ok()?,
-    };
-    if task.is_none() {
-        return None;
-    }
-    task.getattr(pyo3::intern!(py, "_erlang_request")).ok()?.extract().ok()
+    crate::actors::loop_driver::task_request_of(py, event_loop.bind(py))
 }
 
 /// Ask the interrupter to stop request `req_id` on its context (no-op if it is not running).

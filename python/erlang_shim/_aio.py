@@ -1,4 +1,9 @@
-"""Coroutine helpers the contexts run on their event loops (internal)."""
+"""Coroutine helpers the contexts run on their event loops (internal).
+
+The Python half of the loop driver (``src/actors/loop_driver.rs``): the task factory
+that marks tasks with their request, and the helpers that start tasks, collect
+iterables and wind a loop down. The driver alone touches asyncio's private API.
+"""
 
 from __future__ import annotations
 

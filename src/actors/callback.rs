@@ -5,7 +5,7 @@
 //! its context), or the `py_callbacks` dispatcher otherwise. The answer comes back into
 //! this context's mailbox (`py_nif:callback_reply/3`); meanwhile the context keeps serving.
 
-use super::context::{current_actor, CallbackWait};
+use super::context::{current_actor, Actor, CallbackWait};
 use super::request::CallbackOutcome;
 use crate::atoms;
 use crate::convert::{py_to_term, remaining_stack, term_to_py, term_to_py_printing_unsupported, ConvError};
@@ -17,7 +17,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use rustler::types::tuple::get_tuple;
 use rustler::{Encoder, LocalPid, ResourceArc, Term};
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
@@ -34,6 +35,91 @@ static DISPATCHER: Mutex<Option<LocalPid>> = Mutex::new(None);
 /// Names registered with `py:register_function`, so that `erlang.name` can answer
 /// `AttributeError` at once for unknown names.
 static REGISTERED: RwLock<Option<HashSet<String>>> = RwLock::new(None);
+
+/// A context's bookkeeping of the Erlang functions its Python code called.
+///
+/// Answers arrive while Python code runs at any depth (the actor serves its mailbox inside
+/// `erlang.call`), so every method borrows inside and hands no guard out, and nothing in
+/// here calls Python: a future to resolve is handed back to be resolved after the borrow.
+#[derive(Default)]
+pub struct CallbackTable {
+    inner: RefCell<Callbacks>,
+}
+
+#[derive(Default)]
+struct Callbacks {
+    /// Synchronous calls waiting for their answer (answers for other ids are dropped).
+    waiting: HashSet<u64>,
+    answers: HashMap<u64, CallbackOutcome>,
+    /// Processes running an Erlang function for a waiting call on another process's
+    /// behalf (`py_nif:join_chain/2`): part of that call chain.
+    joined: Vec<(u64, LocalPid)>,
+    /// Futures of `erlang.async_call` awaiting their Erlang answer.
+    futures: HashMap<u64, Py<PyAny>>,
+}
+
+impl CallbackTable {
+    /// Start waiting for the answer of call `id`.
+    pub fn expect(&self, id: u64) {
+        self.inner.borrow_mut().waiting.insert(id);
+    }
+
+    /// Resolve `future` with the answer of call `id` when it arrives.
+    pub fn expect_future(&self, id: u64, future: Py<PyAny>) -> Option<Py<PyAny>> {
+        self.inner.borrow_mut().futures.insert(id, future)
+    }
+
+    /// Stop waiting for call `id` and take its outcome.
+    pub fn take(&self, id: u64) -> Option<CallbackOutcome> {
+        let mut inner = self.inner.borrow_mut();
+        inner.waiting.remove(&id);
+        inner.joined.retain(|(cb, _)| *cb != id);
+        inner.answers.remove(&id)
+    }
+
+    pub fn is_answered(&self, id: u64) -> bool {
+        self.inner.borrow().answers.contains_key(&id)
+    }
+
+    /// The wait for call `id` ends without an answer.
+    pub fn abandon(&self, id: u64) {
+        self.inner.borrow_mut().answers.insert(id, CallbackOutcome::Abandoned);
+    }
+
+    /// The future of `erlang.async_call` `id`, which its answer resolves.
+    pub fn take_future(&self, id: u64) -> Option<Py<PyAny>> {
+        self.inner.borrow_mut().futures.remove(&id)
+    }
+
+    /// The answer of synchronous call `id` came: kept for its waiter, if any.
+    pub fn answered(&self, id: u64, answer: CallbackOutcome) {
+        let mut inner = self.inner.borrow_mut();
+        if inner.waiting.contains(&id) {
+            inner.answers.insert(id, answer);
+        }
+    }
+
+    /// The process running call `id` exited without answering.
+    pub fn aborted(&self, id: u64) {
+        let mut inner = self.inner.borrow_mut();
+        if inner.waiting.contains(&id) {
+            inner.answers.entry(id).or_insert(CallbackOutcome::Abandoned);
+        }
+    }
+
+    /// `pid` runs a function for waiting call `id`'s chain.
+    pub fn join(&self, id: u64, pid: LocalPid) {
+        let mut inner = self.inner.borrow_mut();
+        if inner.waiting.contains(&id) {
+            inner.joined.push((id, pid));
+        }
+    }
+
+    /// Whether `pid` runs a function for one of the waiting calls.
+    pub fn has_joined(&self, pid: &LocalPid) -> bool {
+        self.inner.borrow().joined.iter().any(|(_, p)| p == pid)
+    }
+}
 
 pub fn set_dispatcher(pid: LocalPid) {
     *DISPATCHER.lock().unwrap() = Some(pid);
@@ -65,77 +151,85 @@ pub fn is_registered(name: &str) -> bool {
 /// Run the Erlang function registered as `name` and answer its result as Python.
 /// From a thread that is not a context's, the dispatcher runs it (`thread_call`).
 pub fn call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
-    let Some(actor) = current_actor() else {
-        return super::thread_call::call(py, name, args);
-    };
-    ensure_stack_headroom()?;
-    let current = actor.current();
-    if current.as_ref().and_then(|c| c.state.as_ref()).is_some_and(|s| s.is_cancelled()) {
-        return Err(Interrupted::new_err("the Erlang caller gave up waiting"));
+    match current_actor() {
+        Some(actor) => actor.call_erlang(py, name, args),
+        None => super::thread_call::call(py, name, args),
     }
-    let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
-    let caller_waits = current.as_ref().is_some_and(|c| c.caller_waits && c.tag.is_some());
-    let target = if caller_waits {
-        current.as_ref().map(|c| c.caller)
-    } else {
-        *DISPATCHER.lock().unwrap()
-    }
-    .ok_or_else(|| PyRuntimeError::new_err("erlang_python is not running"))?;
+}
 
-    let tag = current.as_ref().and_then(|c| c.tag).filter(|_| caller_waits);
-    let local_env = current.as_ref().and_then(|c| c.local_env.clone());
-    let (mut env, msg) = callback_message(&actor.mailbox, id, name, args, tag, local_env)?;
-
-    // A caller that dies while its function runs must not leave this context waiting.
-    let watch = ResourceArc::new(CallerWatch { mailbox: actor.mailbox.clone(), callback_id: id });
-    if caller_waits {
-        watch.monitor(None, &target);
-    }
-    actor.expect_answer(id);
-    if caller_waits {
-        // The caller may still be polling for a quick reply: it must run this in `receive`.
-        if let Some(state) = current.as_ref().and_then(|c| c.state.as_ref()) {
-            state.stop_spinning();
-        }
-    }
-    // Converting the arguments may have taken long: the caller may have given up meanwhile
-    // and flushed its mailbox. Sending and cancelling exclude each other, so either the
-    // message is sent before the cancel returns (and the caller's flush takes it), or it
-    // is never sent.
-    let state = current.as_ref().and_then(|c| c.state.clone()).filter(|_| caller_waits);
-    let sent = match &state {
-        Some(state) => state.send_unless_cancelled(|| env.send_and_clear(&target, msg)),
-        None => Some(env.send_and_clear(&target, msg)),
-    };
-    match sent {
-        Some(true) => {}
-        Some(false) => {
-            actor.take_answer(id);
-            return Err(ProcessError::new_err("the Erlang process that should run the function is gone"));
-        }
-        None => {
-            actor.take_answer(id);
+impl Actor {
+    /// `erlang.call` on this context's thread: the answer comes through the mailbox,
+    /// which this context serves meanwhile.
+    fn call_erlang(&self, py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+        ensure_stack_headroom()?;
+        let current = self.current();
+        if current.as_ref().and_then(|c| c.state.as_ref()).is_some_and(|s| s.is_cancelled()) {
             return Err(Interrupted::new_err("the Erlang caller gave up waiting"));
         }
-    }
-    let wait = CallbackWait { id, state: current.and_then(|c| c.state) };
-    // While it waits, this request runs no Python: an interrupt aimed at it must not fire
-    // in a request served meanwhile (a cancel is noticed through its state instead).
-    let waiting_req = actor.shared.running_req.swap(0, Ordering::AcqRel);
-    let served = actor.serve(py, Some(&wait));
-    actor.shared.running_req.store(waiting_req, Ordering::Release);
-    drop(watch);
-    let outcome = actor.take_answer(id);
-    if let Err(exit) = served {
-        actor.stop_after_unwinding(exit);
-        return Err(Interrupted::new_err("the context is stopping"));
-    }
-    match outcome {
-        Some(CallbackOutcome::Answered(env, term)) => {
-            // SAFETY: `term` was made in `env`, which is alive for this closure.
-            env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) }))
+        let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
+        let caller_waits = current.as_ref().is_some_and(|c| c.caller_waits && c.tag.is_some());
+        let target = if caller_waits {
+            current.as_ref().map(|c| c.caller)
+        } else {
+            *DISPATCHER.lock().unwrap()
         }
-        _ => Err(Interrupted::new_err("the Erlang caller gave up waiting")),
+        .ok_or_else(|| PyRuntimeError::new_err("erlang_python is not running"))?;
+
+        let tag = current.as_ref().and_then(|c| c.tag).filter(|_| caller_waits);
+        let local_env = current.as_ref().and_then(|c| c.local_env.clone());
+        let (mut env, msg) = callback_message(&self.mailbox, id, name, args, tag, local_env)?;
+
+        // A caller that dies while its function runs must not leave this context waiting.
+        let watch = ResourceArc::new(CallerWatch { mailbox: self.mailbox.clone(), callback_id: id });
+        if caller_waits {
+            watch.monitor(None, &target);
+        }
+        self.callbacks().expect(id);
+        if caller_waits {
+            // The caller may still be polling for a quick reply: it must run this in `receive`.
+            if let Some(state) = current.as_ref().and_then(|c| c.state.as_ref()) {
+                state.stop_spinning();
+            }
+        }
+        // Converting the arguments may have taken long: the caller may have given up meanwhile
+        // and flushed its mailbox. Sending and cancelling exclude each other, so either the
+        // message is sent before the cancel returns (and the caller's flush takes it), or it
+        // is never sent.
+        let state = current.as_ref().and_then(|c| c.state.clone()).filter(|_| caller_waits);
+        let sent = match &state {
+            Some(state) => state.send_unless_cancelled(|| env.send_and_clear(&target, msg)),
+            None => Some(env.send_and_clear(&target, msg)),
+        };
+        match sent {
+            Some(true) => {}
+            Some(false) => {
+                self.callbacks().take(id);
+                return Err(ProcessError::new_err("the Erlang process that should run the function is gone"));
+            }
+            None => {
+                self.callbacks().take(id);
+                return Err(Interrupted::new_err("the Erlang caller gave up waiting"));
+            }
+        }
+        let wait = CallbackWait { id, state: current.and_then(|c| c.state) };
+        // While it waits, this request runs no Python: an interrupt aimed at it must not fire
+        // in a request served meanwhile (a cancel is noticed through its state instead).
+        let waiting_req = self.shared.running_req.swap(0, Ordering::AcqRel);
+        let served = self.serve(py, Some(&wait));
+        self.shared.running_req.store(waiting_req, Ordering::Release);
+        drop(watch);
+        let outcome = self.callbacks().take(id);
+        if let Err(exit) = served {
+            self.stop_after_unwinding(exit);
+            return Err(Interrupted::new_err("the context is stopping"));
+        }
+        match outcome {
+            Some(CallbackOutcome::Answered(env, term)) => {
+                // SAFETY: `term` was made in `env`, which is alive for this closure.
+                env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) }))
+            }
+            _ => Err(Interrupted::new_err("the Erlang caller gave up waiting")),
+        }
     }
 }
 
@@ -189,13 +283,16 @@ fn callback_message(
 /// (one the user's code runs, on the context thread or in a thread of its own) gets it
 /// through `thread_call`, since the context may be busy running that very loop.
 pub fn async_call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
-    let running = running_loop(py)?;
     let actor = current_actor();
+    let running = match &actor {
+        Some(actor) => actor.loop_driver().running_loop(py)?,
+        None => super::loop_driver::running_loop_of_thread(py)?,
+    };
     let own_loop = actor.as_ref().is_some_and(|actor| {
-        running.as_ref().is_none_or(|running| running.is(actor.loop_state().event_loop.bind(py)))
+        running.as_ref().is_none_or(|running| running.is(actor.loop_driver().event_loop(py)))
     });
-    let actor = match actor {
-        Some(actor) if own_loop => actor,
+    match actor {
+        Some(actor) if own_loop => actor.async_call_erlang(py, name, args),
         actor => {
             let running = running.ok_or_else(|| {
                 PyRuntimeError::new_err("erlang.async_call needs a running asyncio loop outside an erlang_python context")
@@ -204,29 +301,27 @@ pub fn async_call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) 
                 mailbox: actor.mailbox.clone(),
                 local_env: actor.current().and_then(|c| c.local_env),
             });
-            return super::thread_call::async_call(name, args, &running, origin);
+            super::thread_call::async_call(name, args, &running, origin)
         }
-    };
-    let dispatcher = (*DISPATCHER.lock().unwrap()).ok_or_else(|| PyRuntimeError::new_err("erlang_python is not running"))?;
-    let event_loop = actor.loop_state().event_loop.clone_ref(py);
-    let future = event_loop.bind(py).call_method0("create_future")?;
-    let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
-    let local_env = actor.current().and_then(|c| c.local_env);
-    let (mut env, msg) = callback_message(&actor.mailbox, id, name, args, None, local_env)?;
-    if !env.send_and_clear(&dispatcher, msg) {
-        return Err(ProcessError::new_err("the erlang_python dispatcher is gone"));
     }
-    // The answer is handled on this thread, after this returns: registering now is in time.
-    actor.expect_async_answer(id, future.clone().unbind());
-    Ok(future.unbind())
 }
 
-/// The asyncio loop running in this thread, if any.
-fn running_loop<'py>(py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-    static GET_RUNNING: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
-    let get = GET_RUNNING.get_or_try_init(py, || py.import("asyncio.events")?.getattr("_get_running_loop").map(Bound::unbind))?;
-    let running = get.bind(py).call0()?;
-    Ok((!running.is_none()).then_some(running))
+impl Actor {
+    /// `erlang.async_call` awaited on this context's own loop: the answer comes through
+    /// the mailbox, and resolves the future as it is handled.
+    fn async_call_erlang(&self, py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+        let dispatcher = (*DISPATCHER.lock().unwrap()).ok_or_else(|| PyRuntimeError::new_err("erlang_python is not running"))?;
+        let future = self.loop_driver().create_future(py)?;
+        let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
+        let local_env = self.current().and_then(|c| c.local_env);
+        let (mut env, msg) = callback_message(&self.mailbox, id, name, args, None, local_env)?;
+        if !env.send_and_clear(&dispatcher, msg) {
+            return Err(ProcessError::new_err("the erlang_python dispatcher is gone"));
+        }
+        // The answer is handled on this thread, after this returns: registering now is in time.
+        drop(self.callbacks().expect_future(id, future.clone().unbind()));
+        Ok(future.unbind())
+    }
 }
 
 /// Complete an `async_call` future with an Erlang answer.

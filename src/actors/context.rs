@@ -5,7 +5,9 @@
 //! its mailbox from inside that call (`Actor::serve` with a wait), so an Erlang function
 //! that calls back into the same context is served at any depth, and nothing re-runs.
 
-use super::aio::{self, LoopState};
+use super::aio::{self, LoopWork};
+use super::callback::CallbackTable;
+use super::loop_driver::{LoopDriver, StartError};
 use super::request::CallbackOutcome;
 use super::{next_context_id, ContextShared, Mailbox, Msg, ReqState, Request, CRASHED, RUNNING, STOPPED};
 use crate::atoms;
@@ -17,8 +19,8 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use rustler::{Encoder, LocalPid, ResourceArc, Term};
-use std::cell::{Ref, RefCell, RefMut};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -116,30 +118,18 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
                 for mut req in actor.deferred.borrow_mut().drain(..) {
                     answer_error(&mut req, &reason);
                 }
-                for mut req in actor.loop_state_mut().abandon_all() {
+                for mut req in actor.work.abandon_all() {
                     answer_error(&mut req, &reason);
                 }
-                // Tasks still on the loop are cancelled and given a moment to clean up;
-                // then the loop's selector and self-pipe are closed now, not whenever the
-                // cycle collector finds them; the wake-up eventfd goes with the mailbox.
-                let event_loop = actor.loop_state().event_loop.clone_ref(py);
-                // `_thread_id` was set so that the loop knows its thread; while set, asyncio
-                // counts the loop as running and refuses to close it.
-                let helpers = actor.loop_state().helpers(py);
-                let closed = event_loop
-                    .bind(py)
-                    .setattr("_thread_id", py.None())
-                    .and_then(|_| helpers.call_method1("wind_down", (event_loop.bind(py),)))
-                    .and_then(|_| event_loop.bind(py).call_method0("close"));
-                if let Err(e) = closed {
-                    crate::py_errors::log_exception(py, &e);
-                }
-                drop(shared.event_loop.lock().map(|mut l| l.take()));
+                // Tasks still on the loop wind down and the loop closes; the wake-up
+                // eventfd goes with the mailbox.
+                actor.driver.close(py, &shared);
                 // The actor, its namespaces and py objects are released here, with the GIL.
                 drop(actor);
                 exit
             }
-            Err(e) => Exit::Crashed(format!("context start-up failed: {e}")),
+            Err(StartError::MissingApi(why)) => Exit::Crashed(why),
+            Err(StartError::Python(e)) => Exit::Crashed(format!("context start-up failed: {e}")),
         })
     }))
     .unwrap_or_else(|panic| Exit::Crashed(panic_message(&panic)));
@@ -189,63 +179,44 @@ pub struct Actor {
     rx: Receiver<Msg>,
     executor: Executor,
     current: RefCell<Vec<Current>>,
-    waiting: RefCell<HashSet<u64>>,
-    answers: RefCell<HashMap<u64, CallbackOutcome>>,
-    /// Processes running an Erlang function for a waiting callback on another process's
-    /// behalf (`py_nif:join_chain/2`): part of that call chain.
-    joined: RefCell<Vec<(u64, LocalPid)>>,
-    /// Futures of `erlang.async_call` awaiting their Erlang answer, by callback id.
-    async_waits: RefCell<HashMap<u64, Py<PyAny>>>,
+    /// The Erlang functions this context's Python code waits for.
+    callbacks: CallbackTable,
     /// Requests put aside while nesting was too deep for them.
     deferred: RefCell<VecDeque<Request>>,
     /// Set when a nested serve had to stop the context; outer levels unwind to the top.
     pending_exit: RefCell<Option<Exit>>,
-    loop_state: RefCell<LoopState>,
-    set_running_loop: Py<PyAny>,
+    /// Messages handled so far, at any depth: tells whether Python code run by a check
+    /// re-entered the actor meanwhile.
+    handled: std::cell::Cell<u64>,
+    /// The asyncio loop and the private API it is driven through (fixed at start-up).
+    driver: LoopDriver,
+    /// The requests running as tasks or streams on that loop.
+    work: LoopWork,
+    /// `erlang.Atom` as this context's interpreter has it (see `erlang_module::atom_type`).
+    atom_type: Py<pyo3::types::PyType>,
 }
 
 impl Actor {
-    fn new(py: Python<'_>, mailbox: Mailbox, rx: Receiver<Msg>) -> PyResult<Actor> {
+    fn new(py: Python<'_>, mailbox: Mailbox, rx: Receiver<Msg>) -> Result<Actor, StartError> {
         let shared = mailbox.shared.clone();
         // A context start is where a restarted application gets its modules back.
         crate::module_guard::restore(py)?;
         let ident: u64 = py.import("threading")?.call_method0("get_ident")?.extract()?;
         shared.thread_ident.store(ident, Ordering::Release);
-        let asyncio = py.import("asyncio")?;
-        let event_loop = asyncio.call_method0("new_event_loop")?;
-        asyncio.call_method1("set_event_loop", (&event_loop,))?;
-        event_loop.setattr("_thread_id", ident)?;
-        // The mailbox wakes the loop's selector through this fd when the actor waits there.
-        let wake_fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if wake_fd < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        let drain = pyo3::types::PyCFunction::new_closure(py, None, None, move |_a: &Bound<'_, pyo3::types::PyTuple>, _k: Option<&Bound<'_, pyo3::types::PyDict>>| {
-            let mut buf = [0u8; 8];
-            unsafe { libc::read(wake_fd, buf.as_mut_ptr() as *mut libc::c_void, 8) };
-        })?;
-        event_loop.call_method1("add_reader", (wake_fd, drain))?;
-        shared.wake_fd.store(wake_fd, Ordering::Release);
-        // Tasks carry the request they run for, so a timeout can interrupt a busy task.
-        let helpers = py.import("erlang_shim._aio")?;
-        event_loop.call_method1("set_task_factory", (helpers.getattr("task_factory")?,))?;
-        *shared.event_loop.lock().unwrap() = Some(event_loop.clone().unbind());
-        let set_running_loop = py.import("asyncio.events")?.getattr("_set_running_loop")?.unbind();
-        let loop_state = LoopState::new(py, event_loop.unbind())?;
+        let driver = LoopDriver::open(py, &shared)?;
         Ok(Actor {
             shared,
             executor: Executor::new(py, mailbox.clone())?,
             mailbox,
             rx,
             current: RefCell::new(Vec::new()),
-            waiting: RefCell::new(HashSet::new()),
-            answers: RefCell::new(HashMap::new()),
-            joined: RefCell::new(Vec::new()),
-            async_waits: RefCell::new(HashMap::new()),
+            callbacks: CallbackTable::default(),
             deferred: RefCell::new(VecDeque::new()),
             pending_exit: RefCell::new(None),
-            loop_state: RefCell::new(loop_state),
-            set_running_loop,
+            handled: std::cell::Cell::new(0),
+            driver,
+            work: LoopWork::default(),
+            atom_type: crate::erlang_module::lookup_atom_type(py).unbind(),
         })
     }
 
@@ -253,12 +224,20 @@ impl Actor {
         &self.executor
     }
 
-    pub fn loop_state(&self) -> Ref<'_, LoopState> {
-        self.loop_state.borrow()
+    pub fn loop_driver(&self) -> &LoopDriver {
+        &self.driver
     }
 
-    pub fn loop_state_mut(&self) -> RefMut<'_, LoopState> {
-        self.loop_state.borrow_mut()
+    pub fn loop_work(&self) -> &LoopWork {
+        &self.work
+    }
+
+    pub fn callbacks(&self) -> &CallbackTable {
+        &self.callbacks
+    }
+
+    pub fn atom_type<'py>(&self, py: Python<'py>) -> &Bound<'py, pyo3::types::PyType> {
+        self.atom_type.bind(py)
     }
 
     /// One iteration of the asyncio loop: ready callbacks, then the selector (blocking
@@ -271,15 +250,13 @@ impl Actor {
             self.shared.in_selector.store(false, Ordering::SeqCst);
             return;
         }
-        let event_loop = self.loop_state().event_loop.clone_ref(py);
-        let set_running = self.set_running_loop.bind(py);
-        let _ = set_running.call1((&event_loop,));
+        self.driver.set_running(py, true);
         self.shared.running_req.store(super::IN_LOOP, Ordering::Release);
-        let result = event_loop.bind(py).call_method0("_run_once");
+        let result = self.driver.run_once(py);
         self.shared.running_req.store(0, Ordering::Release);
         // An interruption aimed at a task step that ended meanwhile must not hit the next.
         clear_pending_interrupt(py, &self.shared);
-        let _ = set_running.call1((py.None(),));
+        self.driver.set_running(py, false);
         self.shared.in_selector.store(false, Ordering::SeqCst);
         // A task re-raises `SystemExit` and `KeyboardInterrupt` after storing them as its
         // result (its done-callback answers the caller on a later turn); a bare callback
@@ -307,7 +284,7 @@ impl Actor {
         // when that is cancelled (a timeout, a dead caller), the wait is abandoned, or the
         // whole loop would wait with it.
         let task_state = match &wait.state {
-            None if self.current.borrow().is_empty() => self.loop_state().current_task_state(py),
+            None if self.current.borrow().is_empty() => self.current_task_state(py),
             _ => None,
         };
         // (The caller cleared `running_req` for the wait: a cancel is noticed here instead.)
@@ -323,11 +300,11 @@ impl Actor {
                 return Err(exit);
             }
             if let Some(wait) = wait {
-                if self.answers.borrow().contains_key(&wait.id) {
+                if self.callbacks.is_answered(wait.id) {
                     return Ok(());
                 }
                 if wait.state.as_ref().or(task_state.as_ref()).is_some_and(|s| s.is_cancelled()) {
-                    self.answers.borrow_mut().insert(wait.id, CallbackOutcome::Abandoned);
+                    self.callbacks.abandon(wait.id);
                     return Ok(());
                 }
             }
@@ -338,7 +315,7 @@ impl Actor {
             let msg = match self.rx.try_recv() {
                 Ok(msg) => msg,
                 // The loop runs at the top level only: asyncio tasks cannot nest.
-                Err(TryRecvError::Empty) if wait.is_none() && self.loop_state().has_work(py) => {
+                Err(TryRecvError::Empty) if wait.is_none() && self.loop_has_work(py) => {
                     self.run_loop_once(py);
                     continue;
                 }
@@ -380,21 +357,17 @@ impl Actor {
         }
     }
 
-    /// Resolve `future` with the answer of callback `id` when it arrives.
-    pub fn expect_async_answer(&self, id: u64, future: Py<PyAny>) {
-        self.async_waits.borrow_mut().insert(id, future);
-    }
-
-    /// Start waiting for callback `id` (answers for ids nobody waits for are dropped).
-    pub fn expect_answer(&self, id: u64) {
-        self.waiting.borrow_mut().insert(id);
-    }
-
-    /// Stop waiting for callback `id` and take its outcome.
-    pub fn take_answer(&self, id: u64) -> Option<CallbackOutcome> {
-        self.waiting.borrow_mut().remove(&id);
-        self.joined.borrow_mut().retain(|(cb, _)| *cb != id);
-        self.answers.borrow_mut().remove(&id)
+    /// Whether the loop has anything to run: a request's task or stream, or callbacks,
+    /// timers or fds of the user's.
+    fn loop_has_work(&self, py: Python<'_>) -> bool {
+        if !self.work.is_empty() {
+            return true;
+        }
+        // The check can run Python code (a timer heap of the user's with `__len__`) that
+        // calls Erlang and so serves messages, starting tasks the check has already
+        // looked past: then the loop runs, rather than the context sleeping on them.
+        let handled = self.handled.get();
+        self.driver.has_pending(py) || self.handled.get() != handled
     }
 
     /// Whether `req` may run now, at the current nesting depth.
@@ -402,7 +375,7 @@ impl Actor {
         let current = self.current.borrow();
         current.len() < UNRELATED_NESTING_LIMIT
             || current.iter().any(|c| c.caller == req.caller)
-            || self.joined.borrow().iter().any(|(_, pid)| *pid == req.caller)
+            || self.callbacks.has_joined(&req.caller)
     }
 
     fn take_deferred(&self) -> Option<Request> {
@@ -417,6 +390,7 @@ impl Actor {
     }
 
     fn handle(&self, py: Python<'_>, msg: Msg) -> Result<(), Exit> {
+        self.handled.set(self.handled.get().wrapping_add(1));
         match msg {
             Msg::Run(req) => {
                 // Control messages below are short and leave an idle context idle.
@@ -430,26 +404,14 @@ impl Actor {
             }
             Msg::DropEnv(id) => self.executor.drop_env(id),
             Msg::DropObject(object) => drop(object),
-            Msg::CallbackReply(id, env, term) => {
-                let future = self.async_waits.borrow_mut().remove(&id);
-                if let Some(future) = future {
-                    super::callback::resolve_future(py, future.bind(py), &env, term);
-                } else if self.waiting.borrow().contains(&id) {
-                    self.answers.borrow_mut().insert(id, CallbackOutcome::Answered(env, term));
-                }
-            }
-            Msg::CallbackAbort(id) => {
-                if self.waiting.borrow().contains(&id) {
-                    self.answers.borrow_mut().entry(id).or_insert(CallbackOutcome::Abandoned);
-                }
-            }
-            Msg::JoinChain(id, pid) => {
-                if self.waiting.borrow().contains(&id) {
-                    self.joined.borrow_mut().push((id, pid));
-                }
-            }
-            Msg::Cancelled(id) => aio::cancel(self, py, id),
-            Msg::Credit(id, n) => aio::grant_credit(self, py, id, n),
+            Msg::CallbackReply(id, env, term) => match self.callbacks.take_future(id) {
+                Some(future) => super::callback::resolve_future(py, future.bind(py), &env, term),
+                None => self.callbacks.answered(id, CallbackOutcome::Answered(env, term)),
+            },
+            Msg::CallbackAbort(id) => self.callbacks.aborted(id),
+            Msg::JoinChain(id, pid) => self.callbacks.join(id, pid),
+            Msg::Cancelled(id) => self.cancel_async(py, id),
+            Msg::Credit(id, n) => self.grant_stream_credit(py, id, n),
             Msg::Stop => return Err(Exit::Stopped),
             Msg::Panic => {
                 if let Err(panic) = catch_unwind(|| panic!("panic requested by py_nif:context_panic/1")) {

@@ -6,6 +6,7 @@
 pub mod aio;
 pub mod callback;
 pub mod context;
+pub mod loop_driver;
 pub mod request;
 pub mod thread_call;
 

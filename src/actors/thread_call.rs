@@ -22,9 +22,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use rustler::{Encoder, ResourceArc, Term};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 const NOT_RUNNING: &str = "erlang_python is not running";
 const GONE: &str = "the Erlang process that should run the function exited before answering";
@@ -40,15 +38,23 @@ pub enum Outcome {
 pub enum Sink {
     /// A thread blocked in `erlang.call`.
     Waiter(Sender<Outcome>),
-    /// An `erlang.async_call` future, by its key in `PENDING`.
-    Future(u64),
+    /// An `erlang.async_call` future and the loop it belongs to. The call's handle owns
+    /// them, so no table outside the interpreter that made them holds Python objects.
+    Future(PendingFuture),
+}
+
+pub struct PendingFuture {
+    event_loop: Py<PyAny>,
+    future: Py<PyAny>,
 }
 
 impl Sink {
     pub fn deliver(self, outcome: Outcome) {
         match self {
             Sink::Waiter(tx) => drop(tx.send(outcome)),
-            Sink::Future(key) => drop(resolver().send((key, outcome))),
+            // The resolver drops the objects with the GIL held (this may run on a BEAM
+            // scheduler, which never takes it).
+            Sink::Future(pending) => drop(resolver().send((pending, outcome))),
         }
     }
 }
@@ -73,10 +79,6 @@ pub fn call(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<P
     }
 }
 
-/// Futures of `async_call` awaiting their answer, with the loop each belongs to.
-static PENDING: Mutex<Option<HashMap<u64, (Py<PyAny>, Py<PyAny>)>>> = Mutex::new(None);
-static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
-
 /// `erlang.async_call` awaited in `event_loop`, a running loop that is not a context's own.
 pub fn async_call(
     name: &str,
@@ -88,18 +90,9 @@ pub fn async_call(
     // scheduler delivers.
     resolver();
     let future = event_loop.call_method0("create_future")?;
-    let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-    // Registered before sending: the answer may reach the resolver before this returns.
-    PENDING
-        .lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .insert(key, (event_loop.clone().unbind(), future.clone().unbind()));
-    if let Err(err) = send_call(name, args, Sink::Future(key), origin) {
-        let entry = PENDING.lock().unwrap().as_mut().and_then(|p| p.remove(&key));
-        drop(entry);
-        return Err(err);
-    }
+    let pending = PendingFuture { event_loop: event_loop.clone().unbind(), future: future.clone().unbind() };
+    // A call that is not sent is disarmed there, dropping its sink (with the GIL, here).
+    send_call(name, args, Sink::Future(pending), origin)?;
     Ok(future.unbind())
 }
 
@@ -158,15 +151,15 @@ fn message(
 rustler::atoms! { py_thread_callback }
 
 /// The resolver thread's queue, started with the first future.
-fn resolver() -> &'static Sender<(u64, Outcome)> {
-    static RESOLVER: OnceLock<Sender<(u64, Outcome)>> = OnceLock::new();
+fn resolver() -> &'static Sender<(PendingFuture, Outcome)> {
+    static RESOLVER: OnceLock<Sender<(PendingFuture, Outcome)>> = OnceLock::new();
     RESOLVER.get_or_init(|| {
-        let (tx, rx) = crossbeam_channel::unbounded::<(u64, Outcome)>();
+        let (tx, rx) = crossbeam_channel::unbounded::<(PendingFuture, Outcome)>();
         std::thread::Builder::new()
             .name("py-async-resolver".into())
             .spawn(move || {
-                for (key, outcome) in rx {
-                    resolve(key, outcome);
+                for (pending, outcome) in rx {
+                    resolve(pending, outcome);
                 }
             })
             .expect("cannot start the erlang.async_call resolver thread");
@@ -176,9 +169,8 @@ fn resolver() -> &'static Sender<(u64, Outcome)> {
 
 /// Convert an answer and hand it to its future's loop, which sets it unless the future
 /// was cancelled meanwhile (`erlang_shim._resolve_future`).
-fn resolve(key: u64, outcome: Outcome) {
-    let entry = PENDING.lock().unwrap().as_mut().and_then(|p| p.remove(&key));
-    let Some((event_loop, future)) = entry else { return };
+fn resolve(pending: PendingFuture, outcome: Outcome) {
+    let PendingFuture { event_loop, future } = pending;
     Python::attach(|py| {
         let result = match outcome {
             // SAFETY: `term` was made in `env`, which is alive for this closure.

@@ -65,7 +65,8 @@ fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, C
         return dict_to_map(env, dict);
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        if obj.is_instance(atom_type(py).bind(py))? {
+        // An exact `str` is never an Atom: only subclasses need the (per-context) class.
+        if !obj.is_exact_instance_of::<PyString>() && obj.is_instance(&atom_type(py))? {
             return Ok(bounded_atom(env, s.to_str()?));
         }
         return Ok(str_to_binary(env, s)?);
