@@ -226,7 +226,8 @@ spawn_routed(Routed, Module, Func, Args, Kwargs) ->
     py_request:spawn_call(with_kwargs(Routed, Kwargs), Module, Func, Args, Kwargs).
 
 %% A detached request answers a reference whatever happens: bad keyword arguments are
-%% that reference's reply, like a routing error.
+%% that reference's reply, like a routing error. Inlined: it is on the spawn_call path.
+-compile({inline, [with_kwargs/2]}).
 with_kwargs({ok, _}, Kwargs) when not is_map(Kwargs) -> {error, {badarg, kwargs}};
 with_kwargs(Routed, _Kwargs) -> Routed.
 

@@ -132,6 +132,7 @@ async_call({error, _} = Error, _Module, _Func, _Args, _Kwargs) ->
 
 %% The handle that `await/2' cancels with is kept in the process dictionary, under the
 %% reference, until it is awaited.
+-compile({inline, [detached/2]}).
 detached(Ref, {ok, Handle}) ->
     put({'$py_spawned', Ref}, Handle),
     Ref;
