@@ -1,11 +1,13 @@
 %%% @doc Run Python from Erlang: calls, eval/exec, fire-and-forget and spawned calls,
 %%% and references to Python objects.
 %%%
-%%% Every call is queued straight onto a context (an OS thread running Python) and the
-%%% caller waits in `receive' for `{py_reply, Ref, Result}', so no BEAM scheduler ever
-%%% runs Python or waits for the GIL. Each process has its own Python namespace on each
-%%% context, freed when the process exits. Results are `{ok, Value}', `ok' or
-%%% `{error, Reason}'; a Python exception is `{error, {ClassName, Message}}'.
+%%% This module is the facade: it checks and normalises arguments and options, picks
+%%% the context (`py_context_router') and hands the request to `py_request', which queues
+%%% it straight onto that context (an OS thread running Python) and waits in `receive'
+%%% for the reply, so no BEAM scheduler ever runs Python or waits for the GIL. Each
+%%% process has its own Python namespace on each context, freed when the process exits.
+%%% Results are `{ok, Value}', `ok' or `{error, Reason}'; a Python exception is
+%%% `{error, {ClassName, Message}}'.
 %%% See docs/api.md for the full contract.
 -module(py).
 
@@ -56,9 +58,9 @@
 -export_type([py_module/0, py_func/0, py_args/0, py_kwargs/0, py_result/0, py_ref/0,
               shared_dict/0, span/0]).
 
-%% The largest timeout `receive ... after' accepts.
 %% Binaries bigger than this are stored by a dirty scheduler (see state_store/2).
 -define(BIG_STATE_VALUE, 1048576).
+%% `infinity' or a timeout `receive ... after' accepts.
 -define(is_timeout(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0 andalso T =< 16#FFFFFFFF))).
 
 %%% ---------------------------------------------------------------------------
@@ -99,7 +101,7 @@ call(Module, Func, Args, Kwargs, Timeout) ->
 
 call_routed({ok, Entry}, Module, Func, Args, Kwargs, Timeout, ReturnRef)
   when is_map(Kwargs), ?is_timeout(Timeout) ->
-    request(Entry, call, [Module, Func, Args, Kwargs, ReturnRef], Timeout);
+    py_request:call(Entry, Module, Func, Args, Kwargs, ReturnRef, Timeout);
 call_routed({ok, _}, _Module, _Func, _Args, Kwargs, _Timeout, _) when not is_map(Kwargs) ->
     {error, {badarg, kwargs}};
 call_routed({ok, _}, _Module, _Func, _Args, _Kwargs, _Timeout, _) ->
@@ -140,7 +142,10 @@ eval(Code, Locals, Timeout) ->
     eval_routed(pick(), Code, Locals, Timeout).
 
 eval_routed({ok, Entry}, Code, Locals, Timeout) when is_map(Locals), ?is_timeout(Timeout) ->
-    with_code(Code, fun(Source) -> request(Entry, eval, [Source, Locals], Timeout) end);
+    case source(Code) of
+        {ok, Source} -> py_request:eval(Entry, Source, Locals, Timeout);
+        Error -> Error
+    end;
 eval_routed({ok, _}, _Code, Locals, _Timeout) when not is_map(Locals) ->
     {error, {badarg, locals}};
 eval_routed({ok, _}, _Code, _Locals, _Timeout) ->
@@ -158,12 +163,18 @@ exec(Code) ->
 exec(Ctx, Code) when is_pid(Ctx) ->
     exec_routed(by_pid(Ctx), Code).
 
+%% Bad code is reported as such even when no context runs.
 exec_routed(Routed, Code) ->
-    with_code(Code, fun(Source) -> routed(Routed, exec, [Source]) end).
+    case {source(Code), Routed} of
+        {{ok, Source}, {ok, Entry}} -> py_request:exec(Entry, Source, default_timeout());
+        {{ok, _}, Error} -> Error;
+        {Error, _} -> Error
+    end.
 
-with_code(Code, Fun) ->
+%% Code as a UTF-8 binary.
+source(Code) ->
     case catch unicode:characters_to_binary(Code) of
-        Source when is_binary(Source) -> Fun(Source);
+        Source when is_binary(Source) -> {ok, Source};
         _ -> {error, {badarg, code}}
     end.
 
@@ -187,9 +198,8 @@ cast(Module, Func, Args, Kwargs) ->
 cast(Ctx, Module, Func, Args, Kwargs) when is_pid(Ctx) ->
     cast_routed(by_pid(Ctx), Module, Func, Args, Kwargs).
 
-cast_routed({ok, {_, Ctx, _} = Entry}, Module, Func, Args, Kwargs) when is_map(Kwargs) ->
-    Env = py_context_router:local_env(Entry),
-    py_nif:cast(Ctx, Env, {call, undefined, Module, Func, Args, Kwargs, false});
+cast_routed({ok, Entry}, Module, Func, Args, Kwargs) when is_map(Kwargs) ->
+    py_request:cast(Entry, Module, Func, Args, Kwargs);
 cast_routed({ok, _}, _, _, _, _) ->
     {error, {badarg, kwargs}};
 cast_routed(Error, _, _, _, _) ->
@@ -213,26 +223,13 @@ spawn_call(Ctx, Module, Func, Args, Kwargs) when is_pid(Ctx) ->
     spawn_routed(by_pid(Ctx), Module, Func, Args, Kwargs).
 
 spawn_routed(Routed, Module, Func, Args, Kwargs) ->
-    start_detached(Routed, Kwargs, fun(Ref) -> {call, Ref, Module, Func, Args, Kwargs, false} end).
+    py_request:spawn_call(with_kwargs(Routed, Kwargs), Module, Func, Args, Kwargs).
 
-%% Submit a request nobody waits for in `receive' yet; `await/1,2' collects its reply.
-%% An immediate failure is delivered as that reply.
-start_detached(Routed, Kwargs, Request) ->
-    Ref = make_ref(),
-    Result = case Routed of
-                 {ok, {_, Ctx, _} = Entry} when is_map(Kwargs) ->
-                     Env = py_context_router:local_env(Entry),
-                     py_nif:submit(Ctx, Env, Request(Ref), false);
-                 {ok, _} ->
-                     {error, {badarg, kwargs}};
-                 Error ->
-                     Error
-             end,
-    case Result of
-        {ok, Handle} -> put({'$py_spawned', Ref}, Handle);
-        Failed -> self() ! {py_reply, Ref, Failed}
-    end,
-    Ref.
+%% A detached request answers a reference whatever happens: bad keyword arguments are
+%% that reference's reply, like a routing error. Inlined: it is on the spawn_call path.
+-compile({inline, [with_kwargs/2]}).
+with_kwargs({ok, _}, Kwargs) when not is_map(Kwargs) -> {error, {badarg, kwargs}};
+with_kwargs(Routed, _Kwargs) -> Routed.
 
 %% @doc Wait for a `spawn_call' result (default timeout).
 -spec await(py_ref()) -> py_result().
@@ -243,12 +240,7 @@ await(Ref) ->
 %% its late result discarded.
 -spec await(py_ref(), timeout()) -> py_result().
 await(Ref, Timeout) when is_reference(Ref), ?is_timeout(Timeout) ->
-    Handle = erase({'$py_spawned', Ref}),
-    receive
-        {py_reply, Ref, Result} -> Result
-    after Timeout ->
-        give_up(Ref, Handle)
-    end.
+    py_request:await(Ref, Timeout).
 
 %%% ---------------------------------------------------------------------------
 %%% Coroutines and generators (run on the context's asyncio loop)
@@ -261,7 +253,7 @@ async_call(Module, Func, Args) ->
 
 -spec async_call(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
 async_call(Module, Func, Args, Kwargs) ->
-    start_detached(pick_for(Module, Func), Kwargs, fun(Ref) -> {async_call, Ref, Module, Func, Args, Kwargs} end).
+    py_request:async_call(with_kwargs(pick_for(Module, Func), Kwargs), Module, Func, Args, Kwargs).
 
 %% @doc Wait for an `async_call' result; a timeout cancels the task.
 -spec async_await(py_ref()) -> py_result().
@@ -277,7 +269,10 @@ async_await(Ref, Timeout) ->
 -spec async_gather([{py_module(), py_func(), py_args()} |
                     {py_module(), py_func(), py_args(), py_kwargs()}]) -> py_result().
 async_gather(Calls) when is_list(Calls) ->
-    routed(pick(), async_gather, [Calls]);
+    case pick() of
+        {ok, Entry} -> py_request:async_gather(Entry, Calls, default_timeout());
+        Error -> Error
+    end;
 async_gather(_Calls) ->
     {error, {badarg, calls}}.
 
@@ -297,7 +292,10 @@ stream(Module, Func, Args) ->
 
 -spec stream(py_module(), py_func(), py_args(), py_kwargs()) -> py_result().
 stream(Module, Func, Args, Kwargs) when is_map(Kwargs) ->
-    routed(pick_for(Module, Func), stream, [Module, Func, Args, Kwargs]);
+    case pick_for(Module, Func) of
+        {ok, Entry} -> py_request:stream(Entry, Module, Func, Args, Kwargs, default_timeout());
+        Error -> Error
+    end;
 stream(_Module, _Func, _Args, _Kwargs) ->
     {error, {badarg, kwargs}}.
 
@@ -310,7 +308,15 @@ stream_eval(Code) ->
 
 -spec stream_eval(code(), map()) -> py_result().
 stream_eval(Code, Locals) when is_map(Locals) ->
-    with_code(Code, fun(Source) -> routed(pick(), stream_eval, [Source, Locals]) end);
+    case source(Code) of
+        {ok, Source} ->
+            case pick() of
+                {ok, Entry} -> py_request:stream_eval(Entry, Source, Locals, default_timeout());
+                Error -> Error
+            end;
+        Error ->
+            Error
+    end;
 stream_eval(_Code, _Locals) ->
     {error, {badarg, locals}}.
 
@@ -352,28 +358,31 @@ stream_cancel(Ref) ->
 %% @doc Call a method of the Python object behind a py ref.
 -spec call_method(py_ref(), py_func(), py_args()) -> py_result().
 call_method(PyRef, Method, Args) ->
-    ref_request(PyRef, call_method, [PyRef, Method, Args, #{}]).
+    case py_nif:is_ref(PyRef) of
+        true -> py_request:call_method(PyRef, Method, Args, default_timeout());
+        false -> {error, {badarg, py_ref}}
+    end.
 
 %% @doc Read an attribute of the Python object behind a py ref.
 -spec getattr(py_ref(), atom() | binary() | string()) -> py_result().
 getattr(PyRef, Name) ->
-    ref_request(PyRef, getattr, [PyRef, Name]).
+    case py_nif:is_ref(PyRef) of
+        true -> py_request:getattr(PyRef, Name, default_timeout());
+        false -> {error, {badarg, py_ref}}
+    end.
 
 %% @doc Convert the Python object behind a py ref to a term.
 -spec to_term(py_ref()) -> py_result().
 to_term(PyRef) ->
-    ref_request(PyRef, to_term, [PyRef]).
+    case py_nif:is_ref(PyRef) of
+        true -> py_request:to_term(PyRef, default_timeout());
+        false -> {error, {badarg, py_ref}}
+    end.
 
 %% @doc Whether a term is a py ref.
 -spec is_ref(term()) -> boolean().
 is_ref(Term) ->
     py_nif:is_ref(Term).
-
-ref_request(PyRef, Kind, Fields) ->
-    case py_nif:is_ref(PyRef) of
-        true -> submit_and_wait(PyRef, undefined, Kind, Fields, default_timeout());
-        false -> {error, {badarg, py_ref}}
-    end.
 
 %%% ---------------------------------------------------------------------------
 %%% Contexts and information
@@ -411,7 +420,7 @@ start_contexts() ->
 start_contexts(Opts) when is_map(Opts) ->
     N = maps:get(contexts, Opts, py_context_sup:default_count()),
     case maps:get(mode, Opts, worker) of
-        worker when is_integer(N), N > 0 -> py_context_sup:start_contexts(N);
+        worker when is_integer(N), N > 0 -> py_context_manager:start_contexts(N);
         worker -> {error, {badarg, contexts}};
         Mode -> {error, {unsupported_mode, Mode}}
     end.
@@ -420,7 +429,7 @@ start_contexts(Opts) when is_map(Opts) ->
 %% `start_contexts/0,1'.
 -spec stop_contexts() -> ok.
 stop_contexts() ->
-    py_context_sup:stop_contexts().
+    py_context_manager:stop_contexts().
 
 -spec contexts_started() -> boolean().
 contexts_started() ->
@@ -591,12 +600,12 @@ clear_traces() ->
 %% are matched as given (atoms, usually).
 -spec register_pool(atom(), atom() | {atom(), atom()}) -> ok | {error, term()}.
 register_pool(Pool, Target) when is_atom(Pool) ->
-    py_context_router:add_route(Pool, Target).
+    py_context_manager:add_route(Pool, Target).
 
 %% @doc Send `Module' or `{Module, Func}' back to the default pool.
 -spec unregister_pool(atom() | {atom(), atom()}) -> ok.
 unregister_pool(Target) ->
-    py_context_router:remove_route(Target).
+    py_context_manager:remove_route(Target).
 
 %%% ---------------------------------------------------------------------------
 %%% Interpreter services (one interpreter serves every context, so each runs once)
@@ -723,72 +732,3 @@ pool(Pool) ->
 %% Read on every call, so kept in `persistent_term' (set from the app env at start).
 default_timeout() ->
     persistent_term:get({?MODULE, default_timeout}, 30000).
-
-routed({ok, Entry}, Kind, Fields) ->
-    request(Entry, Kind, Fields, default_timeout());
-routed(Error, _Kind, _Fields) ->
-    Error.
-
-request({_, Ctx, _} = Entry, Kind, Fields, Timeout) ->
-    submit_and_wait(Ctx, py_context_router:local_env(Entry), Kind, Fields, Timeout).
-
-%% The reference is made here and passed down, so that the receive in
-%% `wait_with_callbacks/3' only scans messages that arrived after it (the compiler's
-%% receive optimisation follows it into local calls). While waiting, this process runs
-%% the Erlang functions the request's Python code calls.
-submit_and_wait(Target, Env, Kind, Fields, Timeout) ->
-    Ref = make_ref(),
-    case submit_waiting(Target, Env, list_to_tuple([Kind, Ref | Fields]), Timeout) of
-        {reply, Result} ->
-            Result;
-        {ok, Handle} ->
-            %% Measured after the NIF's short poll (at most `reply_spin_us').
-            Deadline = deadline(erlang:monotonic_time(millisecond), Timeout),
-            wait_with_callbacks(Ref, Handle, Deadline);
-        {error, _} = Error ->
-            Error
-    end.
-
-%% A zero timeout must not wait at all, not even for the NIF's short poll.
-submit_waiting(Target, Env, Request, 0) ->
-    py_nif:submit(Target, Env, Request, true);
-submit_waiting(Target, Env, Request, _Timeout) ->
-    py_nif:submit_sync(Target, Env, Request).
-
-wait_with_callbacks(Ref, Handle, Deadline) ->
-    receive
-        {py_reply, Ref, Result} ->
-            Result;
-        {py_callback, Ref, Ctx, CallbackId, Name, Args, _Env} ->
-            py_callbacks:run(Ctx, CallbackId, Name, Args),
-            wait_with_callbacks(Ref, Handle, Deadline)
-    after remaining(Deadline) ->
-        give_up(Ref, Handle)
-    end.
-
-deadline(_Start, infinity) -> infinity;
-deadline(Start, Timeout) -> Start + Timeout.
-
-remaining(infinity) -> infinity;
-remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
-
-%% Cancel a request after a timeout. Either it is cancelled (Python is interrupted and
-%% no reply will come) or its reply is already on the way and is taken from the mailbox.
-give_up(Ref, undefined) ->
-    receive {py_reply, Ref, Result} -> Result after 0 -> {error, timeout} end;
-give_up(Ref, Handle) ->
-    case py_nif:cancel(Handle) of
-        cancelled ->
-            flush_callbacks(Ref),
-            {error, timeout};
-        replied ->
-            receive {py_reply, Ref, Result} -> Result end
-    end.
-
-%% Callback requests of a cancelled call that were already sent.
-flush_callbacks(Ref) ->
-    receive
-        {py_callback, Ref, _, _, _, _, _} -> flush_callbacks(Ref)
-    after 0 ->
-        ok
-    end.

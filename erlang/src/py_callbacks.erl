@@ -10,6 +10,17 @@
 %%% other than a context's own: its runner adopts the calling request's namespace when
 %%% the call was made on a context thread, and none otherwise (a thread's request may be
 %%% long over), and answers through the call's own handle.
+%%%
+%%% Runners are started with `proc_lib:spawn_link/1' rather than under a supervisor: one
+%%% starts for every such callback, so a `supervisor:start_child' call per callback would
+%%% put a synchronous round trip through one more process on that path; a runner is
+%%% never restarted (it answers once, or its exit answers for it), so a supervisor would
+%%% add nothing but that. `proc_lib' gives runners crash reports and ancestry, and the
+%%% link ends running ones when this server stops (this server traps exits and ignores
+%%% theirs). This server owns the registry table `py_functions' (created in `init/1'):
+%%% it and the NIF's set of registered names live and die together, since `init/1'
+%%% clears the NIF's set when a new table is made, so after a restart Python never sees
+%%% a name the table lacks (registrations do not survive a restart of this server).
 -module(py_callbacks).
 -behaviour(gen_server).
 
@@ -130,9 +141,8 @@ adopt(Ctx, Env) -> py_context_router:adopt(Ctx, Env).
 
 -spec init([]) -> {ok, nil}.
 init([]) ->
+    process_flag(trap_exit, true),
     _ = ets:new(?TABLE, [named_table, public, {read_concurrency, true}]),
-    %% Also the index of running streams (see py_stream), which needs a long-lived owner.
-    _ = ets:new(py_streams, [named_table, public]),
     ok = py_nif:clear_registered_functions(),
     ok = py_nif:set_callback_handler(self()),
     {ok, nil}.
@@ -147,18 +157,21 @@ handle_cast(_Msg, State) ->
 
 -spec handle_info(term(), nil) -> {noreply, nil}.
 handle_info({py_callback, _Ref, Ctx, CallbackId, Name, Args, Env}, State) ->
-    _ = spawn(fun() ->
-                      py_context_router:adopt(Ctx, Env),
-                      ok = py_nif:join_chain(Ctx, CallbackId),
-                      run(Ctx, CallbackId, Name, Args)
-              end),
+    _ = proc_lib:spawn_link(fun() ->
+                                    py_context_router:adopt(Ctx, Env),
+                                    ok = py_nif:join_chain(Ctx, CallbackId),
+                                    run(Ctx, CallbackId, Name, Args)
+                            end),
     {noreply, State};
 handle_info({py_thread_callback, Call, Ctx, Name, Args, Env}, State) ->
-    Runner = spawn(fun() ->
-                           adopt(Ctx, Env),
-                           run(Call, 0, Name, Args)
-                   end),
+    Runner = proc_lib:spawn_link(fun() ->
+                                         adopt(Ctx, Env),
+                                         run(Call, 0, Name, Args)
+                                 end),
     ok = py_nif:thread_call_runner(Call, Runner),
+    {noreply, State};
+handle_info({'EXIT', _Runner, _Reason}, State) ->
+    %% A runner ended; `proc_lib' has reported it if it crashed.
     {noreply, State};
 handle_info(_Info, State) ->
     {noreply, State}.

@@ -128,7 +128,8 @@ pick_for(Module, Func) ->
             end
     end.
 
-%% @doc Route `Module' or `{Module, Func}' to `Pool'.
+%% @doc Route `Module' or `{Module, Func}' to `Pool'. Routes are changed by
+%% `py_context_manager' only, one change at a time, so none is lost.
 -spec add_route(pool(), term()) -> ok | {error, term()}.
 add_route(Pool, Target) ->
     case count(Pool) of
@@ -136,6 +137,8 @@ add_route(Pool, Target) ->
         _ -> update_routes(fun(Routes) -> Routes#{Target => Pool} end)
     end.
 
+%% @doc Send `Module' or `{Module, Func}' back to the default pool (called by
+%% `py_context_manager' only, as `add_route/2').
 -spec remove_route(term()) -> ok.
 remove_route(Target) ->
     update_routes(fun(Routes) -> maps:remove(Target, Routes) end).
@@ -146,11 +149,8 @@ clear_routes() ->
     _ = persistent_term:erase(?KEY(routes)),
     ok.
 
-%% Read-modify-write of the routes, one process at a time, so none is lost.
 update_routes(Fun) ->
-    global:trans({?KEY(routes), self()},
-                 fun() -> persistent_term:put(?KEY(routes), Fun(persistent_term:get(?KEY(routes), #{}))) end,
-                 [node()]).
+    persistent_term:put(?KEY(routes), Fun(persistent_term:get(?KEY(routes), #{}))).
 
 -spec by_index(pos_integer()) -> {ok, entry()} | {error, term()}.
 by_index(Index) ->

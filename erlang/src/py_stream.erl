@@ -22,9 +22,18 @@
 %%% rarely, down to once every 2 to 4 s (random, so that streams stalled together do
 %%% not all look at once). That copy is the old per-look cost, paid only
 %%% by a stream stalled that long, a few times a second at most.
+%%%
+%%% Controllers are temporary children of `py_stream_sup', started with `proc_lib'. A
+%%% controller does not trap exits: when its supervisor shuts it down, it dies at once,
+%%% and the NIF, which watches the process that submitted a stream, cancels the
+%%% generator. The index of running streams (`Ref' to controller, for `cancel/1') is an
+%%% ETS table that `py_stream_sup' creates through `new_index/0' and so owns: it lives
+%%% exactly as long as the controllers it lists, and a restarted supervisor starts with
+%%% an empty index and no controllers.
 -module(py_stream).
 
--export([start/7, cancel/1]).
+-export([start/7, cancel/1, start_link/6, new_index/0]).
+-export([init/6]).
 
 -define(TABLE, py_streams).
 -define(RECHECK_MS, 1).
@@ -33,25 +42,45 @@
 -define(EXACT_FIRST_MS, 100).
 -define(EXACT_MAX_MS, 2000).
 
-%% @doc Start a stream; answers `{ok, Ref}' once it is queued on the context.
+%% @doc Start a stream; answers `{ok, Ref}' once it is queued on the context. The
+%% generator runs in the caller's namespace (its handle is looked up here, in the
+%% caller, and handed to the controller).
 -spec start(py_context_router:entry(), py:py_module(), py:py_func(), py:py_args(),
             map(), pid(), pos_integer()) -> {ok, reference()} | {error, term()}.
 start({_, _, _} = Entry, Module, Func, Args, Kwargs, Owner, Window)
   when is_pid(Owner), is_integer(Window), Window > 0 ->
     Env = py_context_router:local_env(Entry),
-    Starter = self(),
     Ref = make_ref(),
-    Controller = spawn(fun() -> init(Starter, Entry, Env, Ref, [Module, Func, Args, Kwargs], Owner, Window) end),
-    Mon = monitor(process, Controller),
-    receive
-        {Ref, started, Result} ->
-            demonitor(Mon, [flush]),
-            Result;
-        {'DOWN', Mon, process, Controller, Reason} ->
-            {error, {stream_start_failed, Reason}}
+    Started = try
+                  py_stream_sup:start_controller([Entry, Env, Ref, {Module, Func, Args, Kwargs},
+                                                  Owner, Window])
+              catch
+                  %% The application stopped under our feet.
+                  exit:{noproc, _} -> {error, noproc}
+              end,
+    case Started of
+        {ok, _Controller} -> {ok, Ref};
+        {error, {refused, Error}} -> Error;
+        {error, Reason} -> {error, {stream_start_failed, Reason}}
     end;
 start(_Entry, _Module, _Func, _Args, _Kwargs, _Owner, _Window) ->
     {error, {badarg, stream_options}}.
+
+%% @doc Start a controller (called by `py_stream_sup'): answers `{ok, Pid}' once the
+%% stream is queued on the context, or `{error, {refused, Error}}' when the context
+%% refused it.
+-spec start_link(py_context_router:entry(), reference(), reference(),
+                 {py:py_module(), py:py_func(), py:py_args(), map()}, pid(), pos_integer()) ->
+          {ok, pid()} | {error, term()}.
+start_link(Entry, Env, Ref, Call, Owner, Window) ->
+    proc_lib:start_link(?MODULE, init, [Entry, Env, Ref, Call, Owner, Window]).
+
+%% @doc Create the index of running streams, owned by the calling process (the
+%% supervisor of the controllers).
+-spec new_index() -> ok.
+new_index() ->
+    _ = ets:new(?TABLE, [named_table, public]),
+    ok.
 
 %% @doc Cancel the stream `Ref' (no-op if it already ended).
 %% After `application:stop(erlang_python)' the index is gone, and so is every stream
@@ -81,15 +110,17 @@ lookup(Ref) ->
         error:badarg -> []
     end.
 
-init(Starter, {_, Ctx, _}, Env, Ref, [Module, Func, Args, Kwargs], Owner, Window) ->
-    Request = {stream_start, Ref, Module, Func, Args, Kwargs, Owner, self(), Window},
+%% @private The controller's start (`proc_lib').
+-spec init(py_context_router:entry(), reference(), reference(),
+           {py:py_module(), py:py_func(), py:py_args(), map()}, pid(), pos_integer()) -> ok.
+init(Entry, Env, Ref, Call, Owner, Window) ->
     %% Looked at before the producer can send anything, so the level counts none of this
     %% stream's own items as backlog.
     Queued = queue_len(Owner),
-    case py_nif:submit(Ctx, Env, Request, false) of
+    case py_request:stream_start(Entry, Env, Ref, Call, Owner, Window) of
         {ok, Handle} ->
             true = ets:insert(?TABLE, {Ref, self()}),
-            Starter ! {Ref, started, {ok, Ref}},
+            proc_lib:init_ack({ok, self()}),
             OwnerMon = monitor(process, Owner),
             %% The producer starts with `Window' items of credit.
             loop(#{ref => Ref, handle => Handle, owner => Owner, owner_mon => OwnerMon,
@@ -97,7 +128,7 @@ init(Starter, {_, Ctx, _}, Env, Ref, [Module, Func, Args, Kwargs], Owner, Window
                    waiting => false, backoff => ?RECHECK_MS,
                    stalled_since => undefined, exact_after => first_exact_after()});
         {error, _} = Error ->
-            Starter ! {Ref, started, Error}
+            proc_lib:init_ack({error, {refused, Error}})
     end.
 
 loop(#{ref := Ref, handle := Handle, owner := Owner} = S) ->
@@ -109,11 +140,11 @@ loop(#{ref := Ref, handle := Handle, owner := Owner} = S) ->
         {py_stream_finished, Ref} ->
             finish(S);
         {cancel, Ref, From} ->
-            _ = py_nif:cancel(Handle),
+            _ = py_request:cancel(Handle),
             From ! {Ref, cancelled},
             await_finish(S);
         {'DOWN', _, process, Owner, _} ->
-            _ = py_nif:cancel(Handle),
+            _ = py_request:cancel(Handle),
             await_finish(S);
         {py_reply, Ref, {error, _} = Error} ->
             %% The context stopped or crashed before the stream ended.
@@ -130,7 +161,7 @@ grant(#{handle := Handle, owner := Owner, window := Window, level := Level} = S)
     NewLevel = max(Window, min(Level, Queued + Window)),
     case NewLevel - Queued of
         Credit when Credit > 0 ->
-            ok = py_nif:stream_credit(Handle, Credit),
+            ok = py_request:grant(Handle, Credit),
             S#{level := NewLevel, backoff := ?RECHECK_MS,
                stalled_since := undefined, exact_after := first_exact_after()};
         _ ->
@@ -147,7 +178,7 @@ stalled(#{stalled_since := Since, exact_after := After, handle := Handle, owner 
     Own = own_unread(Owner, Ref),
     case Window - Own of
         Credit when Credit > 0 ->
-            ok = py_nif:stream_credit(Handle, Credit),
+            ok = py_request:grant(Handle, Credit),
             S#{level := Queued + Credit, backoff := ?RECHECK_MS,
                stalled_since := undefined, exact_after := first_exact_after()};
         _ ->
