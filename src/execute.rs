@@ -381,7 +381,10 @@ pub fn failure_to_term<'a>(py: Python<'_>, env: Env<'a>, failure: Failure) -> Te
         // a `Failure::Conv` built by hand.
         Failure::Python(err) | Failure::Conv(ConvError::Python(err)) => exception_to_term(py, env, &err),
         Failure::Conv(ConvError::Unsupported(raw)) => {
-            (atoms::unsupported_term(), unsafe { Term::new(env, raw) }).encode(env)
+            // SAFETY: every caller encodes the failure in the environment whose terms were
+            // being converted (a request's own, while it is held): `raw` is a term of it.
+            let term = unsafe { Term::new(env, raw) };
+            (atoms::unsupported_term(), term).encode(env)
         }
         Failure::Conv(ConvError::TooDeep(max)) => (atoms::nesting_too_deep(), max).encode(env),
         Failure::BadArg(what) => (atoms::badarg(), rustler::types::atom::Atom::from_str(env, what).unwrap()).encode(env),

@@ -1,4 +1,6 @@
-//! What travels through a context's mailbox.
+//! What travels through a context's mailbox: typed requests (decoded once, in the
+//! submitting NIF), the reply state a waiting caller shares with the context, and the
+//! control messages.
 
 use super::quick_reply::Handoff;
 use crate::actors::ContextShared;
@@ -256,15 +258,17 @@ impl Request {
         reply: Option<Arc<ReqState>>,
         caller_waits: bool,
     ) -> Option<Request> {
-        // Checked on the caller's term first: a malformed request costs no copy.
-        Job::decode(&get_tuple(request).ok()?)?;
         let env = MsgEnv::reuse_or_new();
-        let (job, tag) = env.with(|e| {
-            let copy = request.in_env(e);
-            let fields = get_tuple(copy).ok()?;
+        // Decoded on the copy, whose terms the job keeps (a malformed request is rare).
+        let decoded = env.with(|e| {
+            let fields = get_tuple(request.in_env(e)).ok()?;
             let (job, tag) = Job::decode(&fields)?;
             Some((job.map(|t| env.hold(t)), env.hold(tag)))
-        })?;
+        });
+        let Some((job, tag)) = decoded else {
+            env.recycle();
+            return None;
+        };
         Some(Request { parts: ManuallyDrop::new(Parts { env, job, tag, caller, namespace, reply, caller_waits }) })
     }
 
