@@ -6,7 +6,7 @@ VENV   := $(CURDIR)/.venv
 EBIN   := erlang/_build/default/lib/erlang_python/ebin
 export PYTHON
 
-.PHONY: all build deps erlang-tools python-venv test demo bench clean
+.PHONY: all build deps erlang-tools python-venv test rust-test demo bench clean
 
 all: build
 
@@ -27,9 +27,13 @@ build: erlang-tools
 
 # SUITES=name1,name2 runs some suites only. The benchmarks run first in --quick mode
 # (tiny counts, every result checked) so they never rot; the suites' summary comes last.
-test: deps build
+test: deps build rust-test
 	escript bench/run_bench.escript $(CURDIR) --quick
 	escript tests/run_ct.escript $(CURDIR) $(SUITES)
+
+# The Rust unit tests (those that need no BEAM: see Cargo.toml's workspace).
+rust-test:
+	PYO3_PYTHON=$$(command -v $(PYTHON)) cargo test --release
 
 demo: deps build
 	escript examples/demo.escript $(CURDIR)

@@ -1,6 +1,7 @@
 //! What a context does with one request: resolve, convert, run Python, convert back.
 //! Runs only on the context's own thread, with the GIL held.
 
+use crate::actors::request::{CallSpec, Job};
 use crate::actors::Mailbox;
 use crate::atoms;
 use crate::convert::{bounded_atom, py_to_term, term_to_py, term_to_py_str, ConvError};
@@ -10,7 +11,6 @@ use pyo3::exceptions::{PyNameError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCode, PyDict, PyModule, PyString, PyTuple};
 use pyo3::{ffi, IntoPyObjectExt};
-use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term, TermType};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -93,57 +93,56 @@ impl Executor {
         drop(namespace);
     }
 
-    /// Run one request body (`{Kind, Ref, ...}`) and give its result term:
-    /// `{ok, Value}`, `ok` or `{error, Reason}`.
-    pub fn run<'a>(&self, py: Python<'_>, env: Env<'a>, body: Term<'a>, env_id: u64) -> Term<'a> {
-        let outcome = get_tuple(body)
-            .map_err(|_| Failure::BadArg("request"))
-            .and_then(|fields| self.dispatch(py, env, &fields, env_id));
-        match outcome {
+    /// Run a synchronous job and give its result term: `{ok, Value}`, `ok` or
+    /// `{error, Reason}`.
+    pub fn run<'a>(&self, py: Python<'_>, env: Env<'a>, job: Job<Term<'a>>, env_id: u64) -> Term<'a> {
+        match self.dispatch(py, env, job, env_id) {
             Ok(term) => term,
             Err(failure) => failure_to_term(py, env, failure),
         }
     }
 
-    fn dispatch<'a>(&self, py: Python<'_>, env: Env<'a>, f: &[Term<'a>], env_id: u64) -> Outcome<'a> {
-        let kind: Atom = f.first().and_then(|k| k.decode().ok()).ok_or(Failure::BadArg("request"))?;
-        match (f.len(), kind) {
-            (7, k) if k == atoms::call() => {
-                let result = self.call_value(py, env_id, f[2], f[3], f[4], f[5])?;
-                self.reply_value(env, &result, f[6])
+    fn dispatch<'a>(&self, py: Python<'_>, env: Env<'a>, job: Job<Term<'a>>, env_id: u64) -> Outcome<'a> {
+        match job {
+            Job::Call { call, return_ref } => {
+                let result = self.call_value(py, env_id, call)?;
+                self.reply_value(env, &result, return_ref)
             }
-            (4, k) if k == atoms::eval() => {
-                let result = self.eval_value(py, env_id, f[2], f[3])?;
+            Job::Eval { code, locals } => {
+                let result = self.eval_value(py, env_id, code, locals)?;
                 Ok(ok_tuple(env, py_to_term(env, &result)?))
             }
-            (3, k) if k == atoms::exec() => {
+            Job::Exec { code } => {
                 let ns = self.namespace(py, env_id)?;
-                let code = self.compile(py, f[2], false)?;
+                let code = self.compile(py, code, false)?;
                 run_code(py, &code, &ns, &ns)?;
                 Ok(atoms::ok().encode(env))
             }
-            (6, k) if k == atoms::call_method() => {
-                let method = ref_attribute(py, f[2], f[3], "method")?;
-                let result = call_with(py, &method, f[4], f[5])?;
+            Job::CallMethod { object, method, args, kwargs } => {
+                let method = ref_attribute(py, object, method, "method")?;
+                let result = call_with(py, &method, args, kwargs)?;
                 Ok(ok_tuple(env, py_to_term(env, &result)?))
             }
-            (4, k) if k == atoms::getattr() => {
-                let value = ref_attribute(py, f[2], f[3], "attribute")?;
+            Job::GetAttr { object, name } => {
+                let value = ref_attribute(py, object, name, "attribute")?;
                 Ok(ok_tuple(env, py_to_term(env, &value)?))
             }
-            (3, k) if k == atoms::to_term() => {
-                let object = py_ref_object(py, f[2])?;
+            Job::ToTerm { object } => {
+                let object = py_ref_object(py, object)?;
                 Ok(ok_tuple(env, py_to_term(env, &object)?))
             }
-            _ => Err(Failure::BadArg("request")),
+            // Started by `aio` on the loop; never dispatched here.
+            Job::AsyncCall { .. } | Job::AsyncGather { .. } | Job::Stream { .. } | Job::StreamEval { .. } | Job::StreamStart { .. } => {
+                Err(Failure::BadArg("request"))
+            }
         }
     }
 
     /// `M.F(*A, **Kw)` in the namespace of `env_id`, unconverted.
-    pub fn call_value<'py>(&self, py: Python<'py>, env_id: u64, m: Term, f: Term, args: Term, kwargs: Term) -> Result<Bound<'py, PyAny>, Failure> {
+    pub fn call_value<'py>(&self, py: Python<'py>, env_id: u64, call: CallSpec<Term>) -> Result<Bound<'py, PyAny>, Failure> {
         let ns = self.namespace(py, env_id)?;
-        let target = self.resolve(py, &ns, m, f)?;
-        let (args, kwargs) = call_arguments(py, args, kwargs)?;
+        let target = self.resolve(py, &ns, call.module, call.function)?;
+        let (args, kwargs) = call_arguments(py, call.args, call.kwargs)?;
         if let Some(result) = self.frame_builtins.call(&target, &ns, &args, kwargs.as_ref()) {
             return Ok(result?);
         }
@@ -284,8 +283,8 @@ impl Executor {
         Ok(compiled)
     }
 
-    fn reply_value<'a>(&self, env: Env<'a>, value: &Bound<'_, PyAny>, return_ref: Term) -> Outcome<'a> {
-        if return_ref.decode::<bool>().unwrap_or(false) {
+    fn reply_value<'a>(&self, env: Env<'a>, value: &Bound<'_, PyAny>, return_ref: bool) -> Outcome<'a> {
+        if return_ref {
             let res = ResourceArc::new(PyRefRes::new(value.clone().unbind(), self.mailbox.clone()));
             return Ok(ok_tuple(env, res.encode(env)));
         }
@@ -382,7 +381,10 @@ pub fn failure_to_term<'a>(py: Python<'_>, env: Env<'a>, failure: Failure) -> Te
         // a `Failure::Conv` built by hand.
         Failure::Python(err) | Failure::Conv(ConvError::Python(err)) => exception_to_term(py, env, &err),
         Failure::Conv(ConvError::Unsupported(raw)) => {
-            (atoms::unsupported_term(), unsafe { Term::new(env, raw) }).encode(env)
+            // SAFETY: every caller encodes the failure in the environment whose terms were
+            // being converted (a request's own, while it is held): `raw` is a term of it.
+            let term = unsafe { Term::new(env, raw) };
+            (atoms::unsupported_term(), term).encode(env)
         }
         Failure::Conv(ConvError::TooDeep(max)) => (atoms::nesting_too_deep(), max).encode(env),
         Failure::BadArg(what) => (atoms::badarg(), rustler::types::atom::Atom::from_str(env, what).unwrap()).encode(env),

@@ -5,7 +5,7 @@
 use crate::actors::context::{self, ContextConfig};
 use crate::actors::{Mailbox, Msg, ReqState, Request, SubmitError};
 use crate::atoms;
-use crate::msg_env::{MsgEnv, RawTerm};
+use crate::msg_env::{MsgEnv, OwnedTerm};
 use crate::resources::{ContextRes, EnvRes, PyRefRes, ReqRes, ThreadCallRes};
 use crate::runtime::{self, InitOptions, InitStatus};
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
@@ -117,18 +117,23 @@ fn queue_request<'a>(
     let local_env = env_for(&mailbox, local_env)?;
     let polling = may_poll && mailbox.claim_spinner();
     let state = Arc::new(ReqState::new(mailbox.shared.clone(), polling));
-    let req = new_request(env, request, local_env, Some(state.clone()), caller_waits);
+    let Some(req) = Request::decode(request, env.pid(), local_env, Some(state.clone()), caller_waits) else {
+        if polling {
+            mailbox.shared.quick_reply.abandon();
+        }
+        return Err(rustler::Error::BadArg);
+    };
     if let Err(e) = mailbox.submit(req) {
         if polling {
-            mailbox.abandon_spinner();
+            mailbox.shared.quick_reply.abandon();
         }
         return Ok(submit_error(env, e));
     }
     if polling {
         let stored = poll_for_reply(env, &state);
-        mailbox.release_spinner(stored.is_some());
-        if let Some((reply_env, result)) = stored {
-            let result = unsafe { Term::new(env, rustler::sys::enif_make_copy(env.as_c_arg(), result)) };
+        mailbox.shared.quick_reply.release(stored.is_some());
+        if let Some(reply) = stored {
+            let (result, reply_env) = reply.copy_into(env);
             reply_env.recycle();
             return Ok((atoms::reply(), result).encode(env));
         }
@@ -138,7 +143,7 @@ fn queue_request<'a>(
 
 /// Poll `state` for a stored reply for at most `reply_spin_us`, charging the time to the
 /// caller's time slice as work done in a NIF should (a 1 ms slice is 100 %).
-fn poll_for_reply(env: Env, state: &ReqState) -> Option<(MsgEnv, RawTerm)> {
+fn poll_for_reply(env: Env, state: &ReqState) -> Option<OwnedTerm> {
     let started = std::time::Instant::now();
     let stored = state.spin_for_reply(crate::actors::reply_spin());
     let percent = (started.elapsed().as_micros() / 10) as i32;
@@ -153,7 +158,7 @@ fn poll_for_reply(env: Env, state: &ReqState) -> Option<(MsgEnv, RawTerm)> {
 fn cast<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'a>) -> NifResult<Term<'a>> {
     let mailbox = target_mailbox(target)?;
     let local_env = env_for(&mailbox, local_env)?;
-    let req = new_request(env, request, local_env, None, false);
+    let req = Request::decode(request, env.pid(), local_env, None, false).ok_or(rustler::Error::BadArg)?;
     Ok(match mailbox.submit(req) {
         Ok(()) => atoms::ok().encode(env),
         Err(e) => submit_error(env, e),
@@ -193,18 +198,6 @@ fn env_for(mailbox: &Mailbox, local_env: Term) -> NifResult<Option<ResourceArc<E
         Ok(_) => Err(rustler::Error::BadArg),
         Err(_) => Ok(None),
     }
-}
-
-fn new_request(
-    env: Env,
-    request: Term,
-    local_env: Option<ResourceArc<EnvRes>>,
-    reply: Option<Arc<ReqState>>,
-    caller_waits: bool,
-) -> Request {
-    let msg_env = MsgEnv::reuse_or_new();
-    let body = msg_env.copy_in(request);
-    Request { env: msg_env, body, local_env, caller: env.pid(), reply, caller_waits }
 }
 
 /// The answer of an Erlang function that Python code on `ctx` called:

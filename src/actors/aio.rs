@@ -7,28 +7,26 @@
 //! owner pauses the producer instead of filling memory.
 
 use super::context::Actor;
+use super::request::{Answer, CallSpec, Job as RequestJob};
 use super::Request;
 use crate::atoms;
 use crate::convert::py_to_term;
 use crate::execute::{failure_to_term, ok_tuple, Failure};
-use crate::msg_env::{MsgEnv, RawTerm};
+use crate::msg_env::{Held, MsgEnv};
 use crate::resources::WorkWatch;
 use rustler::{Monitor, ResourceArc};
 use std::sync::atomic::Ordering;
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyList, PyModule, PyTuple};
 use rustler::types::tuple::get_tuple;
-use rustler::{Atom, Encoder, Env, LocalPid, Term};
+use rustler::{Encoder, LocalPid, Term};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Items a synchronous generator produces per turn of the loop.
 const SYNC_BATCH: usize = 1024;
 
-rustler::atoms! {
-    async_call, async_gather, stream, stream_eval, stream_start,
-    py_stream, data, done, py_stream_credit, py_stream_finished,
-}
+rustler::atoms! { py_stream, data, done, py_stream_credit }
 
 /// The requests running as tasks or streams on a context's loop, by request id.
 ///
@@ -109,10 +107,11 @@ impl LoopWork {
 
     /// What sending an item of stream `id` needs: its tag, owner and message environment
     /// (lent out until `item_sent`). `None` when the stream is closed.
-    fn lend_item_env(&self, id: u64) -> Option<(RawTerm, LocalPid, MsgEnv)> {
+    fn lend_item_env(&self, id: u64) -> Option<(Held, LocalPid, MsgEnv)> {
         let mut streams = self.streams.borrow_mut();
         let s = streams.get_mut(&id)?;
-        Some((s.tag, s.owner, s.out.take().unwrap_or_else(MsgEnv::new)))
+        let out = s.out.take().unwrap_or_else(MsgEnv::new);
+        Some((s.req.copy_tag_into(&out), s.owner, out))
     }
 
     /// An item of stream `id` went out (`sent`): spend one credit, telling the controller
@@ -123,10 +122,9 @@ impl LoopWork {
         if sent {
             s.credit = s.credit.saturating_sub(1);
             if s.credit == 0 {
-                let tag = s.tag;
-                // SAFETY: `copy_raw` gives a term of `out`'s environment, alive for the closure.
-                let note = out.with(|env| (py_stream_credit(), unsafe { Term::new(env, out.copy_raw(tag)) }).encode(env).as_c_arg());
-                out.send_and_clear(&s.controller, note);
+                let tag = s.req.copy_tag_into(&out);
+                let note = out.with(|env| out.hold((py_stream_credit(), out.term(env, tag)).encode(env)));
+                out.send_held(&s.controller, note);
             }
         }
         s.out = Some(out);
@@ -217,8 +215,7 @@ enum Source {
 
 struct Stream {
     req: Request,
-    /// The stream's `Ref` (a term of `req.env`), and a reused environment for items.
-    tag: RawTerm,
+    /// A reused environment for items.
     out: Option<MsgEnv>,
     owner: LocalPid,
     controller: LocalPid,
@@ -231,90 +228,71 @@ struct Stream {
     _watch: Option<Watch>,
 }
 
-/// Whether a request body is one this module runs.
-pub fn is_async_request(env: Env, body: RawTerm) -> bool {
-    let body = unsafe { Term::new(env, body) };
-    let Some(kind) = get_tuple(body).ok().and_then(|f| f.first().and_then(|k| k.decode::<Atom>().ok())) else {
-        return false;
-    };
-    [async_call(), async_gather(), stream(), stream_eval(), stream_start()].contains(&kind)
-}
-
 /// Start an async request: a task, a stream, or (for values that need no loop) an
 /// immediate reply.
-pub fn start(actor: &Actor, py: Python<'_>, mut req: Request) {
-    if req.reply.as_ref().is_some_and(|s| s.is_cancelled()) {
-        return end_cancelled_stream(&mut req);
+pub fn start(actor: &Actor, py: Python<'_>, req: Request) {
+    if req.is_cancelled() {
+        return end_cancelled_stream(req);
     }
-    let env_id = req.env_id();
-    let body = req.body;
+    let env_id = req.namespace_id();
     // The Python run here (the function, listing a sync iterable's first items) is this
     // request's: a timeout interrupts it.
-    let outer = actor.shared.running_req.swap(req_id(&req), Ordering::AcqRel);
-    let started = req.env.with(|env| -> Result<Started, (Failure, Option<(LocalPid, LocalPid)>)> {
-        let fields = get_tuple(unsafe { Term::new(env, body) }).map_err(|_| (Failure::BadArg("request"), None))?;
-        let kind: Atom = fields[0].decode().map_err(|_| (Failure::BadArg("request"), None))?;
+    let outer = actor.shared.running_req.swap(req.id(), Ordering::AcqRel);
+    let started = req.with(|env, job| -> Result<Started, (Failure, Option<(LocalPid, LocalPid)>)> {
         let ex = actor.executor();
         let helpers = actor.loop_driver().helpers(py);
-        let call = |at: usize| ex.call_value(py, env_id, fields[at], fields[at + 1], fields[at + 2], fields[at + 3]);
-        match (kind, fields.len()) {
-            (k, 6) if k == async_call() => Ok(awaitable_or_value(call(2).map_err(|f| (f, None))?)),
-            (k, 3) if k == async_gather() => {
-                let calls: Vec<Term> = fields[2].decode().map_err(|_| (Failure::BadArg("calls"), None))?;
+        match job {
+            RequestJob::AsyncCall { call } => Ok(awaitable_or_value(ex.call_value(py, env_id, call).map_err(|f| (f, None))?)),
+            RequestJob::AsyncGather { calls } => {
+                let calls: Vec<Term> = calls.decode().map_err(|_| (Failure::BadArg("calls"), None))?;
                 let mut values = Vec::with_capacity(calls.len());
                 for c in calls {
                     let parts = get_tuple(c).map_err(|_| (Failure::BadArg("calls"), None))?;
                     let empty = Term::map_new(env);
-                    let (m, f, a, kw) = match parts.as_slice() {
-                        [m, f, a] => (*m, *f, *a, empty),
-                        [m, f, a, kw] => (*m, *f, *a, *kw),
+                    let call = match parts.as_slice() {
+                        [m, f, a] => CallSpec { module: *m, function: *f, args: *a, kwargs: empty },
+                        [m, f, a, kw] => CallSpec { module: *m, function: *f, args: *a, kwargs: *kw },
                         _ => return Err((Failure::BadArg("calls"), None)),
                     };
-                    values.push(ex.call_value(py, env_id, m, f, a, kw).map_err(|f| (f, None))?);
+                    values.push(ex.call_value(py, env_id, call).map_err(|f| (f, None))?);
                 }
                 let list = PyList::new(py, values).map_err(|e| (e.into(), None))?;
                 Ok(Started::Awaitable(helpers.call_method1("gather", (list,)).map_err(|e| (e.into(), None))?.unbind()))
             }
-            (k, 6) if k == stream() => collect_or_list(helpers, call(2).map_err(|f| (f, None))?).map_err(|e| (e, None)),
-            (k, 4) if k == stream_eval() => {
-                let value = ex.eval_value(py, env_id, fields[2], fields[3]).map_err(|f| (f, None))?;
+            RequestJob::Stream { call } => collect_or_list(helpers, ex.call_value(py, env_id, call).map_err(|f| (f, None))?).map_err(|e| (e, None)),
+            RequestJob::StreamEval { code, locals } => {
+                let value = ex.eval_value(py, env_id, code, locals).map_err(|f| (f, None))?;
                 collect_or_list(helpers, value).map_err(|e| (e, None))
             }
-            (k, 9) if k == stream_start() => {
-                let owner: LocalPid = fields[6].decode().map_err(|_| (Failure::BadArg("owner"), None))?;
-                let controller: LocalPid = fields[7].decode().map_err(|_| (Failure::BadArg("owner"), None))?;
-                let credit: usize = fields[8].decode().map_err(|_| (Failure::BadArg("window"), None))?;
-                let value = call(2).map_err(|f| (f, Some((owner, controller))))?;
-                Ok(Started::Stream { value: value.unbind(), owner, controller, credit })
+            RequestJob::StreamStart { call, owner, controller, window } => {
+                let value = ex.call_value(py, env_id, call).map_err(|f| (f, Some((owner, controller))))?;
+                Ok(Started::Stream { value: value.unbind(), owner, controller, credit: window })
             }
+            // Run to completion by `execute`; never started here.
             _ => Err((Failure::BadArg("request"), None)),
         }
     });
     actor.shared.running_req.store(outer, Ordering::Release);
-    if req.reply.as_ref().is_some_and(|s| s.is_cancelled()) {
+    if req.is_cancelled() {
         super::context::clear_pending_interrupt(py, &actor.shared);
     }
     match started {
-        Ok(Started::Value(value)) => reply(py, &mut req, Ok(value.bind(py).clone())),
+        Ok(Started::Value(value)) => reply(py, req, Ok(value.bind(py).clone())),
         Ok(Started::Awaitable(awaitable)) => {
-            let id = req_id(&req);
+            let id = req.id();
             match actor.spawn_task(py, awaitable.bind(py), id, Actor::job_done) {
                 Ok(task) => {
                     let watch = Watch::caller_of(actor, &req);
                     drop(actor.loop_work().insert_job(id, Job { req, task, _watch: watch }));
                 }
-                Err(e) => reply(py, &mut req, Err(e.into())),
+                Err(e) => reply(py, req, Err(e.into())),
             }
         }
         Ok(Started::Stream { value, owner, controller, credit }) => actor.start_stream(py, req, value, owner, controller, credit),
         Err((failure, Some((owner, controller)))) => {
-            let msg = req.env.with(|env| {
-                let reason = failure_to_term(py, env, failure);
-                stream_event(env, req.body, reason)
-            });
-            send_stream_end(&mut req, &owner, &controller, msg);
+            req.end_stream(&owner, &controller, |env| failure_to_term(py, env, failure));
         }
-        Err((failure, None)) => reply(py, &mut req, Err(failure)),
+        Err((failure, None)) => reply(py, req, Err(failure)),
     }
 }
 
@@ -353,10 +331,6 @@ fn collect_or_list(helpers: &Bound<'_, PyModule>, value: Bound<'_, PyAny>) -> Re
     Ok(Started::Awaitable(helpers.call_method1("collect_rest", (items, iterator))?.unbind()))
 }
 
-fn req_id(req: &Request) -> u64 {
-    req.reply.as_ref().map_or(0, |s| s.id)
-}
-
 impl Actor {
     /// Wrap `awaitable` in a task on the loop whose completion calls `on_done(id, task)`.
     fn spawn_task<'py>(
@@ -378,10 +352,10 @@ impl Actor {
     }
 
     fn job_done(&self, py: Python<'_>, id: u64, task: &Bound<'_, PyAny>) {
-        let Some(mut job) = self.loop_work().take_job(id) else { return };
+        let Some(job) = self.loop_work().take_job(id) else { return };
         let outcome = task_outcome(task);
         drop(job.task);
-        reply(py, &mut job.req, outcome);
+        reply(py, job.req, outcome);
     }
 
     /// The caller gave up on request `id`: cancel its task or close its stream.
@@ -405,8 +379,8 @@ impl Actor {
         }
     }
 
-    fn start_stream(&self, py: Python<'_>, mut req: Request, value: Py<PyAny>, owner: LocalPid, controller: LocalPid, credit: usize) {
-        let id = req_id(&req);
+    fn start_stream(&self, py: Python<'_>, req: Request, value: Py<PyAny>, owner: LocalPid, controller: LocalPid, credit: usize) {
+        let id = req.id();
         let helpers = self.loop_driver().helpers(py);
         let value = value.bind(py);
         let source = (|| -> PyResult<Source> {
@@ -428,26 +402,15 @@ impl Actor {
         match source {
             Ok(source) => {
                 let is_sync = matches!(source, Source::Sync(_));
-                let body = req.body;
-                // SAFETY: `body` is a term of `req.env`, alive until the environment is cleared.
-                let Some(tag) = req.env.with(|env| get_tuple(unsafe { Term::new(env, body) }).ok().and_then(|f| f.get(1).map(|t| t.as_c_arg()))) else {
-                    return;
-                };
                 let out = Some(MsgEnv::new());
                 let watch = Watch::caller_of(self, &req);
-                let stream = Stream { req, tag, out, owner, controller, credit, source, step_queued: false, credit_future: None, _watch: watch };
+                let stream = Stream { req, out, owner, controller, credit, source, step_queued: false, credit_future: None, _watch: watch };
                 drop(self.loop_work().insert_stream(id, stream));
                 if is_sync {
                     self.queue_step(py, id);
                 }
             }
-            Err(e) => {
-                let msg = req.env.with(|env| {
-                    let reason = failure_to_term(py, env, Failure::Python(e));
-                    stream_event(env, req.body, reason)
-                });
-                send_stream_end(&mut req, &owner, &controller, msg);
-            }
+            Err(e) => req.end_stream(&owner, &controller, |env| failure_to_term(py, env, Failure::Python(e))),
         }
     }
 
@@ -508,15 +471,13 @@ impl Actor {
         let Some((tag, owner, mut out)) = self.loop_work().lend_item_env(id) else {
             return Err(pyo3::exceptions::asyncio::CancelledError::new_err("stream closed"));
         };
-        let msg = out.with(|env| -> PyResult<RawTerm> {
+        let msg = out.with(|env| -> PyResult<Held> {
             let value = py_to_term(env, item).map_err(crate::actors::callback::conv_to_py)?;
-            // SAFETY: `copy_raw` gives a term of `out`'s environment, alive for the closure.
-            let tag = unsafe { Term::new(env, out.copy_raw(tag)) };
-            Ok((py_stream(), tag, (data(), value)).encode(env).as_c_arg())
+            Ok(out.hold((py_stream(), out.term(env, tag), (data(), value)).encode(env)))
         });
         let sent = match msg {
             Ok(msg) => {
-                out.send_and_clear(&owner, msg);
+                out.send_held(&owner, msg);
                 Ok(())
             }
             Err(e) => {
@@ -564,7 +525,7 @@ impl Actor {
 
     fn finish_stream(&self, py: Python<'_>, id: u64, ending: Ending) {
         let Some(s) = self.loop_work().take_stream(id) else { return };
-        if matches!(ending, Ending::Error(_)) && s.req.reply.as_ref().is_some_and(|st| st.is_cancelled()) {
+        if matches!(ending, Ending::Error(_)) && s.req.is_cancelled() {
             // Ended by the interruption of its cancel: the owner is told it was cancelled.
             super::context::clear_pending_interrupt(py, &self.shared);
             return finish_stream_as(py, s, Ending::Cancelled);
@@ -587,23 +548,19 @@ fn task_outcome<'py>(task: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, Fail
     task.call_method0("result").map_err(Failure::Python)
 }
 
-/// Send `{py_reply, Ref, {ok, V} | {error, R}}` unless the caller gave up.
-fn reply(py: Python<'_>, req: &mut Request, outcome: Result<Bound<'_, PyAny>, Failure>) {
-    let Some(state) = req.reply.clone() else { return };
-    let body = req.body;
-    let msg = req.env.with(|env| {
+/// Answer `{ok, V}` or `{error, R}` (see `Request::reply`).
+fn reply(py: Python<'_>, req: Request, outcome: Result<Bound<'_, PyAny>, Failure>) {
+    if req.reply.is_none() {
+        return;
+    }
+    let result = req.with(|env, _| {
         let result = match outcome.and_then(|v| py_to_term(env, &v).map_err(Failure::from)) {
             Ok(term) => ok_tuple(env, term),
             Err(failure) => failure_to_term(py, env, failure),
         };
-        let tag = get_tuple(unsafe { Term::new(env, body) }).ok()?.get(1).copied()?;
-        Some((atoms::py_reply(), tag, result).encode(env).as_c_arg())
+        req.hold(result)
     });
-    if let Some(msg) = msg {
-        if state.try_reply() {
-            req.env.send_and_clear(&req.caller, msg);
-        }
-    }
+    req.reply(Answer::Result(result));
 }
 
 enum Ending {
@@ -612,61 +569,22 @@ enum Ending {
     Error(Failure),
 }
 
-fn finish_stream_as(py: Python<'_>, mut s: Stream, ending: Ending) {
-    let body = s.req.body;
-    let msg = s.req.env.with(|env| {
-        let event = match ending {
-            Ending::Done => done().encode(env),
-            Ending::Cancelled => (atoms::error(), atoms::cancelled()).encode(env),
-            Ending::Error(failure) => failure_to_term(py, env, failure),
-        };
-        stream_event(env, body, event)
+fn finish_stream_as(py: Python<'_>, s: Stream, ending: Ending) {
+    s.req.end_stream(&s.owner, &s.controller, |env| match ending {
+        Ending::Done => done().encode(env),
+        Ending::Cancelled => (atoms::error(), atoms::cancelled()).encode(env),
+        Ending::Error(failure) => failure_to_term(py, env, failure),
     });
-    send_stream_end(&mut s.req, &s.owner, &s.controller, msg);
-}
-
-/// `{py_stream, Ref, Event}` in the request's environment.
-fn stream_event(env: Env, body: RawTerm, event: Term) -> Option<RawTerm> {
-    let tag = get_tuple(unsafe { Term::new(env, body) }).ok()?.get(1).copied()?;
-    Some((py_stream(), tag, event).encode(env).as_c_arg())
 }
 
 /// A stream cancelled before it started still ends: `{py_stream, Ref, {error, cancelled}}`
 /// to its owner and `{py_stream_finished, Ref}` to its controller. Other cancelled
 /// requests have nobody waiting.
-fn end_cancelled_stream(req: &mut Request) {
-    let body = req.body;
-    let ends = req.env.with(|env| -> Option<(LocalPid, LocalPid, RawTerm)> {
-        // SAFETY: `body` is a term of `req.env`, alive until the environment is cleared.
-        let fields = get_tuple(unsafe { Term::new(env, body) }).ok()?;
-        let kind: Atom = fields.first()?.decode().ok()?;
-        if kind != stream_start() || fields.len() != 9 {
-            return None;
-        }
-        let owner: LocalPid = fields[6].decode().ok()?;
-        let controller: LocalPid = fields[7].decode().ok()?;
-        let event = (atoms::error(), atoms::cancelled()).encode(env);
-        Some((owner, controller, stream_event(env, body, event)?))
-    });
-    if let Some((owner, controller, msg)) = ends {
-        send_stream_end(req, &owner, &controller, Some(msg));
-    }
-}
-
-/// The stream's last event to its owner, then `{py_stream_finished, Ref}` to its controller.
-fn send_stream_end(req: &mut Request, owner: &LocalPid, controller: &LocalPid, msg: Option<RawTerm>) {
-    // The end event is the stream's answer: no `py_reply` goes to the controller as well.
-    if let Some(state) = &req.reply {
-        let _ = state.try_reply();
-    }
-    let body = req.body;
-    let tag = req.env.with(|env| get_tuple(unsafe { Term::new(env, body) }).ok().and_then(|f| f.get(1).map(|t| t.as_c_arg())));
-    if let Some(tag) = tag {
-        let mut note = MsgEnv::new();
-        let m = note.with(|env| (py_stream_finished(), unsafe { Term::new(env, note.copy_raw(tag)) }).encode(env).as_c_arg());
-        note.send_and_clear(controller, m);
-    }
-    if let Some(msg) = msg {
-        req.env.send_and_clear(owner, msg);
+fn end_cancelled_stream(req: Request) {
+    if let Some((owner, controller)) = req.with(|_, job| match job {
+        RequestJob::StreamStart { owner, controller, .. } => Some((owner, controller)),
+        _ => None,
+    }) {
+        req.end_stream(&owner, &controller, |env| (atoms::error(), atoms::cancelled()).encode(env));
     }
 }

@@ -8,22 +8,22 @@
 use super::aio::{self, LoopWork};
 use super::callback::CallbackTable;
 use super::loop_driver::{LoopDriver, StartError};
-use super::request::CallbackOutcome;
+use super::request::{Answer, CallbackOutcome, ErrorReason};
 use super::{next_context_id, ContextShared, Mailbox, Msg, ReqState, Request, CRASHED, RUNNING, STOPPED};
 use crate::atoms;
 use crate::erlang_module::{set_current_caller, Interrupted};
 use crate::execute::Executor;
-use crate::msg_env::{MsgEnv, RawTerm};
+use crate::msg_env::{MsgEnv, OwnedTerm, RawTerm};
 use crate::resources::EnvRes;
 use crossbeam_channel::{Receiver, TryRecvError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use rustler::{Encoder, LocalPid, ResourceArc, Term};
+use rustler::{Encoder, LocalPid, ResourceArc};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Python recursion and deep term conversion both need room.
@@ -47,8 +47,6 @@ const DEFERRED_GRACE: std::time::Duration = std::time::Duration::from_millis(5);
 /// Stack a nested request must leave free: Python recursion and deep term conversion run
 /// on the same stack. Past it, nested requests are answered `{error, {call_nesting_too_deep, N}}`.
 pub(super) const MIN_STACK_HEADROOM: usize = STACK_SIZE / 4;
-
-rustler::atoms! { call_nesting_too_deep }
 
 pub struct ContextConfig {
     pub index: u32,
@@ -76,10 +74,7 @@ pub fn start(config: ContextConfig) -> std::io::Result<Mailbox> {
         crash_reason: Mutex::new(None),
         in_selector: AtomicBool::new(false),
         wake_fd: AtomicI32::new(-1),
-        spinner: AtomicBool::new(false),
-        idle: AtomicBool::new(false),
-        spin_misses: AtomicU32::new(0),
-        spin_skip: AtomicU32::new(0),
+        quick_reply: super::SpinPolicy::default(),
     });
     let (tx, rx) = crossbeam_channel::unbounded();
     let mailbox = Mailbox { shared: shared.clone(), tx };
@@ -111,15 +106,17 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
                 ACTOR.with(|a| *a.borrow_mut() = Some(actor.clone()));
                 let exit = actor.serve(py, None).err().unwrap_or(Exit::Stopped);
                 ACTOR.with(|a| *a.borrow_mut() = None);
-                let reason = match &exit {
+                let reason = || match &exit {
                     Exit::Stopped => ErrorReason::Stopped,
                     Exit::Crashed(why) => ErrorReason::Crashed(why.clone()),
                 };
-                for mut req in actor.deferred.borrow_mut().drain(..) {
-                    answer_error(&mut req, &reason);
+                let deferred: Vec<Request> = actor.deferred.borrow_mut().drain(..).collect();
+                for req in deferred {
+                    req.reply(Answer::Error(reason()));
                 }
-                for mut req in actor.work.abandon_all() {
-                    answer_error(&mut req, &reason);
+                let abandoned = actor.work.abandon_all();
+                for req in abandoned {
+                    req.reply(Answer::Error(reason()));
                 }
                 // Tasks still on the loop wind down and the loop closes; the wake-up
                 // eventfd goes with the mailbox.
@@ -138,13 +135,13 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
     match exit {
         Exit::Stopped => {
             shared.status.store(STOPPED, Ordering::Release);
-            drain_after_exit(&drain_rx, &ErrorReason::Stopped);
+            drain_after_exit(&drain_rx, || ErrorReason::Stopped);
         }
         Exit::Crashed(why) => {
             *shared.crash_reason.lock().unwrap() = Some(why.clone());
             shared.status.store(CRASHED, Ordering::Release);
             notify_owner(&owner, &why);
-            drain_after_exit(&drain_rx, &ErrorReason::Crashed(why));
+            drain_after_exit(&drain_rx, || ErrorReason::Crashed(why.clone()));
         }
     }
     // Its owner waits for this in `terminate`, so that a stop returns once the loop's
@@ -243,7 +240,7 @@ impl Actor {
     /// One iteration of the asyncio loop: ready callbacks, then the selector (blocking
     /// until a timer, I/O, or the mailbox's wake-up).
     fn run_loop_once(&self, py: Python<'_>) {
-        self.shared.idle.store(false, Ordering::Release);
+        self.shared.quick_reply.mark_busy();
         self.shared.in_selector.store(true, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
         if !self.rx.is_empty() {
@@ -340,7 +337,7 @@ impl Actor {
                     // Idle only at the top level: a nested wait belongs to a running request.
                     // Cleared when a request or the loop runs (`handle`, `run_loop_once`).
                     if wait.is_none() {
-                        self.shared.idle.store(true, Ordering::Release);
+                        self.shared.quick_reply.mark_idle();
                     }
                     let msg = py.detach(|| wait_for_message(rx));
                     match msg {
@@ -394,9 +391,9 @@ impl Actor {
         match msg {
             Msg::Run(req) => {
                 // Control messages below are short and leave an idle context idle.
-                self.shared.idle.store(false, Ordering::Release);
+                self.shared.quick_reply.mark_busy();
                 if !self.may_run(&req) {
-                    stop_caller_polling(&req);
+                    req.stop_caller_polling();
                     self.deferred.borrow_mut().push_back(req);
                     return Ok(());
                 }
@@ -423,100 +420,76 @@ impl Actor {
     }
 
     /// Run a request now, at the current depth (the nesting policy has let it through).
-    fn run(&self, py: Python<'_>, mut req: Request) -> Result<(), Exit> {
+    fn run(&self, py: Python<'_>, req: Request) -> Result<(), Exit> {
         if !self.current.borrow().is_empty() && crate::convert::remaining_stack().is_some_and(|left| left < MIN_STACK_HEADROOM) {
-            stop_caller_polling(&req);
+            req.stop_caller_polling();
             let depth = self.current.borrow().len();
-            answer_error(&mut req, &ErrorReason::TooDeep(depth));
+            req.reply(Answer::Error(ErrorReason::TooDeep(depth)));
             return Ok(());
         }
-        let body = req.body;
-        if req.env.with(|env| aio::is_async_request(env, body)) {
-            stop_caller_polling(&req);
+        if req.is_async() {
+            req.stop_caller_polling();
             return match catch_unwind(AssertUnwindSafe(|| aio::start(self, py, req))) {
                 Ok(()) => Ok(()),
                 Err(panic) => Err(Exit::Crashed(panic_message(&panic))),
             };
         }
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.run_request(py, &mut req)));
-        if let Err(panic) = outcome {
-            let why = panic_message(&panic);
-            answer_error(&mut req, &ErrorReason::Crashed(why.clone()));
-            return Err(Exit::Crashed(why));
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.run_request(py, &req)));
+        match outcome {
+            Ok(Some(answer)) => {
+                // Finishing a top-level request for a polling caller: its next call may
+                // poll at once.
+                if req.is_polled() && self.current.borrow().is_empty() {
+                    self.shared.quick_reply.mark_idle();
+                }
+                if req.reply(answer) {
+                    // Cancelled meanwhile: its interruption must not hit what runs next.
+                    clear_pending_interrupt(py, &self.shared);
+                }
+                Ok(())
+            }
+            // Cancelled before it ran: nobody waits for it.
+            Ok(None) => {
+                req.disarm();
+                Ok(())
+            }
+            Err(panic) => {
+                let why = panic_message(&panic);
+                req.reply(Answer::Error(ErrorReason::Crashed(why.clone())));
+                Err(Exit::Crashed(why))
+            }
         }
-        Ok(())
     }
 
-    fn run_request(&self, py: Python<'_>, req: &mut Request) {
-        let state = req.reply.clone();
-        if state.as_ref().is_some_and(|s| s.is_cancelled()) {
-            return;
+    /// Run a synchronous request's job, and say how to answer it (`None`: it was
+    /// cancelled before it ran).
+    fn run_request(&self, py: Python<'_>, req: &Request) -> Option<Answer> {
+        if req.is_cancelled() {
+            return None;
         }
-        let req_id = state.as_ref().map_or(0, |s| s.id);
-        let body = req.body;
-        let env_id = req.env_id();
-        let tag = req.env.with(|env| request_tag(unsafe { Term::new(env, body) }).map(|t| t.as_c_arg()));
+        let env_id = req.namespace_id();
         self.current.borrow_mut().push(Current {
             caller: req.caller,
-            tag,
+            tag: Some(req.tag_raw()),
             caller_waits: req.caller_waits,
-            state: state.clone(),
-            local_env: req.local_env.clone(),
+            state: req.reply.clone(),
+            local_env: req.namespace.clone(),
         });
         let outer_caller = set_current_caller(Some(req.caller));
-        let outer_req = self.shared.running_req.swap(req_id, Ordering::AcqRel);
-        let result = req.env.with(|env| {
-            let body = unsafe { Term::new(env, body) };
-            self.executor.run(py, env, body, env_id).as_c_arg()
-        });
+        let outer_req = self.shared.running_req.swap(req.id(), Ordering::AcqRel);
+        let result = req.with(|env, job| req.hold(self.executor.run(py, env, job, env_id)));
         self.shared.running_req.store(outer_req, Ordering::Release);
         set_current_caller(outer_caller);
         self.current.borrow_mut().pop();
-        let Some(state) = state else { return };
         // A stop or crash noticed while this request waited for Erlang: its Python code
         // was ended by `Interrupted("the context is stopping")`, and its caller is told
         // why, as a queued request would be.
-        match self.pending_exit.borrow().as_ref() {
-            Some(Exit::Crashed(why)) => return answer_error(req, &ErrorReason::Crashed(why.clone())),
-            Some(Exit::Stopped) => return answer_error(req, &ErrorReason::Stopped),
-            None => {}
-        }
-        // A caller still polling in its submit NIF takes the result from there; no message.
-        if state.is_spinning() {
-            // Finishing a top-level request: its caller's next call may poll at once.
-            if self.current.borrow().is_empty() {
-                self.shared.idle.store(true, Ordering::Release);
-            }
-            match state.store_reply(req.env.take(), result) {
-                Ok(()) => return,
-                Err(env) => req.env = env,
-            }
-        }
-        if state.try_reply() {
-            if let Some(tag) = tag {
-                let msg = req.env.with(|env| {
-                    let (tag, result) = unsafe { (Term::new(env, tag), Term::new(env, result)) };
-                    (atoms::py_reply(), tag, result).encode(env).as_c_arg()
-                });
-                req.env.send_and_clear(&req.caller, msg);
-            }
-        } else {
-            clear_pending_interrupt(py, &self.shared);
-        }
+        Some(match self.pending_exit.borrow().as_ref() {
+            Some(Exit::Crashed(why)) => Answer::Error(ErrorReason::Crashed(why.clone())),
+            Some(Exit::Stopped) => Answer::Error(ErrorReason::Stopped),
+            None => Answer::Result(result),
+        })
     }
-}
-
-/// The reply of `req` will not come soon, or will come as messages: its caller should
-/// wait in `receive` rather than poll.
-fn stop_caller_polling(req: &Request) {
-    if let Some(state) = &req.reply {
-        state.stop_spinning();
-    }
-}
-
-/// The `Ref` of a `{Kind, Ref, ...}` request.
-fn request_tag(body: Term) -> Option<Term> {
-    rustler::types::tuple::get_tuple(body).ok().and_then(|f| f.get(1).copied())
 }
 
 /// A cancelled request may leave an `Interrupted` armed that has not fired yet.
@@ -559,40 +532,13 @@ fn wait_for_message(rx: &Receiver<Msg>) -> Option<Msg> {
     }
 }
 
-pub(super) enum ErrorReason {
-    Crashed(String),
-    Stopped,
-    /// Nested this many requests deep, the thread's stack has no room for another.
-    TooDeep(usize),
-}
-
-/// Answer `{error, {context_crashed, Why}}`, `{error, context_stopped}` or
-/// `{error, {call_nesting_too_deep, N}}` for a request that will never run.
-pub(super) fn answer_error(req: &mut Request, reason: &ErrorReason) {
-    let Some(state) = req.reply.clone() else { return };
-    if !state.try_reply() {
-        return;
-    }
-    let body = req.body;
-    let msg = req.env.with(|env| {
-        let tag = request_tag(unsafe { Term::new(env, body) })?;
-        let why = match reason {
-            ErrorReason::Crashed(why) => (atoms::context_crashed(), why.as_str()).encode(env),
-            ErrorReason::Stopped => atoms::context_stopped().encode(env),
-            ErrorReason::TooDeep(depth) => (call_nesting_too_deep(), *depth).encode(env),
-        };
-        Some((atoms::py_reply(), tag, (atoms::error(), why)).encode(env).as_c_arg())
-    });
-    if let Some(msg) = msg {
-        req.env.send_and_clear(&req.caller, msg);
-    }
-}
-
 /// After the actor stopped serving, every request still queued is answered.
-fn drain_after_exit(rx: &Receiver<Msg>, reason: &ErrorReason) {
+fn drain_after_exit(rx: &Receiver<Msg>, reason: impl Fn() -> ErrorReason) {
     for msg in rx.try_iter() {
         match msg {
-            Msg::Run(mut req) => answer_error(&mut req, reason),
+            Msg::Run(req) => {
+                req.reply(Answer::Error(reason()));
+            }
             // Released through pyo3's deferred reference pool; this thread holds no GIL.
             Msg::DropObject(object) => drop(object),
             _ => {}
@@ -600,17 +546,12 @@ fn drain_after_exit(rx: &Receiver<Msg>, reason: &ErrorReason) {
     }
 }
 
-
 fn notify_owner(owner: &LocalPid, why: &str) {
-    let mut env = MsgEnv::new();
-    let msg = env.with(|e| (atoms::py_context_crashed(), why).encode(e).as_c_arg());
-    env.send_and_clear(owner, msg);
+    OwnedTerm::build(MsgEnv::new(), |e| (atoms::py_context_crashed(), why).encode(e)).send(owner);
 }
 
 fn notify_exited(owner: &LocalPid, id: u64) {
-    let mut env = MsgEnv::new();
-    let msg = env.with(|e| (atoms::py_context_exited(), id).encode(e).as_c_arg());
-    env.send_and_clear(owner, msg);
+    OwnedTerm::build(MsgEnv::new(), |e| (atoms::py_context_exited(), id).encode(e)).send(owner);
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -7,13 +7,15 @@ pub mod aio;
 pub mod callback;
 pub mod context;
 pub mod loop_driver;
+pub mod quick_reply;
 pub mod request;
 pub mod thread_call;
 
 use crossbeam_channel::Sender;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub use quick_reply::{reply_spin, set_reply_spin, SpinPolicy};
 pub use request::{Msg, ReqState, Request};
 
 pub const RUNNING: u8 = 0;
@@ -49,34 +51,8 @@ pub struct ContextShared {
     pub in_selector: AtomicBool,
     /// eventfd the selector watches; written to wake it.
     pub wake_fd: AtomicI32,
-    /// A caller polls for its reply in its submit NIF (at most one per context).
-    pub spinner: AtomicBool,
-    /// The actor waits for work at the top level: nothing runs, not even loop tasks.
-    pub idle: AtomicBool,
-    /// Polls that ran out of budget in a row, and how many calls skip polling now: a
-    /// context busy with slow functions stops costing each caller a wasted poll.
-    pub spin_misses: AtomicU32,
-    pub spin_skip: AtomicU32,
-}
-
-/// How long a caller may poll for a quick reply before waiting in `receive` (ns; 0: never).
-static REPLY_SPIN_NS: AtomicU64 = AtomicU64::new(DEFAULT_REPLY_SPIN_NS);
-const DEFAULT_REPLY_SPIN_NS: u64 = 50_000;
-
-/// Set the polling budget (`reply_spin_us`). One CPU cannot run the caller's poll and the
-/// context at once, so there polling is off.
-pub fn set_reply_spin(us: Option<u64>) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let ns = match us {
-        Some(us) => us.saturating_mul(1000),
-        None if cpus > 1 => DEFAULT_REPLY_SPIN_NS,
-        None => 0,
-    };
-    REPLY_SPIN_NS.store(ns, Ordering::Relaxed);
-}
-
-pub fn reply_spin() -> std::time::Duration {
-    std::time::Duration::from_nanos(REPLY_SPIN_NS.load(Ordering::Relaxed))
+    /// Who may poll for a quick reply, and when (see `quick_reply`).
+    pub quick_reply: SpinPolicy,
 }
 
 pub enum SubmitError {
@@ -95,7 +71,7 @@ pub struct Mailbox {
 impl Mailbox {
     /// Queue a request, refusing it at once when the context is full or gone. A refused
     /// request is disarmed: its caller gets the refusal as the result, not a message.
-    pub fn submit(&self, mut req: Request) -> Result<(), SubmitError> {
+    pub fn submit(&self, req: Request) -> Result<(), SubmitError> {
         if let Err(e) = self.check_alive() {
             req.disarm();
             return Err(e);
@@ -109,7 +85,7 @@ impl Mailbox {
         }
         if let Err(crossbeam_channel::SendError(msg)) = self.tx.send(Msg::Run(req)) {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-            if let Msg::Run(mut req) = msg {
+            if let Msg::Run(req) = msg {
                 req.disarm();
             }
             // The actor left after we checked: report what it left as.
@@ -147,37 +123,10 @@ impl Mailbox {
         }
     }
 
-    /// Become this context's polling caller: only when the context is idle and nothing
-    /// is queued, so the reply is likely to come within the budget; one caller at a time.
+    /// Become this context's polling caller (see `SpinPolicy::claim`).
     pub fn claim_spinner(&self) -> bool {
-        let shared = &self.shared;
-        // Never below zero, whatever other callers do meanwhile.
-        let skipped = shared.spin_skip.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        if skipped.is_ok() {
-            return false;
-        }
-        reply_spin() > std::time::Duration::ZERO
-            && shared.queued.load(Ordering::Acquire) == 0
-            && shared.idle.load(Ordering::Acquire)
-            && shared.spinner.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-    }
-
-    /// `answered`: the reply came within the budget. Misses in a row make the following
-    /// calls skip polling, 2, 4, ... up to 64 of them.
-    pub fn release_spinner(&self, answered: bool) {
-        let shared = &self.shared;
-        if answered {
-            shared.spin_misses.store(0, Ordering::Relaxed);
-        } else {
-            let misses = shared.spin_misses.fetch_add(1, Ordering::Relaxed) + 1;
-            shared.spin_skip.store(1 << misses.min(6), Ordering::Relaxed);
-        }
-        self.abandon_spinner();
-    }
-
-    /// Give up the polling role without a verdict (the request was not queued).
-    pub fn abandon_spinner(&self) {
-        self.shared.spinner.store(false, Ordering::Release);
+        let queued = self.shared.queued.load(Ordering::Acquire);
+        self.shared.quick_reply.claim(reply_spin(), queued)
     }
 
     fn check_alive(&self) -> Result<(), SubmitError> {

@@ -1,35 +1,30 @@
-//! What travels through a context's mailbox.
+//! What travels through a context's mailbox: typed requests (decoded once, in the
+//! submitting NIF), the reply state a waiting caller shares with the context, and the
+//! control messages.
 
+use super::quick_reply::Handoff;
 use crate::actors::ContextShared;
-use crate::msg_env::{MsgEnv, RawTerm};
-use crate::resources::EnvRes;
-use rustler::ResourceArc;
-use pyo3::{Py, PyAny};
 use crate::atoms;
-use rustler::{Encoder, LocalPid, Term};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use crate::msg_env::{Held, MsgEnv, OwnedTerm, RawTerm};
+use crate::resources::EnvRes;
+use pyo3::{Py, PyAny};
+use rustler::types::tuple::get_tuple;
+use rustler::{Atom, Encoder, Env, LocalPid, ResourceArc, Term};
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-const PENDING: u8 = 0;
-const REPLIED: u8 = 1;
-const CANCELLED: u8 = 2;
-/// The caller still runs its submit NIF, polling for the reply (see `spin_for_reply`).
-const SPINNING: u8 = 3;
-/// The reply waits in `ReqState::slot` for the polling caller; no message is sent.
-const STORED: u8 = 4;
+use std::time::Duration;
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Who wins between the actor's reply and the caller's timeout: exactly one of
-/// `try_reply`, `store_reply` and `try_cancel` succeeds, so a cancelled request never
-/// sends, and a stored reply is never sent as well.
+rustler::atoms! { call_nesting_too_deep, async_call, async_gather, stream, stream_eval, stream_start, py_stream, py_stream_finished }
+
+/// A waiting caller's side of one request: who wins between the actor's answer and the
+/// caller's timeout (the `Handoff`), and the gate for messages sent on its behalf.
 pub struct ReqState {
     pub id: u64,
-    status: AtomicU8,
     pub ctx: Arc<ContextShared>,
-    /// A reply handed over without a message: the request's environment and the result.
-    slot: Mutex<Option<(MsgEnv, RawTerm)>>,
+    handoff: Handoff<OwnedTerm>,
     /// Held by `try_cancel` and by a callback message's send, so that a message to the
     /// caller is either sent before the cancel returns or not at all.
     send_gate: Mutex<()>,
@@ -40,23 +35,23 @@ impl ReqState {
     pub fn new(ctx: Arc<ContextShared>, spinning: bool) -> ReqState {
         ReqState {
             id: NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed),
-            status: AtomicU8::new(if spinning { SPINNING } else { PENDING }),
             ctx,
-            slot: Mutex::new(None),
+            handoff: Handoff::new(spinning),
             send_gate: Mutex::new(()),
         }
     }
 
-    /// Claim the right to send the reply as a message.
+    /// Claim the right to send the reply as a message (for answers that are not replies:
+    /// a stream's end event).
     pub fn try_reply(&self) -> bool {
-        self.transition(REPLIED)
+        self.handoff.try_reply()
     }
 
     /// The caller gives up. Once this returns, no callback message for the request is
     /// sent any more: one being sent finishes first (see `send_unless_cancelled`).
     pub fn try_cancel(&self) -> bool {
         let _gate = self.send_gate.lock().unwrap_or_else(|e| e.into_inner());
-        self.transition(CANCELLED)
+        self.handoff.try_cancel()
     }
 
     /// Run `send` (a message to the caller on the request's behalf) unless the request is
@@ -71,71 +66,174 @@ impl ReqState {
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.status.load(Ordering::Acquire) == CANCELLED
+        self.handoff.is_cancelled()
     }
 
     pub fn is_spinning(&self) -> bool {
-        self.status.load(Ordering::Acquire) == SPINNING
+        self.handoff.is_spinning()
     }
 
     /// Make a polling caller go to `receive`: messages for it are about to be sent.
     pub fn stop_spinning(&self) {
-        let _ = self.status.compare_exchange(SPINNING, PENDING, Ordering::AcqRel, Ordering::Acquire);
+        self.handoff.stop_spinning();
     }
 
-    /// Hand the result to the polling caller. Gives the environment back when the caller
-    /// stopped polling meanwhile: the reply must then go as a message.
-    pub fn store_reply(&self, env: MsgEnv, result: RawTerm) -> Result<(), MsgEnv> {
-        *self.slot.lock().unwrap() = Some((env, result));
-        match self.status.compare_exchange(SPINNING, STORED, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => Ok(()),
-            Err(_) => Err(self.slot.lock().unwrap().take().expect("slot just filled").0),
-        }
-    }
-
-    /// Caller side: poll for a stored reply for at most `budget`. `None` when the reply
-    /// will come as a message instead (the budget ran out, or the actor asked for it).
-    pub fn spin_for_reply(&self, budget: Duration) -> Option<(MsgEnv, RawTerm)> {
-        let start = Instant::now();
-        loop {
-            for _ in 0..64 {
-                match self.status.load(Ordering::Acquire) {
-                    SPINNING => std::hint::spin_loop(),
-                    STORED => return self.slot.lock().unwrap().take(),
-                    _ => return None,
-                }
-            }
-            if start.elapsed() >= budget {
-                return match self.status.compare_exchange(SPINNING, PENDING, Ordering::AcqRel, Ordering::Acquire) {
-                    Err(STORED) => self.slot.lock().unwrap().take(),
-                    _ => None,
-                };
-            }
-        }
-    }
-
-    /// From pending, or from spinning (a caller that still polls then sees the change and
-    /// goes to `receive`).
-    fn transition(&self, to: u8) -> bool {
-        let mut from = self.status.load(Ordering::Acquire);
-        while from == PENDING || from == SPINNING {
-            match self.status.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return true,
-                Err(now) => from = now,
-            }
-        }
-        false
+    /// Caller side: poll for the stored reply for at most `budget` (see `Handoff::spin_for`).
+    pub fn spin_for_reply(&self, budget: Duration) -> Option<OwnedTerm> {
+        self.handoff.spin_for(budget)
     }
 }
 
-/// One request: a copied `{Kind, Ref, ...}` tuple in its own environment, which
-/// later carries the reply too.
+/// `Module`, `Function`, `Args`, `Kwargs` of a call, still Erlang terms.
+#[derive(Clone, Copy)]
+pub struct CallSpec<T> {
+    pub module: T,
+    pub function: T,
+    pub args: T,
+    pub kwargs: T,
+}
+
+/// What a request asks for. `T` is how its Erlang terms are kept: `Held` in the request,
+/// `Term` while the actor reads them (`Request::with`). Each variant is one tuple shape
+/// built by `py.erl` / `py_stream.erl`.
+#[derive(Clone, Copy)]
+pub enum Job<T> {
+    /// `{call, Ref, M, F, A, Kw, ReturnRef}`
+    Call { call: CallSpec<T>, return_ref: bool },
+    /// `{eval, Ref, Code, Locals}`
+    Eval { code: T, locals: T },
+    /// `{exec, Ref, Code}`
+    Exec { code: T },
+    /// `{call_method, Ref, PyRef, Method, Args, Kwargs}`
+    CallMethod { object: T, method: T, args: T, kwargs: T },
+    /// `{getattr, Ref, PyRef, Name}`
+    GetAttr { object: T, name: T },
+    /// `{to_term, Ref, PyRef}`
+    ToTerm { object: T },
+    /// `{async_call, Ref, M, F, A, Kw}`
+    AsyncCall { call: CallSpec<T> },
+    /// `{async_gather, Ref, Calls}`
+    AsyncGather { calls: T },
+    /// `{stream, Ref, M, F, A, Kw}`
+    Stream { call: CallSpec<T> },
+    /// `{stream_eval, Ref, Code, Locals}`
+    StreamEval { code: T, locals: T },
+    /// `{stream_start, Ref, M, F, A, Kw, Owner, Controller, Window}`
+    StreamStart { call: CallSpec<T>, owner: LocalPid, controller: LocalPid, window: usize },
+}
+
+impl<T: Copy> CallSpec<T> {
+    fn map<U>(&self, f: &impl Fn(T) -> U) -> CallSpec<U> {
+        CallSpec { module: f(self.module), function: f(self.function), args: f(self.args), kwargs: f(self.kwargs) }
+    }
+}
+
+impl<T: Copy> Job<T> {
+    fn map<U>(&self, f: impl Fn(T) -> U) -> Job<U> {
+        match *self {
+            Job::Call { call, return_ref } => Job::Call { call: call.map(&f), return_ref },
+            Job::Eval { code, locals } => Job::Eval { code: f(code), locals: f(locals) },
+            Job::Exec { code } => Job::Exec { code: f(code) },
+            Job::CallMethod { object, method, args, kwargs } => {
+                Job::CallMethod { object: f(object), method: f(method), args: f(args), kwargs: f(kwargs) }
+            }
+            Job::GetAttr { object, name } => Job::GetAttr { object: f(object), name: f(name) },
+            Job::ToTerm { object } => Job::ToTerm { object: f(object) },
+            Job::AsyncCall { call } => Job::AsyncCall { call: call.map(&f) },
+            Job::AsyncGather { calls } => Job::AsyncGather { calls: f(calls) },
+            Job::Stream { call } => Job::Stream { call: call.map(&f) },
+            Job::StreamEval { code, locals } => Job::StreamEval { code: f(code), locals: f(locals) },
+            Job::StreamStart { call, owner, controller, window } => {
+                Job::StreamStart { call: call.map(&f), owner, controller, window }
+            }
+        }
+    }
+
+    /// Runs on the context's asyncio loop (`aio`), not to completion at once (`execute`).
+    pub fn is_async(&self) -> bool {
+        matches!(
+            self,
+            Job::AsyncCall { .. } | Job::AsyncGather { .. } | Job::Stream { .. } | Job::StreamEval { .. } | Job::StreamStart { .. }
+        )
+    }
+}
+
+impl<'a> Job<Term<'a>> {
+    /// The job of a `{Kind, Ref, ...}` tuple (`fields`), and its `Ref`; `None` for any
+    /// other shape.
+    fn decode(fields: &[Term<'a>]) -> Option<(Job<Term<'a>>, Term<'a>)> {
+        let (kind, rest) = fields.split_first()?;
+        let (tag, f) = rest.split_first()?;
+        let kind: Atom = kind.decode().ok()?;
+        let spec = |f: &[Term<'a>]| CallSpec { module: f[0], function: f[1], args: f[2], kwargs: f[3] };
+        let job = match f.len() {
+            5 if kind == atoms::call() => Job::Call { call: spec(f), return_ref: f[4].decode::<bool>().unwrap_or(false) },
+            2 if kind == atoms::eval() => Job::Eval { code: f[0], locals: f[1] },
+            1 if kind == atoms::exec() => Job::Exec { code: f[0] },
+            4 if kind == atoms::call_method() => Job::CallMethod { object: f[0], method: f[1], args: f[2], kwargs: f[3] },
+            2 if kind == atoms::getattr() => Job::GetAttr { object: f[0], name: f[1] },
+            1 if kind == atoms::to_term() => Job::ToTerm { object: f[0] },
+            4 if kind == async_call() => Job::AsyncCall { call: spec(f) },
+            1 if kind == async_gather() => Job::AsyncGather { calls: f[0] },
+            4 if kind == stream() => Job::Stream { call: spec(f) },
+            2 if kind == stream_eval() => Job::StreamEval { code: f[0], locals: f[1] },
+            7 if kind == stream_start() => Job::StreamStart {
+                call: spec(f),
+                owner: f[4].decode().ok()?,
+                controller: f[5].decode().ok()?,
+                window: f[6].decode().ok()?,
+            },
+            _ => return None,
+        };
+        Some((job, *tag))
+    }
+}
+
+/// Why a request is answered with an error instead of its result.
+pub enum ErrorReason {
+    Crashed(String),
+    Stopped,
+    /// Nested this many requests deep, the thread's stack has no room for another.
+    TooDeep(usize),
+}
+
+impl ErrorReason {
+    /// `{error, {context_crashed, Why}}`, `{error, context_stopped}` or
+    /// `{error, {call_nesting_too_deep, N}}`.
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        let why = match self {
+            ErrorReason::Crashed(why) => (atoms::context_crashed(), why.as_str()).encode(env),
+            ErrorReason::Stopped => atoms::context_stopped().encode(env),
+            ErrorReason::TooDeep(depth) => (call_nesting_too_deep(), *depth).encode(env),
+        };
+        (atoms::error(), why).encode(env)
+    }
+}
+
+/// How a request is answered.
+pub enum Answer {
+    /// A result term made in the request's own environment (`Request::hold`).
+    Result(Held),
+    Error(ErrorReason),
+}
+
+/// One request: its job, decoded once, whose terms live in the request's own environment
+/// (which later carries the reply too), and the duty to answer it. A request is answered
+/// once, by `reply` (or `end_stream`); one dropped unanswered answers
+/// `{error, context_stopped}` or the crash itself, so a caller is never left waiting for
+/// its timeout.
 pub struct Request {
-    pub env: MsgEnv,
-    pub body: RawTerm,
-    /// The caller's process-bound namespace (`None`: the context's shared namespace).
-    pub local_env: Option<ResourceArc<EnvRes>>,
+    parts: ManuallyDrop<Parts>,
+}
+
+pub struct Parts {
+    env: MsgEnv,
+    job: Job<Held>,
+    /// The request's `Ref` (`undefined` for a cast).
+    tag: Held,
     pub caller: LocalPid,
+    /// The caller's process-bound namespace (`None`: the context's shared namespace).
+    pub namespace: Option<ResourceArc<EnvRes>>,
     /// `None` for fire-and-forget requests.
     pub reply: Option<Arc<ReqState>>,
     /// The caller waits in `receive` for the reply and runs Erlang functions that this
@@ -143,46 +241,165 @@ pub struct Request {
     pub caller_waits: bool,
 }
 
+impl std::ops::Deref for Request {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
+}
+
 impl Request {
-    pub fn env_id(&self) -> u64 {
-        self.local_env.as_ref().map_or(0, |e| e.env_id)
+    /// Decode `request` (a `{Kind, Ref, ...}` tuple of the caller's) into a request of
+    /// its own environment; `None` when it has no known shape.
+    pub fn decode(
+        request: Term,
+        caller: LocalPid,
+        namespace: Option<ResourceArc<EnvRes>>,
+        reply: Option<Arc<ReqState>>,
+        caller_waits: bool,
+    ) -> Option<Request> {
+        let env = MsgEnv::reuse_or_new();
+        // Decoded on the copy, whose terms the job keeps (a malformed request is rare).
+        let decoded = env.with(|e| {
+            let fields = get_tuple(request.in_env(e)).ok()?;
+            let (job, tag) = Job::decode(&fields)?;
+            Some((job.map(|t| env.hold(t)), env.hold(tag)))
+        });
+        let Some((job, tag)) = decoded else {
+            env.recycle();
+            return None;
+        };
+        Some(Request { parts: ManuallyDrop::new(Parts { env, job, tag, caller, namespace, reply, caller_waits }) })
     }
 
-    /// Give up the right to answer on drop: for a request refused in a NIF, whose caller
-    /// gets the refusal as the NIF's result (and where `enif_send` needs the caller's env).
-    pub fn disarm(&mut self) {
-        self.reply = None;
+    /// Read the job's terms.
+    pub fn with<R>(&self, f: impl for<'a> FnOnce(Env<'a>, Job<Term<'a>>) -> R) -> R {
+        let env = &self.parts.env;
+        env.with(|e| f(e, self.parts.job.map(|h| env.term(e, h))))
+    }
+
+    /// Keep a term made in `with` (a result) until it is answered.
+    pub fn hold(&self, term: Term) -> Held {
+        self.parts.env.hold(term)
+    }
+
+    /// The job's kind, without its terms.
+    pub fn is_async(&self) -> bool {
+        self.parts.job.is_async()
+    }
+
+    /// The raw `Ref`, for a callback message that copies it while this request is held.
+    pub fn tag_raw(&self) -> RawTerm {
+        self.parts.env.with(|e| self.parts.env.term(e, self.parts.tag).as_c_arg())
+    }
+
+    /// Copy the `Ref` into another environment (a stream's item messages).
+    pub fn copy_tag_into(&self, out: &MsgEnv) -> Held {
+        out.copy_held(&self.parts.env, self.parts.tag)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.parts.reply.as_ref().map_or(0, |s| s.id)
+    }
+
+    pub fn namespace_id(&self) -> u64 {
+        self.parts.namespace.as_ref().map_or(0, |e| e.env_id)
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.parts.reply.as_ref().is_some_and(|s| s.is_cancelled())
+    }
+
+    /// A polling caller waits in its submit NIF for this request's reply.
+    pub fn is_polled(&self) -> bool {
+        self.parts.reply.as_ref().is_some_and(|s| s.is_spinning())
+    }
+
+    /// The reply will not come soon, or will come as messages: the caller should wait in
+    /// `receive` rather than poll.
+    pub fn stop_caller_polling(&self) {
+        if let Some(state) = &self.parts.reply {
+            state.stop_spinning();
+        }
+    }
+
+    /// Answer the request: the stored reply of a polling caller, else
+    /// `{py_reply, Ref, Result}` to the caller, unless the caller gave up meanwhile.
+    /// Answers `true` when the caller had cancelled the request (nothing was answered).
+    pub fn reply(self, answer: Answer) -> bool {
+        self.into_parts().answer(answer)
+    }
+
+    /// A refused request: its caller gets the refusal as the NIF's result.
+    pub fn disarm(self) {
+        drop(self.into_parts());
+    }
+
+    /// End a stream: its last `Event` to the owner as `{py_stream, Ref, Event}`, then
+    /// `{py_stream_finished, Ref}` to the controller. That is the stream's answer, so no
+    /// `py_reply` goes to the caller (its controller) as well; both are sent even after a
+    /// cancel, so that the owner always learns the stream ended.
+    pub fn end_stream(self, owner: &LocalPid, controller: &LocalPid, event: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
+        let mut parts = self.into_parts();
+        if let Some(state) = parts.reply.take() {
+            let _ = state.try_reply();
+        }
+        let env = &parts.env;
+        let note = env.with(|e| {
+            let tag = env.term(e, parts.tag);
+            OwnedTerm::build(MsgEnv::new(), |n| (py_stream_finished(), tag.in_env(n)).encode(n))
+        });
+        note.send(controller);
+        let msg = env.with(|e| env.hold((py_stream(), env.term(e, parts.tag), event(e)).encode(e)));
+        parts.env.send_held(owner, msg);
+    }
+
+    fn into_parts(self) -> Parts {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped (ManuallyDrop), so `parts` is taken exactly once
+        // and not touched again.
+        unsafe { ManuallyDrop::take(&mut this.parts) }
+    }
+}
+
+impl Parts {
+    fn answer(mut self, answer: Answer) -> bool {
+        let Some(state) = self.reply.take() else { return false };
+        let result = match answer {
+            Answer::Result(held) => held,
+            Answer::Error(reason) => self.env.with(|e| self.env.hold(reason.encode(e))),
+        };
+        // A caller still polling in its submit NIF takes the result from there; no message.
+        if state.is_spinning() {
+            match state.handoff.store(OwnedTerm::new(self.env, result)) {
+                Ok(()) => return false,
+                Err(back) => (self.env, _) = back.into_parts(),
+            }
+        }
+        if !state.try_reply() {
+            return true;
+        }
+        let env = &self.env;
+        let msg = env.with(|e| env.hold((atoms::py_reply(), env.term(e, self.tag), env.term(e, result)).encode(e)));
+        self.env.send_held(&self.caller, msg);
+        false
     }
 }
 
 impl Drop for Request {
     /// A request nobody answered (a context that stopped and dropped its mailbox with the
-    /// request still in it) answers `{error, context_stopped}` or the crash: a caller is
-    /// never left waiting for its timeout. Requests are only dropped armed off the BEAM's
-    /// schedulers (NIFs disarm what they refuse), so the NULL-env send is allowed.
+    /// request still in it) answers `{error, context_stopped}` or the crash. Requests are
+    /// only dropped armed off the BEAM's schedulers (NIFs disarm what they refuse), so
+    /// the NULL-env send is allowed.
     fn drop(&mut self) {
-        let Some(state) = self.reply.take() else { return };
-        if !state.try_reply() {
-            return;
-        }
-        let body = self.body;
-        let why = match state.ctx.status.load(Ordering::Acquire) {
-            crate::actors::CRASHED => Some(state.ctx.crash_reason()),
-            _ => None,
+        // SAFETY: `drop` runs once and `parts` is not used after this take.
+        let parts = unsafe { ManuallyDrop::take(&mut self.parts) };
+        let Some(state) = &parts.reply else { return };
+        let reason = match state.ctx.status.load(Ordering::Acquire) {
+            crate::actors::CRASHED => ErrorReason::Crashed(state.ctx.crash_reason()),
+            _ => ErrorReason::Stopped,
         };
-        let msg = self.env.with(|env| {
-            // SAFETY: `body` is a term of `self.env`, which was never cleared: nothing was
-            // sent from it (the reply state was still unclaimed).
-            let tag = rustler::types::tuple::get_tuple(unsafe { Term::new(env, body) }).ok()?.get(1).copied()?;
-            let reason = match &why {
-                Some(why) => (atoms::context_crashed(), why.as_str()).encode(env),
-                None => atoms::context_stopped().encode(env),
-            };
-            Some((atoms::py_reply(), tag, (atoms::error(), reason)).encode(env).as_c_arg())
-        });
-        if let Some(msg) = msg {
-            self.env.send_and_clear(&self.caller, msg);
-        }
+        parts.answer(Answer::Error(reason));
     }
 }
 
