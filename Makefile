@@ -6,7 +6,7 @@ VENV   := $(CURDIR)/.venv
 EBIN   := erlang/_build/default/lib/erlang_python/ebin
 export PYTHON
 
-.PHONY: all build deps erlang-tools python-venv test rust-test demo bench clean
+.PHONY: all build deps erlang-tools python-venv test rust-test lint demo bench clean
 
 all: build
 
@@ -27,13 +27,19 @@ build: erlang-tools
 
 # SUITES=name1,name2 runs some suites only. The benchmarks run first in --quick mode
 # (tiny counts, every result checked) so they never rot; the suites' summary comes last.
-test: deps build rust-test
+test: deps build lint rust-test
 	escript bench/run_bench.escript $(CURDIR) --quick
 	escript tests/run_ct.escript $(CURDIR) $(SUITES)
 
 # The Rust unit tests (those that need no BEAM: see Cargo.toml's workspace).
 rust-test:
 	PYO3_PYTHON=$$(command -v $(PYTHON)) cargo test --release
+
+# Clippy with warnings as errors (every `unsafe` documented, see Cargo.toml), and no
+# cycle between the crate's modules (docs/runtime.md, "Module map").
+lint:
+	PYO3_PYTHON=$$(command -v $(PYTHON)) cargo clippy --release --all-targets --quiet -- -D warnings
+	$(PYTHON) scripts/module_cycles.py src > /dev/null || $(PYTHON) scripts/module_cycles.py src
 
 demo: deps build
 	escript examples/demo.escript $(CURDIR)

@@ -3,131 +3,10 @@
 //! The pure-Python half (python/erlang_shim) is installed on top of it at start-up.
 
 use crate::msg_env::MsgEnv;
+use crate::output::send_to_output_handler;
+pub use crate::pytypes::{ErlangError, Interrupted, Pid, ProcessError};
 use pyo3::prelude::*;
-use pyo3::types::PyType;
 use rustler::{Encoder, LocalPid};
-use std::cell::Cell;
-use std::sync::Mutex;
-
-pyo3::create_exception!(
-    erlang,
-    Interrupted,
-    pyo3::exceptions::PyBaseException,
-    "Raised inside Python code whose Erlang caller gave up (timeout or cancel)."
-);
-
-pyo3::create_exception!(
-    erlang,
-    ErlangError,
-    pyo3::exceptions::PyException,
-    "An Erlang function called from Python failed; `reason` holds the Erlang reason."
-);
-
-pyo3::create_exception!(
-    erlang,
-    ProcessError,
-    pyo3::exceptions::PyException,
-    "The Erlang process a message or call was meant for is not alive."
-);
-
-/// An Erlang process identifier. Hashable, comparable, and converts back to the same pid.
-#[pyclass(module = "erlang", name = "Pid", frozen, eq, hash)]
-#[derive(PartialEq, Eq, Hash)]
-pub struct Pid {
-    etf: Vec<u8>,
-}
-
-/// An Erlang reference. Hashable, comparable, and converts back to the same reference.
-#[pyclass(module = "erlang", name = "Ref", frozen, eq, hash)]
-#[derive(PartialEq, Eq, Hash)]
-pub struct Ref {
-    etf: Vec<u8>,
-}
-
-impl Pid {
-    pub fn from_etf(etf: Vec<u8>) -> Pid {
-        Pid { etf }
-    }
-    pub fn etf(&self) -> &[u8] {
-        &self.etf
-    }
-}
-
-impl Ref {
-    pub fn from_etf(etf: Vec<u8>) -> Ref {
-        Ref { etf }
-    }
-    pub fn etf(&self) -> &[u8] {
-        &self.etf
-    }
-}
-
-#[pymethods]
-impl Pid {
-    fn __repr__(&self) -> String {
-        match pid_numbers(&self.etf) {
-            Some((id, serial)) => format!("<erlang.Pid <0.{id}.{serial}>>"),
-            None => "<erlang.Pid>".to_string(),
-        }
-    }
-}
-
-#[pymethods]
-impl Ref {
-    fn __repr__(&self) -> String {
-        let tail: String = self.etf.iter().rev().take(6).map(|b| format!("{b:02x}")).collect();
-        format!("<erlang.Ref {tail}>")
-    }
-}
-
-/// The process number and serial of a pid in the external term format.
-fn pid_numbers(etf: &[u8]) -> Option<(u32, u32)> {
-    let tag = *etf.get(1)?;
-    if tag != 88 && tag != 103 {
-        return None;
-    }
-    let after_node = match *etf.get(2)? {
-        118 => 5 + u16::from_be_bytes(etf.get(3..5)?.try_into().ok()?) as usize,
-        119 => 4 + *etf.get(3)? as usize,
-        100 => 5 + u16::from_be_bytes(etf.get(3..5)?.try_into().ok()?) as usize,
-        _ => return None,
-    };
-    let word = |at: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(etf.get(at..at + 4)?.try_into().ok()?))
-    };
-    Some((word(after_node)?, word(after_node + 4)?))
-}
-
-thread_local! {
-    /// The Erlang process whose request runs on this thread, for routing its output.
-    static CURRENT_CALLER: Cell<Option<LocalPid>> = const { Cell::new(None) };
-}
-
-static OUTPUT_HANDLER: Mutex<Option<LocalPid>> = Mutex::new(None);
-
-/// Set the process whose request runs on this thread; answers the previous one.
-pub fn set_current_caller(pid: Option<LocalPid>) -> Option<LocalPid> {
-    CURRENT_CALLER.with(|c| c.replace(pid))
-}
-
-pub fn set_output_handler(pid: LocalPid) {
-    *OUTPUT_HANDLER.lock().unwrap() = Some(pid);
-}
-
-/// Send `{Tag, Caller | undefined, Payload...}` to the output handler process.
-pub fn send_to_output_handler(build: impl for<'a> FnOnce(rustler::Env<'a>, rustler::Term<'a>) -> rustler::Term<'a>) {
-    let Some(handler) = *OUTPUT_HANDLER.lock().unwrap() else { return };
-    let caller = CURRENT_CALLER.with(|c| c.get());
-    let mut env = MsgEnv::new();
-    let msg = env.with(|e| {
-        let who = match caller {
-            Some(pid) => pid.encode(e),
-            None => crate::atoms::undefined().encode(e),
-        };
-        build(e, who).as_c_arg()
-    });
-    env.send_and_clear(&handler, msg);
-}
 
 /// Write Python output to the Erlang side: stream 1 is stdout, 2 is stderr.
 #[pyfunction]
@@ -186,7 +65,7 @@ fn send(py: Python<'_>, pid: &Bound<'_, Pid>, term: &Bound<'_, PyAny>) -> PyResu
             .binary_to_term(pid.get().etf())
             .and_then(|(t, _)| t.decode::<LocalPid>().ok())
             .ok_or_else(|| ProcessError::new_err("not a local pid"))?;
-        let msg = crate::convert::py_to_term(e, term).map_err(crate::actors::callback::conv_to_py)?;
+        let msg = crate::convert::py_to_term(e, term).map_err(crate::convert::conv_to_py)?;
         Ok((target, msg.as_c_arg()))
     })?;
     let (target, msg) = prepared;
@@ -259,36 +138,18 @@ fn _log(py: Python<'_>, level: &str, logger: &str, module: &str, function: &str,
     });
 }
 
-/// The class the shim defines for `erlang.Atom` (a `str` subclass), as the interpreter
-/// running this thread has it: a context keeps the one it found at start-up; other
-/// threads (the user's, converting an argument of `erlang.call`) look it up each time,
-/// which only `str` subclasses need (see `convert::to_term`).
-pub fn atom_type(py: Python<'_>) -> Bound<'_, PyType> {
-    match crate::actors::context::current_actor() {
-        Some(actor) => actor.atom_type(py).clone(),
-        None => lookup_atom_type(py),
-    }
-}
-
-/// `erlang.Atom` looked up now.
-pub fn lookup_atom_type(py: Python<'_>) -> Bound<'_, PyType> {
-    py.import("erlang")
-        .and_then(|m| m.getattr("Atom"))
-        .and_then(|a| Ok(a.cast_into::<PyType>()?))
-        // Before the shim is installed nothing is an Atom: a type no str is an instance of.
-        .unwrap_or_else(|_| py.get_type::<Interrupted>())
-}
-
 #[pymodule]
 #[pyo3(name = "erlang")]
 pub mod erlang {
     #[pymodule_export]
-    use super::{Pid, Ref, _write, _log, call, async_call, _is_registered, send, whereis, _sleep};
+    use crate::pytypes::{Pid, Ref, SharedDict};
+    #[pymodule_export]
+    use super::{_write, _log, call, async_call, _is_registered, send, whereis, _sleep};
     #[pymodule_export]
     use crate::spans::{SpanHandle, _span_start};
     #[pymodule_export]
     use crate::state_py::{
-        state_clear, state_decr, state_delete, state_get, state_incr, state_keys, state_set, SharedDict,
+        state_clear, state_decr, state_delete, state_get, state_incr, state_keys, state_set,
     };
 
     #[pymodule_init]

@@ -1,12 +1,12 @@
 //! What a context does with one request: resolve, convert, run Python, convert back.
 //! Runs only on the context's own thread, with the GIL held.
 
-use crate::actors::request::{CallSpec, Job};
-use crate::actors::Mailbox;
+use crate::mailbox::request::{CallSpec, Job};
+use crate::mailbox::Mailbox;
 use crate::atoms;
 use crate::convert::{bounded_atom, py_to_term, term_to_py, term_to_py_str, ConvError};
-use crate::erlang_module::send_to_output_handler;
-use crate::resources::PyRefRes;
+use crate::output::send_to_output_handler;
+use crate::mailbox::handles::PyRefRes;
 use pyo3::exceptions::{PyNameError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCode, PyDict, PyModule, PyString, PyTuple};

@@ -62,7 +62,7 @@ impl MsgEnv {
 
     /// `new`, reusing this thread's spare environment when there is one.
     pub fn reuse_or_new() -> MsgEnv {
-        SPARE.with(|spare| spare.take()).unwrap_or_else(MsgEnv::new)
+        SPARE.with(|spare| spare.take()).unwrap_or_default()
     }
 
     /// Clear this environment and keep it as this thread's spare (see `reuse_or_new`).

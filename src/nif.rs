@@ -3,10 +3,11 @@
 //! wait is `submit_sync`'s bounded poll for a quick reply (`reply_spin_us`).
 
 use crate::actors::context::{self, ContextConfig};
-use crate::actors::{Mailbox, Msg, ReqState, Request, SubmitError};
+use crate::mailbox::{Mailbox, Msg, ReqState, Request, SubmitError};
 use crate::atoms;
 use crate::msg_env::{MsgEnv, OwnedTerm};
-use crate::resources::{ContextRes, EnvRes, PyRefRes, ReqRes, ThreadCallRes};
+use crate::actors::thread_call::ThreadCallRes;
+use crate::mailbox::handles::{ContextRes, EnvRes, PyRefRes, ReqRes};
 use crate::runtime::{self, InitOptions, InitStatus};
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +32,7 @@ fn init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     if let Some(limit) = get("atom_limit").and_then(|t| t.decode::<usize>().ok()) {
         crate::convert::set_atom_limit(limit);
     }
-    crate::actors::set_reply_spin(get("reply_spin_us").and_then(|t| t.decode::<u64>().ok()));
+    crate::mailbox::set_reply_spin(get("reply_spin_us").and_then(|t| t.decode::<u64>().ok()));
     if let Some(depth) = get("max_nesting").and_then(|t| t.decode::<usize>().ok()) {
         crate::convert::set_max_nesting(depth);
     }
@@ -46,7 +47,7 @@ fn init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
 /// Where Python's stdout/stderr and tracebacks are sent.
 #[rustler::nif]
 fn set_output_handler(pid: LocalPid) -> rustler::Atom {
-    crate::erlang_module::set_output_handler(pid);
+    crate::output::set_output_handler(pid);
     atoms::ok()
 }
 
@@ -145,7 +146,7 @@ fn queue_request<'a>(
 /// caller's time slice as work done in a NIF should (a 1 ms slice is 100 %).
 fn poll_for_reply(env: Env, state: &ReqState) -> Option<OwnedTerm> {
     let started = std::time::Instant::now();
-    let stored = state.spin_for_reply(crate::actors::reply_spin());
+    let stored = state.spin_for_reply(crate::mailbox::reply_spin());
     let percent = (started.elapsed().as_micros() / 10) as i32;
     if percent > 0 {
         rustler::schedule::consume_timeslice(env, percent.min(100));
@@ -170,7 +171,7 @@ fn cast<'a>(env: Env<'a>, target: Term<'a>, local_env: Term<'a>, request: Term<'
 #[rustler::nif]
 fn cancel(req: ResourceArc<ReqRes>) -> rustler::Atom {
     if req.state.try_cancel() {
-        runtime::request_interrupt(req.state.ctx.clone(), req.state.id);
+        crate::mailbox::interrupts::request(req.state.ctx.clone(), req.state.id);
         // Cancels a task or stream; a request waiting for Erlang notices it when woken.
         req.mailbox.control(Msg::Cancelled(req.state.id));
         atoms::cancelled()

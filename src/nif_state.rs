@@ -5,7 +5,7 @@
 //! `state_fetch` answering `big` (see `py:state_fetch/1`).
 
 use crate::atoms;
-use crate::resources::SharedDictRes;
+use crate::state::SharedDictRes;
 use crate::state::{key_of, IncrError, Stored, GLOBAL};
 use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
 

@@ -19,7 +19,7 @@ pub fn log_exception(py: Python<'_>, err: &PyErr) {
         .and_then(|s| Ok(s.str()?.to_string_lossy().into_owned()))
         // Formatting itself can fail (a broken `__str__`): still say what happened.
         .unwrap_or_else(|_| format!("{}: (traceback unavailable)\n", type_name(py, err)));
-    crate::erlang_module::send_to_output_handler(|e, who| {
+    crate::output::send_to_output_handler(|e, who| {
         (atoms::py_traceback(), who, crate::convert::py_bytes_to_binary(e, text.as_bytes())).encode(e)
     });
 }

@@ -5,17 +5,16 @@
 //! thread that still runs its request. It is never finalized, so the application can stop
 //! and start again in the same VM.
 
-use crate::actors::{ContextShared, IN_LOOP};
+use crate::mailbox::{ContextShared, IN_LOOP};
 use crate::atoms;
-use crate::erlang_module::Interrupted;
+use crate::pytypes::Interrupted;
 use crate::msg_env::MsgEnv;
-use crossbeam_channel::Sender;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use rustler::{Encoder, LocalPid};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 pub struct InitOptions {
     /// Directory holding the `erlang_shim` package.
@@ -39,11 +38,13 @@ pub enum InitStatus {
 }
 
 static INIT: Mutex<InitState> = Mutex::new(InitState::Idle);
-static INTERRUPTER: OnceLock<Sender<(Arc<ContextShared>, u64)>> = OnceLock::new();
 
 /// The BEAM loads NIF libraries with local symbol scope; C extension modules (`_decimal`,
 /// `_ctypes`, numpy) resolve `Py*` symbols globally, so libpython must be made global.
 pub fn promote_libpython_to_global() {
+    // SAFETY: `dladdr` fills a zeroed `Dl_info` for an address inside this library (a
+    // libpython function we link); the file name it gives stays valid while libpython is
+    // loaded, and `RTLD_NOLOAD` only changes the scope of an already loaded library.
     unsafe {
         let mut info: libc::Dl_info = std::mem::zeroed();
         let symbol = ffi::Py_IsInitialized as *const libc::c_void;
@@ -64,6 +65,7 @@ pub fn promote_libpython_to_global() {
 /// lets the memory be reused: the price is up to that much freed memory kept in RSS.
 fn tune_malloc_for_large_objects() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only tunes glibc's allocator; any value is valid for these options.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024 * 1024);
@@ -76,6 +78,7 @@ fn tune_malloc_for_large_objects() {
 /// BEAM's ports have their own reaper, `erl_child_setup`).
 fn keep_child_exit_statuses() {
     #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGCHLD installs no handler of ours.
     unsafe {
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
     }
@@ -112,7 +115,7 @@ fn main_thread(options: InitOptions) {
     Python::initialize();
     let result = Python::attach(|py| setup(py, &options)).map_err(|e| e.to_string());
     let (tx, rx) = crossbeam_channel::unbounded::<(Arc<ContextShared>, u64)>();
-    let _ = INTERRUPTER.set(tx);
+    crate::mailbox::interrupts::install(tx);
     let waiters = {
         let mut state = INIT.lock().unwrap();
         match std::mem::replace(&mut *state, InitState::Done(result.clone())) {
@@ -174,11 +177,4 @@ fn interrupt(py: Python<'_>, shared: &ContextShared, req_id: u64) {
 fn current_task_request(py: Python<'_>, shared: &ContextShared) -> Option<u64> {
     let event_loop = shared.event_loop.lock().ok()?.as_ref()?.clone_ref(py);
     crate::actors::loop_driver::task_request_of(py, event_loop.bind(py))
-}
-
-/// Ask the interrupter to stop request `req_id` on its context (no-op if it is not running).
-pub fn request_interrupt(shared: Arc<ContextShared>, req_id: u64) {
-    if let Some(tx) = INTERRUPTER.get() {
-        let _ = tx.send((shared, req_id));
-    }
 }

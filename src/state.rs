@@ -262,3 +262,30 @@ fn key_stored(bytes: &Arc<[u8]>, own: &Option<Arc<TermBox>>) -> Stored {
 
 /// The application-wide store of `py:state_*`.
 pub static GLOBAL: LazyLock<Table> = LazyLock::new(Table::default);
+
+/// A process-scoped dictionary (`py:shared_dict_new/0`), destroyed explicitly or when its
+/// owner exits; usable from Erlang and, as `erlang.SharedDict`, from Python.
+#[derive(Default)]
+pub struct SharedDictRes {
+    pub table: Table,
+    destroyed: std::sync::atomic::AtomicBool,
+}
+
+impl SharedDictRes {
+    pub fn destroy(&self) {
+        self.destroyed.store(true, std::sync::atomic::Ordering::Release);
+        self.table.clear();
+    }
+
+    /// The table, unless the dictionary was destroyed.
+    pub fn live(&self) -> Option<&Table> {
+        (!self.destroyed.load(std::sync::atomic::Ordering::Acquire)).then_some(&self.table)
+    }
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for SharedDictRes {
+    fn down<'a>(&'a self, _env: rustler::Env<'a>, _pid: rustler::LocalPid, _mon: rustler::Monitor) {
+        self.destroy();
+    }
+}

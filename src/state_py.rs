@@ -2,10 +2,11 @@
 //! `erlang.SharedDict` (a mapping). Keys and values cross as terms, so Python and Erlang
 //! read and write the same entries: a Python `str` key is the Erlang binary.
 
-use crate::actors::callback::conv_to_py;
+use crate::convert::conv_to_py;
 use crate::convert::{py_to_term, term_to_py};
 use crate::msg_env::MsgEnv;
-use crate::resources::SharedDictRes;
+use crate::pytypes::SharedDict;
+use crate::state::SharedDictRes;
 use crate::state::{key_of, IncrError, Stored, Table, GLOBAL};
 use pyo3::exceptions::{PyKeyError, PyOverflowError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -103,13 +104,6 @@ pub fn state_decr(key: &Bound<'_, PyAny>, amount: i64) -> PyResult<i64> {
     with_key(key, |k| GLOBAL.incr(k, negated))?.map_err(incr_error)
 }
 
-/// A dictionary shared between Erlang and Python (`py:shared_dict_new/0`). Keys and
-/// values are converted like call arguments; the dictionary is gone once its Erlang owner
-/// exits or it is destroyed, after which any use raises `RuntimeError`.
-#[pyclass(module = "erlang", name = "SharedDict", frozen)]
-pub struct SharedDict {
-    pub handle: ResourceArc<SharedDictRes>,
-}
 
 impl SharedDict {
     fn table(&self) -> PyResult<&Table> {

@@ -7,13 +7,13 @@
 //! owner pauses the producer instead of filling memory.
 
 use super::context::Actor;
-use super::request::{Answer, CallSpec, Job as RequestJob};
-use super::Request;
+use crate::mailbox::request::{Answer, CallSpec, Job as RequestJob};
+use crate::mailbox::Request;
 use crate::atoms;
 use crate::convert::py_to_term;
 use crate::execute::{failure_to_term, ok_tuple, Failure};
 use crate::msg_env::{Held, MsgEnv};
-use crate::resources::WorkWatch;
+use crate::mailbox::handles::WorkWatch;
 use rustler::{Monitor, ResourceArc};
 use std::sync::atomic::Ordering;
 use pyo3::prelude::*;
@@ -152,7 +152,7 @@ impl LoopWork {
     }
 
     /// The reply state of request `id`, if it runs as a task or stream here.
-    fn request_state(&self, id: u64) -> Option<std::sync::Arc<super::ReqState>> {
+    fn request_state(&self, id: u64) -> Option<std::sync::Arc<crate::mailbox::ReqState>> {
         if let Some(job) = self.jobs.borrow().get(&id) {
             return job.req.reply.clone();
         }
@@ -194,7 +194,7 @@ impl Watch {
             Some(mon) => Some(Watch { res, mon }),
             None => {
                 if state.try_cancel() {
-                    actor.mailbox.control(super::Msg::Cancelled(state.id));
+                    actor.mailbox.control(crate::mailbox::Msg::Cancelled(state.id));
                 }
                 None
             }
@@ -472,7 +472,7 @@ impl Actor {
             return Err(pyo3::exceptions::asyncio::CancelledError::new_err("stream closed"));
         };
         let msg = out.with(|env| -> PyResult<Held> {
-            let value = py_to_term(env, item).map_err(crate::actors::callback::conv_to_py)?;
+            let value = py_to_term(env, item).map_err(crate::convert::conv_to_py)?;
             Ok(out.hold((py_stream(), out.term(env, tag), (data(), value)).encode(env)))
         });
         let sent = match msg {
@@ -535,7 +535,7 @@ impl Actor {
 
     /// The reply state of the request whose task runs now on the loop, if it is a task
     /// or stream of this context.
-    pub fn current_task_state(&self, py: Python<'_>) -> Option<std::sync::Arc<super::ReqState>> {
+    pub fn current_task_state(&self, py: Python<'_>) -> Option<std::sync::Arc<crate::mailbox::ReqState>> {
         let id = self.loop_driver().current_task_request(py)?;
         self.loop_work().request_state(id)
     }

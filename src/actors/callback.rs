@@ -6,12 +6,12 @@
 //! this context's mailbox (`py_nif:callback_reply/3`); meanwhile the context keeps serving.
 
 use super::context::{current_actor, Actor, CallbackWait};
-use super::request::CallbackOutcome;
+use crate::mailbox::request::CallbackOutcome;
 use crate::atoms;
-use crate::convert::{py_to_term, remaining_stack, term_to_py, term_to_py_printing_unsupported, ConvError};
-use crate::erlang_module::{ErlangError, Interrupted, ProcessError};
+use crate::convert::{conv_to_py, py_to_term, remaining_stack, term_to_py, term_to_py_printing_unsupported};
+use crate::pytypes::{ErlangError, Interrupted, ProcessError};
 use crate::msg_env::MsgEnv;
-use crate::resources::{CallerWatch, ContextRes};
+use crate::mailbox::handles::{CallerWatch, ContextRes};
 use pyo3::exceptions::{PyRecursionError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -247,12 +247,12 @@ fn ensure_stack_headroom() -> PyResult<()> {
 
 /// `{py_callback, Tag | undefined, Ctx, Id, Name, Args, Env | undefined}`.
 fn callback_message(
-    mailbox: &super::Mailbox,
+    mailbox: &crate::mailbox::Mailbox,
     id: u64,
     name: &str,
     args: &Bound<'_, PyTuple>,
     tag: Option<crate::msg_env::RawTerm>,
-    local_env: Option<ResourceArc<crate::resources::EnvRes>>,
+    local_env: Option<ResourceArc<crate::mailbox::handles::EnvRes>>,
 ) -> PyResult<(MsgEnv, crate::msg_env::RawTerm)> {
     let env = MsgEnv::new();
     let msg = env.with(|e| -> PyResult<_> {
@@ -356,10 +356,3 @@ pub(super) fn answer_to_py(py: Python<'_>, answer: Term) -> PyResult<Py<PyAny>> 
     }
 }
 
-pub fn conv_to_py(e: ConvError) -> PyErr {
-    match e {
-        ConvError::Python(err) => err,
-        ConvError::TooDeep(max) => pyo3::exceptions::PyValueError::new_err(format!("nesting deeper than {max} levels")),
-        ConvError::Unsupported(_) => PyTypeError::new_err("a value has no Erlang counterpart"),
-    }
-}

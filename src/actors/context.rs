@@ -8,13 +8,14 @@
 use super::aio::{self, LoopWork};
 use super::callback::CallbackTable;
 use super::loop_driver::{LoopDriver, StartError};
-use super::request::{Answer, CallbackOutcome, ErrorReason};
-use super::{next_context_id, ContextShared, Mailbox, Msg, ReqState, Request, CRASHED, RUNNING, STOPPED};
+use crate::mailbox::request::{Answer, CallbackOutcome, ErrorReason};
+use crate::mailbox::{next_context_id, ContextShared, Mailbox, Msg, ReqState, Request, CRASHED, RUNNING, STOPPED};
 use crate::atoms;
-use crate::erlang_module::{set_current_caller, Interrupted};
+use crate::output::set_current_caller;
+use crate::pytypes::Interrupted;
 use crate::execute::Executor;
 use crate::msg_env::{MsgEnv, OwnedTerm, RawTerm};
-use crate::resources::EnvRes;
+use crate::mailbox::handles::EnvRes;
 use crossbeam_channel::{Receiver, TryRecvError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -74,10 +75,9 @@ pub fn start(config: ContextConfig) -> std::io::Result<Mailbox> {
         crash_reason: Mutex::new(None),
         in_selector: AtomicBool::new(false),
         wake_fd: AtomicI32::new(-1),
-        quick_reply: super::SpinPolicy::default(),
+        quick_reply: crate::mailbox::SpinPolicy::default(),
     });
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let mailbox = Mailbox { shared: shared.clone(), tx };
+    let (mailbox, rx) = Mailbox::open(shared);
     let actor_mailbox = mailbox.clone();
     let owner = config.owner;
     std::thread::Builder::new()
@@ -106,6 +106,7 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
                 ACTOR.with(|a| *a.borrow_mut() = Some(actor.clone()));
                 let exit = actor.serve(py, None).err().unwrap_or(Exit::Stopped);
                 ACTOR.with(|a| *a.borrow_mut() = None);
+                crate::pytypes::set_context_atom_type(None);
                 let reason = || match &exit {
                     Exit::Stopped => ErrorReason::Stopped,
                     Exit::Crashed(why) => ErrorReason::Crashed(why.clone()),
@@ -189,8 +190,6 @@ pub struct Actor {
     driver: LoopDriver,
     /// The requests running as tasks or streams on that loop.
     work: LoopWork,
-    /// `erlang.Atom` as this context's interpreter has it (see `erlang_module::atom_type`).
-    atom_type: Py<pyo3::types::PyType>,
 }
 
 impl Actor {
@@ -201,6 +200,8 @@ impl Actor {
         let ident: u64 = py.import("threading")?.call_method0("get_ident")?.extract()?;
         shared.thread_ident.store(ident, Ordering::Release);
         let driver = LoopDriver::open(py, &shared)?;
+        // `erlang.Atom` as this context's interpreter has it (see `pytypes::atom_type`).
+        crate::pytypes::set_context_atom_type(Some(crate::pytypes::lookup_atom_type(py).unbind()));
         Ok(Actor {
             shared,
             executor: Executor::new(py, mailbox.clone())?,
@@ -213,7 +214,6 @@ impl Actor {
             handled: std::cell::Cell::new(0),
             driver,
             work: LoopWork::default(),
-            atom_type: crate::erlang_module::lookup_atom_type(py).unbind(),
         })
     }
 
@@ -233,9 +233,6 @@ impl Actor {
         &self.callbacks
     }
 
-    pub fn atom_type<'py>(&self, py: Python<'py>) -> &Bound<'py, pyo3::types::PyType> {
-        self.atom_type.bind(py)
-    }
 
     /// One iteration of the asyncio loop: ready callbacks, then the selector (blocking
     /// until a timer, I/O, or the mailbox's wake-up).
@@ -248,7 +245,7 @@ impl Actor {
             return;
         }
         self.driver.set_running(py, true);
-        self.shared.running_req.store(super::IN_LOOP, Ordering::Release);
+        self.shared.running_req.store(crate::mailbox::IN_LOOP, Ordering::Release);
         let result = self.driver.run_once(py);
         self.shared.running_req.store(0, Ordering::Release);
         // An interruption aimed at a task step that ended meanwhile must not hit the next.

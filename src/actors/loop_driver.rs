@@ -19,7 +19,7 @@
 //! Every object here belongs to one context: nothing is cached process-wide, because a
 //! context will get an interpreter of its own.
 
-use super::ContextShared;
+use crate::mailbox::ContextShared;
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyModule, PyString, PyTuple};
 use std::sync::atomic::Ordering;

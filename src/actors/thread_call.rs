@@ -10,13 +10,14 @@
 //! `loop.call_soon_threadsafe`, because the answer arrives on a BEAM scheduler, which must
 //! never take the GIL.
 
-use super::callback::{answer_to_py, conv_to_py, dispatcher};
-use super::Mailbox;
+use super::callback::{answer_to_py, dispatcher};
+use crate::convert::conv_to_py;
+use crate::mailbox::Mailbox;
 use crate::atoms;
 use crate::convert::py_to_term;
-use crate::erlang_module::ProcessError;
+use crate::pytypes::ProcessError;
 use crate::msg_env::{MsgEnv, RawTerm};
-use crate::resources::{ContextRes, EnvRes, ThreadCallRes};
+use crate::mailbox::handles::{ContextRes, EnvRes};
 use crossbeam_channel::Sender;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -189,4 +190,49 @@ fn resolve(pending: PendingFuture, outcome: Outcome) {
         drop(handed);
         drop((event_loop, future));
     });
+}
+
+/// One Erlang call made from a Python thread that is not a context's, or from an asyncio
+/// loop other than a context's own: the runner process answers through it
+/// (`py_nif:callback_reply/3`) rather than through a context's mailbox. It watches the
+/// dispatcher until a runner is spawned, then the runner, so that the caller always gets
+/// an outcome: the answer, or `Gone` when the process that should answer exits first.
+pub struct ThreadCallRes {
+    sink: std::sync::Mutex<Option<Sink>>,
+    /// Monitor of the dispatcher, replaced by one of the runner once it is spawned.
+    pub dispatcher_watch: std::sync::Mutex<Option<rustler::Monitor>>,
+}
+
+impl ThreadCallRes {
+    pub fn new(sink: Sink) -> ThreadCallRes {
+        ThreadCallRes { sink: std::sync::Mutex::new(Some(sink)), dispatcher_watch: std::sync::Mutex::new(None) }
+    }
+
+    /// Hand over the outcome; the first one wins, later ones are dropped.
+    pub fn deliver(&self, outcome: Outcome) {
+        let sink = self.sink.lock().unwrap().take();
+        if let Some(sink) = sink {
+            sink.deliver(outcome);
+        }
+    }
+
+    /// The call was never sent: nobody must be told anything.
+    pub fn disarm(&self) {
+        drop(self.sink.lock().unwrap().take());
+    }
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for ThreadCallRes {
+    fn down<'a>(&'a self, _env: rustler::Env<'a>, _pid: rustler::LocalPid, _mon: rustler::Monitor) {
+        self.deliver(Outcome::Gone);
+    }
+}
+
+impl Drop for ThreadCallRes {
+    /// A call whose handle is released unanswered (a runner that never replied and whose
+    /// monitor could not be set) still ends its caller's wait.
+    fn drop(&mut self) {
+        self.deliver(Outcome::Gone);
+    }
 }

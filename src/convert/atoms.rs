@@ -76,7 +76,8 @@ pub fn bounded_atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {
     if !reserved {
         return name.encode(env);
     }
-    // Trusted: `etf` is a well-formed atom encoding built just above.
+    // SAFETY: `etf` is a well-formed atom encoding built just above, which is all that
+    // the trusted decoder assumes.
     match unsafe { env.binary_to_term_trusted(&etf) } {
         Some((atom, _)) => atom,
         None => name.encode(env),

@@ -39,3 +39,12 @@ impl From<PyErr> for ConvError {
         ConvError::Python(e)
     }
 }
+
+/// A failed conversion as the Python exception raised where Python asked for it.
+pub fn conv_to_py(e: ConvError) -> pyo3::PyErr {
+    match e {
+        ConvError::Python(err) => err,
+        ConvError::TooDeep(max) => pyo3::exceptions::PyValueError::new_err(format!("nesting deeper than {max} levels")),
+        ConvError::Unsupported(_) => pyo3::exceptions::PyTypeError::new_err("a value has no Erlang counterpart"),
+    }
+}

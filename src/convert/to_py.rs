@@ -3,9 +3,10 @@
 use super::bigint::big_term_to_py;
 use super::depth::nested;
 use super::ConvError;
-use crate::erlang_module::{Pid, Ref};
-use crate::resources::{PyRefRes, SharedDictRes};
-use crate::state_py::SharedDict;
+use crate::pytypes::{Pid, Ref};
+use crate::mailbox::handles::PyRefRes;
+use crate::state::SharedDictRes;
+use crate::pytypes::SharedDict;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;

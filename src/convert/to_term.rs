@@ -5,7 +5,7 @@ use super::bigint::big_py_to_term;
 use super::depth::nested;
 use super::ConvError;
 use crate::atoms;
-use crate::erlang_module::{atom_type, Pid, Ref};
+use crate::pytypes::{atom_type, Pid, Ref};
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyMemoryView,
@@ -89,7 +89,7 @@ fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, C
     if let Ok(r) = obj.cast::<Ref>() {
         return etf_to_term(env, r.get().etf());
     }
-    if let Ok(d) = obj.cast::<crate::state_py::SharedDict>() {
+    if let Ok(d) = obj.cast::<crate::pytypes::SharedDict>() {
         return Ok(d.get().handle.encode(env));
     }
     if obj.cast::<PySet>().is_ok() || obj.cast::<PyFrozenSet>().is_ok() {

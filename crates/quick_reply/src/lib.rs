@@ -265,7 +265,8 @@ mod tests {
             let handoff = Arc::new(Handoff::new(true));
             let barrier = Arc::new(Barrier::new(4));
             let budget = Duration::from_nanos((round % 7) as u64 * 300);
-            let spawn = |f: Box<dyn FnOnce(&Handoff<usize>) -> bool + Send>| {
+            type Step = Box<dyn FnOnce(&Handoff<usize>) -> bool + Send>;
+            let spawn = |f: Step| {
                 let (handoff, barrier) = (handoff.clone(), barrier.clone());
                 thread::spawn(move || {
                     barrier.wait();

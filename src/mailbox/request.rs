@@ -3,10 +3,10 @@
 //! control messages.
 
 use super::quick_reply::Handoff;
-use crate::actors::ContextShared;
+use super::ContextShared;
 use crate::atoms;
 use crate::msg_env::{Held, MsgEnv, OwnedTerm, RawTerm};
-use crate::resources::EnvRes;
+use super::handles::EnvRes;
 use pyo3::{Py, PyAny};
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Encoder, Env, LocalPid, ResourceArc, Term};
@@ -396,7 +396,7 @@ impl Drop for Request {
         let parts = unsafe { ManuallyDrop::take(&mut self.parts) };
         let Some(state) = &parts.reply else { return };
         let reason = match state.ctx.status.load(Ordering::Acquire) {
-            crate::actors::CRASHED => ErrorReason::Crashed(state.ctx.crash_reason()),
+            crate::mailbox::CRASHED => ErrorReason::Crashed(state.ctx.crash_reason()),
             _ => ErrorReason::Stopped,
         };
         parts.answer(Answer::Error(reason));

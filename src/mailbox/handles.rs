@@ -1,0 +1,98 @@
+//! Erlang-visible handles of contexts, namespaces, requests and Python objects. Their
+//! destructors never take the GIL: releasing Python state is a message to the owning actor.
+
+use super::{Mailbox, Msg, ReqState};
+use pyo3::{Bound, Py, PyAny, Python};
+use rustler::Resource;
+use std::sync::Arc;
+
+/// A running context: the mailbox NIFs submit to.
+pub struct ContextRes {
+    pub mailbox: Mailbox,
+}
+
+/// A process-bound namespace on one context (what `get_local_env/1` returns).
+pub struct EnvRes {
+    pub env_id: u64,
+    pub mailbox: Mailbox,
+}
+
+/// One submitted request, kept by the caller so that a timeout can cancel it.
+pub struct ReqRes {
+    pub state: Arc<ReqState>,
+    /// To wake the context when a request that waits for Erlang is cancelled.
+    pub mailbox: Mailbox,
+}
+
+/// A Python object held by Erlang (`#{return => ref}`).
+pub struct PyRefRes {
+    object: Option<Py<PyAny>>,
+    pub mailbox: Mailbox,
+}
+
+/// Watches the Erlang process running a function that Python code waits for.
+pub struct CallerWatch {
+    pub mailbox: Mailbox,
+    pub callback_id: u64,
+}
+
+#[rustler::resource_impl]
+impl Resource for CallerWatch {
+    fn down<'a>(&'a self, _env: rustler::Env<'a>, _pid: rustler::LocalPid, _mon: rustler::Monitor) {
+        self.mailbox.control(Msg::CallbackAbort(self.callback_id));
+    }
+}
+
+/// Watches the process that started a task or stream on a context's loop (`async_call`,
+/// `async_gather`, `stream`, `stream_eval`, `stream_start`'s controller): when it exits,
+/// the request is cancelled as a timeout would, so its work stops.
+pub struct WorkWatch {
+    pub mailbox: Mailbox,
+    pub state: Arc<ReqState>,
+}
+
+#[rustler::resource_impl]
+impl Resource for WorkWatch {
+    fn down<'a>(&'a self, _env: rustler::Env<'a>, _pid: rustler::LocalPid, _mon: rustler::Monitor) {
+        if self.state.try_cancel() {
+            super::interrupts::request(self.state.ctx.clone(), self.state.id);
+            self.mailbox.control(Msg::Cancelled(self.state.id));
+        }
+    }
+}
+
+#[rustler::resource_impl]
+impl Resource for ContextRes {}
+
+#[rustler::resource_impl]
+impl Resource for EnvRes {}
+
+#[rustler::resource_impl]
+impl Resource for ReqRes {}
+
+#[rustler::resource_impl]
+impl Resource for PyRefRes {}
+
+impl Drop for EnvRes {
+    fn drop(&mut self) {
+        self.mailbox.control(Msg::DropEnv(self.env_id));
+    }
+}
+
+impl PyRefRes {
+    pub fn new(object: Py<PyAny>, mailbox: Mailbox) -> PyRefRes {
+        PyRefRes { object: Some(object), mailbox }
+    }
+
+    pub fn object<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.object.as_ref().map(|o| o.bind(py).clone())
+    }
+}
+
+impl Drop for PyRefRes {
+    fn drop(&mut self) {
+        if let Some(object) = self.object.take() {
+            self.mailbox.control(Msg::DropObject(object));
+        }
+    }
+}
