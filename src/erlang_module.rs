@@ -2,7 +2,7 @@
 //! raised into interrupted code, and the output hook Python's stdout/stderr write through.
 //! The pure-Python half (python/erlang_shim) is installed on top of it at start-up.
 
-use crate::msg_env::MsgEnv;
+use crate::msg_env::{MsgEnv, OwnedTerm};
 use crate::output::send_to_output_handler;
 pub use crate::pytypes::{ErlangError, Interrupted, Pid, ProcessError};
 use pyo3::prelude::*;
@@ -59,17 +59,12 @@ fn _is_registered(name: &str) -> bool {
 /// Send `term` to the Erlang process `pid`; raises `erlang.ProcessError` if it is not alive.
 #[pyfunction]
 fn send(py: Python<'_>, pid: &Bound<'_, Pid>, term: &Bound<'_, PyAny>) -> PyResult<()> {
-    let mut env = MsgEnv::new();
-    let prepared = env.with(|e| -> PyResult<_> {
-        let target = e
-            .binary_to_term(pid.get().etf())
-            .and_then(|(t, _)| t.decode::<LocalPid>().ok())
-            .ok_or_else(|| ProcessError::new_err("not a local pid"))?;
-        let msg = crate::convert::py_to_term(e, term).map_err(crate::convert::conv_to_py)?;
-        Ok((target, msg.as_c_arg()))
-    })?;
-    let (target, msg) = prepared;
-    let sent = py.detach(move || env.send_and_clear(&target, msg));
+    let target = MsgEnv::reuse_or_new();
+    let decoded = target.with(|e| e.binary_to_term(pid.get().etf()).and_then(|(t, _)| t.decode::<LocalPid>().ok()));
+    target.recycle();
+    let target = decoded.ok_or_else(|| ProcessError::new_err("not a local pid"))?;
+    let msg = OwnedTerm::try_build(MsgEnv::new(), |e| crate::convert::py_to_term(e, term).map_err(crate::convert::conv_to_py))?;
+    let sent = py.detach(move || msg.send(&target));
     if sent {
         Ok(())
     } else {

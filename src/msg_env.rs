@@ -82,11 +82,10 @@ impl MsgEnv {
         unsafe { enif_make_copy(self.raw(), term.as_c_arg()) }
     }
 
-    /// Copy a term of another live environment into this one.
-    pub fn copy_raw(&self, term: RawTerm) -> RawTerm {
-        // SAFETY: the caller passes a term of an environment that is alive now (the
-        // callers in `callback.rs` and `aio.rs` copy a request's tag while the request
-        // is held); the copy is made in ours, which is alive.
+    /// Copy a term of another live environment into this one (for `copy_held`).
+    fn copy_raw(&self, term: RawTerm) -> RawTerm {
+        // SAFETY: `copy_held` passes a held term it has just checked against its own live,
+        // uncleared environment; the copy is made in ours, which is alive.
         unsafe { enif_make_copy(self.raw(), term) }
     }
 
@@ -144,7 +143,7 @@ impl MsgEnv {
 
     /// Send `msg` (a term of this environment) to `pid`, then clear the environment.
     /// Must run on a thread the VM does not manage.
-    pub fn send_and_clear(&mut self, pid: &LocalPid, msg: RawTerm) -> bool {
+    fn send_and_clear(&mut self, pid: &LocalPid, msg: RawTerm) -> bool {
         // SAFETY: a NULL caller environment is allowed off the schedulers (documented
         // above); the callers pass a message built in this environment, which is alive.
         let sent = unsafe { enif_send(std::ptr::null_mut(), pid.as_c_arg(), self.raw(), msg) } == 1;
@@ -177,6 +176,12 @@ impl OwnedTerm {
     pub fn build(env: MsgEnv, f: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) -> OwnedTerm {
         let term = env.with(|e| env.hold(f(e)));
         OwnedTerm { env, term }
+    }
+
+    /// `build` for a builder that may fail (the environment is dropped then).
+    pub fn try_build<E>(env: MsgEnv, f: impl for<'a> FnOnce(Env<'a>) -> Result<Term<'a>, E>) -> Result<OwnedTerm, E> {
+        let term = env.with(|e| f(e).map(|t| env.hold(t)))?;
+        Ok(OwnedTerm { env, term })
     }
 
     /// `term`, a term held by `env`, as one value.

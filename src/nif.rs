@@ -205,14 +205,13 @@ fn env_for(mailbox: &Mailbox, local_env: Term) -> NifResult<Option<ResourceArc<E
 /// `{ok, Value}` or `{error, Reason, Text}`.
 #[rustler::nif]
 fn callback_reply(ctx: Term, callback_id: u64, answer: Term) -> NifResult<rustler::Atom> {
-    let msg_env = MsgEnv::new();
-    let term = msg_env.copy_in(answer);
+    let answer = OwnedTerm::build(MsgEnv::new(), |e| answer.in_env(e));
     if let Ok(ctx) = ctx.decode::<ResourceArc<ContextRes>>() {
-        ctx.mailbox.control(Msg::CallbackReply(callback_id, msg_env, term));
+        ctx.mailbox.control(Msg::CallbackReply(callback_id, answer));
     } else {
         // A call from a thread or a foreign loop: its caller waits on a channel of its own.
         let call: ResourceArc<ThreadCallRes> = ctx.decode()?;
-        call.deliver(crate::actors::thread_call::Outcome::Answered(msg_env, term));
+        call.deliver(crate::actors::thread_call::Outcome::Answered(answer));
     }
     Ok(atoms::ok())
 }

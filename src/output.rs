@@ -1,7 +1,7 @@
 //! Where Python's output and tracebacks go: the output handler process, and the Erlang
 //! process whose request runs on this thread (its group leader receives the output).
 
-use crate::msg_env::MsgEnv;
+use crate::msg_env::{MsgEnv, OwnedTerm};
 use rustler::{Encoder, LocalPid};
 use std::cell::Cell;
 use std::sync::Mutex;
@@ -26,14 +26,13 @@ pub fn set_output_handler(pid: LocalPid) {
 pub fn send_to_output_handler(build: impl for<'a> FnOnce(rustler::Env<'a>, rustler::Term<'a>) -> rustler::Term<'a>) {
     let Some(handler) = *OUTPUT_HANDLER.lock().unwrap() else { return };
     let caller = CURRENT_CALLER.with(|c| c.get());
-    let mut env = MsgEnv::new();
-    let msg = env.with(|e| {
+    let msg = OwnedTerm::build(MsgEnv::new(), |e| {
         let who = match caller {
             Some(pid) => pid.encode(e),
             None => crate::atoms::undefined().encode(e),
         };
-        build(e, who).as_c_arg()
+        build(e, who)
     });
-    env.send_and_clear(&handler, msg);
+    msg.send(&handler);
 }
 

@@ -8,7 +8,7 @@
 use crate::mailbox::{ContextShared, IN_LOOP};
 use crate::atoms;
 use crate::pytypes::Interrupted;
-use crate::msg_env::MsgEnv;
+use crate::msg_env::{MsgEnv, OwnedTerm};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -124,15 +124,14 @@ fn main_thread(options: InitOptions) {
         }
     };
     for waiter in waiters {
-        let mut env = MsgEnv::new();
-        let msg = env.with(|e| {
+        let msg = OwnedTerm::build(MsgEnv::new(), |e| {
             let status = match &result {
                 Ok(()) => atoms::ok().encode(e),
                 Err(why) => (atoms::error(), why.as_str()).encode(e),
             };
-            (atoms::py_init(), status).encode(e).as_c_arg()
+            (atoms::py_init(), status).encode(e)
         });
-        env.send_and_clear(&waiter, msg);
+        msg.send(&waiter);
     }
     if result.is_ok() {
         for (shared, req_id) in rx.iter() {

@@ -10,7 +10,7 @@ use crate::mailbox::request::CallbackOutcome;
 use crate::atoms;
 use crate::convert::{conv_to_py, py_to_term, remaining_stack, term_to_py, term_to_py_printing_unsupported};
 use crate::pytypes::{ErlangError, Interrupted, ProcessError};
-use crate::msg_env::MsgEnv;
+use crate::msg_env::{MsgEnv, OwnedTerm};
 use crate::mailbox::handles::{CallerWatch, ContextRes};
 use pyo3::exceptions::{PyRecursionError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -177,7 +177,7 @@ impl Actor {
 
         let tag = current.as_ref().and_then(|c| c.tag).filter(|_| caller_waits);
         let local_env = current.as_ref().and_then(|c| c.local_env.clone());
-        let (mut env, msg) = callback_message(&self.mailbox, id, name, args, tag, local_env)?;
+        let msg = callback_message(&self.mailbox, id, name, args, tag, local_env)?;
 
         // A caller that dies while its function runs must not leave this context waiting.
         let watch = ResourceArc::new(CallerWatch { mailbox: self.mailbox.clone(), callback_id: id });
@@ -197,8 +197,8 @@ impl Actor {
         // is never sent.
         let state = current.as_ref().and_then(|c| c.state.clone()).filter(|_| caller_waits);
         let sent = match &state {
-            Some(state) => state.send_unless_cancelled(|| env.send_and_clear(&target, msg)),
-            None => Some(env.send_and_clear(&target, msg)),
+            Some(state) => state.send_unless_cancelled(|| msg.send(&target)),
+            None => Some(msg.send(&target)),
         };
         match sent {
             Some(true) => {}
@@ -224,10 +224,7 @@ impl Actor {
             return Err(Interrupted::new_err("the context is stopping"));
         }
         match outcome {
-            Some(CallbackOutcome::Answered(env, term)) => {
-                // SAFETY: `term` was made in `env`, which is alive for this closure.
-                env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) }))
-            }
+            Some(CallbackOutcome::Answered(answer)) => answer.with(|_, term| answer_to_py(py, term)),
             _ => Err(Interrupted::new_err("the Erlang caller gave up waiting")),
         }
     }
@@ -253,16 +250,17 @@ fn callback_message(
     args: &Bound<'_, PyTuple>,
     tag: Option<crate::msg_env::RawTerm>,
     local_env: Option<ResourceArc<crate::mailbox::handles::EnvRes>>,
-) -> PyResult<(MsgEnv, crate::msg_env::RawTerm)> {
-    let env = MsgEnv::new();
-    let msg = env.with(|e| -> PyResult<_> {
+) -> PyResult<OwnedTerm> {
+    OwnedTerm::try_build(MsgEnv::new(), |e| -> PyResult<_> {
         let mut items = Vec::with_capacity(args.len());
         for arg in args.iter() {
             items.push(py_to_term(e, &arg).map_err(conv_to_py)?);
         }
         let tag = match tag {
-            // SAFETY: `copy_raw` gives a term of `env`, alive for this closure.
-            Some(tag) => unsafe { Term::new(e, env.copy_raw(tag)) },
+            // SAFETY: `tag` is the `Ref` of the request making this call, a term of that
+            // request's environment, which lives (uncleared) until the request is answered,
+            // after this call returns; the copy is made in `e`, alive for this closure.
+            Some(tag) => unsafe { Term::new(e, rustler::sys::enif_make_copy(e.as_c_arg(), tag)) },
             None => atoms::undefined().encode(e),
         };
         let local_env = match local_env {
@@ -272,9 +270,8 @@ fn callback_message(
         let ctx = ResourceArc::new(ContextRes { mailbox: mailbox.clone() });
         let name_bin = crate::convert::py_bytes_to_binary(e, name.as_bytes());
         let fields = [atoms::py_callback().encode(e), tag, ctx.encode(e), id.encode(e), name_bin, items.encode(e), local_env];
-        Ok(rustler::types::tuple::make_tuple(e, &fields).as_c_arg())
-    })?;
-    Ok((env, msg))
+        Ok(rustler::types::tuple::make_tuple(e, &fields))
+    })
 }
 
 /// `await erlang.async_call(name, *args)`: a future on the running loop, resolved when
@@ -314,8 +311,8 @@ impl Actor {
         let future = self.loop_driver().create_future(py)?;
         let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
         let local_env = self.current().and_then(|c| c.local_env);
-        let (mut env, msg) = callback_message(&self.mailbox, id, name, args, None, local_env)?;
-        if !env.send_and_clear(&dispatcher, msg) {
+        let msg = callback_message(&self.mailbox, id, name, args, None, local_env)?;
+        if !msg.send(&dispatcher) {
             return Err(ProcessError::new_err("the erlang_python dispatcher is gone"));
         }
         // The answer is handled on this thread, after this returns: registering now is in time.
@@ -325,12 +322,11 @@ impl Actor {
 }
 
 /// Complete an `async_call` future with an Erlang answer.
-pub fn resolve_future(py: Python<'_>, future: &Bound<'_, PyAny>, env: &MsgEnv, term: crate::msg_env::RawTerm) {
+pub fn resolve_future(py: Python<'_>, future: &Bound<'_, PyAny>, answer: &OwnedTerm) {
     if future.call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true) {
         return;
     }
-    // SAFETY: `term` was made in `env`, which is alive for this closure.
-    let _ = match env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) })) {
+    let _ = match answer.with(|_, term| answer_to_py(py, term)) {
         Ok(value) => future.call_method1("set_result", (value,)),
         Err(err) => future.call_method1("set_exception", (err.value(py),)),
     };

@@ -398,9 +398,9 @@ impl Actor {
             }
             Msg::DropEnv(id) => self.executor.drop_env(id),
             Msg::DropObject(object) => drop(object),
-            Msg::CallbackReply(id, env, term) => match self.callbacks.take_future(id) {
-                Some(future) => super::callback::resolve_future(py, future.bind(py), &env, term),
-                None => self.callbacks.answered(id, CallbackOutcome::Answered(env, term)),
+            Msg::CallbackReply(id, answer) => match self.callbacks.take_future(id) {
+                Some(future) => super::callback::resolve_future(py, future.bind(py), &answer),
+                None => self.callbacks.answered(id, CallbackOutcome::Answered(answer)),
             },
             Msg::CallbackAbort(id) => self.callbacks.aborted(id),
             Msg::JoinChain(id, pid) => self.callbacks.join(id, pid),

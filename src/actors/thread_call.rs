@@ -16,13 +16,13 @@ use crate::mailbox::Mailbox;
 use crate::atoms;
 use crate::convert::py_to_term;
 use crate::pytypes::ProcessError;
-use crate::msg_env::{MsgEnv, RawTerm};
+use crate::msg_env::{MsgEnv, OwnedTerm};
 use crate::mailbox::handles::{ContextRes, EnvRes};
 use crossbeam_channel::Sender;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use rustler::{Encoder, ResourceArc, Term};
+use rustler::{Encoder, ResourceArc};
 use std::sync::OnceLock;
 
 const NOT_RUNNING: &str = "erlang_python is not running";
@@ -31,7 +31,7 @@ const GONE: &str = "the Erlang process that should run the function exited befor
 /// The outcome of one call: the runner's answer (`{ok, V}` or `{error, R, Text}`), or
 /// `Gone` when the runner (or the dispatcher, before spawning it) exited first.
 pub enum Outcome {
-    Answered(MsgEnv, RawTerm),
+    Answered(OwnedTerm),
     Gone,
 }
 
@@ -72,10 +72,7 @@ pub fn call(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<P
     let (tx, rx) = crossbeam_channel::bounded(1);
     send_call(name, args, Sink::Waiter(tx), None)?;
     match py.detach(|| rx.recv()) {
-        Ok(Outcome::Answered(env, term)) => {
-            // SAFETY: `term` was made in `env`, which is alive for this closure.
-            env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) }))
-        }
+        Ok(Outcome::Answered(answer)) => answer.with(|_, term| answer_to_py(py, term)),
         _ => Err(ProcessError::new_err(GONE)),
     }
 }
@@ -102,7 +99,7 @@ pub fn async_call(
 fn send_call(name: &str, args: &Bound<'_, PyTuple>, sink: Sink, origin: Option<Origin>) -> PyResult<()> {
     let dispatcher = dispatcher().ok_or_else(|| PyRuntimeError::new_err(NOT_RUNNING))?;
     let call = ResourceArc::new(ThreadCallRes::new(sink));
-    let (mut env, msg) = match message(&call, name, args, origin) {
+    let msg = match message(&call, name, args, origin) {
         Ok(built) => built,
         Err(err) => {
             call.disarm();
@@ -116,7 +113,7 @@ fn send_call(name: &str, args: &Bound<'_, PyTuple>, sink: Sink, origin: Option<O
         return Err(PyRuntimeError::new_err(NOT_RUNNING));
     };
     *call.dispatcher_watch.lock().unwrap() = Some(watch);
-    if !env.send_and_clear(&dispatcher, msg) {
+    if !msg.send(&dispatcher) {
         call.disarm();
         return Err(PyRuntimeError::new_err(NOT_RUNNING));
     }
@@ -128,9 +125,8 @@ fn message(
     name: &str,
     args: &Bound<'_, PyTuple>,
     origin: Option<Origin>,
-) -> PyResult<(MsgEnv, RawTerm)> {
-    let env = MsgEnv::new();
-    let msg = env.with(|e| -> PyResult<_> {
+) -> PyResult<OwnedTerm> {
+    OwnedTerm::try_build(MsgEnv::new(), |e| -> PyResult<_> {
         let mut items = Vec::with_capacity(args.len());
         for arg in args.iter() {
             items.push(py_to_term(e, &arg).map_err(conv_to_py)?);
@@ -144,9 +140,8 @@ fn message(
         };
         let name_bin = crate::convert::py_bytes_to_binary(e, name.as_bytes());
         let fields = [py_thread_callback().encode(e), call.encode(e), ctx, name_bin, items.encode(e), local_env];
-        Ok(rustler::types::tuple::make_tuple(e, &fields).as_c_arg())
-    })?;
-    Ok((env, msg))
+        Ok(rustler::types::tuple::make_tuple(e, &fields))
+    })
 }
 
 rustler::atoms! { py_thread_callback }
@@ -174,8 +169,7 @@ fn resolve(pending: PendingFuture, outcome: Outcome) {
     let PendingFuture { event_loop, future } = pending;
     Python::attach(|py| {
         let result = match outcome {
-            // SAFETY: `term` was made in `env`, which is alive for this closure.
-            Outcome::Answered(env, term) => env.with(|e| answer_to_py(py, unsafe { Term::new(e, term) })),
+            Outcome::Answered(answer) => answer.with(|_, term| answer_to_py(py, term)),
             Outcome::Gone => Err(ProcessError::new_err(GONE)),
         };
         let (error, value) = match result {

@@ -406,7 +406,7 @@ impl Drop for Request {
 /// What an Erlang function called from Python answered: `{ok, V}` or `{error, R, Text}`
 /// in its own environment, or nothing when the wait was abandoned.
 pub enum CallbackOutcome {
-    Answered(MsgEnv, RawTerm),
+    Answered(OwnedTerm),
     /// The waiting request was cancelled or its caller died.
     Abandoned,
 }
@@ -418,7 +418,7 @@ pub enum Msg {
     /// A py ref was garbage collected; the object must be released under the GIL.
     DropObject(Py<PyAny>),
     /// The answer of an Erlang function that Python code called.
-    CallbackReply(u64, MsgEnv, RawTerm),
+    CallbackReply(u64, OwnedTerm),
     /// Stop waiting for callback `id`: the Erlang process running it died.
     CallbackAbort(u64),
     /// Process `pid` runs the Erlang function of callback `id` on behalf of its caller.
