@@ -325,29 +325,29 @@ collect_error_midway(_) ->
 stream_start_sync_generator(_) ->
     {ok, Ref} = py:stream_start(?H, count_sync, [2500]),
     ?assert(is_reference(Ref)),
-    ?assertEqual({lists:seq(0, 2499), done}, collect_stream(Ref, 10000)),
+    ?assertEqual({lists:seq(0, 2499), done}, py_test_lib:collect_stream(Ref, 10000)),
     no_more(Ref).
 
 stream_start_async_generator(_) ->
     {ok, Ref} = py:stream_start(?H, count_async, [2500]),
-    ?assertEqual({lists:seq(0, 2499), done}, collect_stream(Ref, 10000)),
+    ?assertEqual({lists:seq(0, 2499), done}, py_test_lib:collect_stream(Ref, 10000)),
     no_more(Ref),
     {ok, Ref2} = py:stream_start(?H, count_async, [5, 0, 0.01]),
-    ?assertEqual({[0, 1, 2, 3, 4], done}, collect_stream(Ref2, 10000)),
+    ?assertEqual({[0, 1, 2, 3, 4], done}, py_test_lib:collect_stream(Ref2, 10000)),
     no_more(Ref2).
 
 stream_start_kwargs_and_window(_) ->
     {ok, R1} = py:stream_start(?H, count_sync, [300], #{kwargs => #{start => 100}, window => 7}),
     {ok, R2} = py:stream_start(?H, count_async, [300], #{kwargs => #{start => 100}, window => 1}),
-    ?assertEqual({lists:seq(100, 399), done}, collect_stream(R1, 10000)),
-    ?assertEqual({lists:seq(100, 399), done}, collect_stream(R2, 10000)),
+    ?assertEqual({lists:seq(100, 399), done}, py_test_lib:collect_stream(R1, 10000)),
+    ?assertEqual({lists:seq(100, 399), done}, py_test_lib:collect_stream(R2, 10000)),
     no_more(R1),
     no_more(R2).
 
 stream_start_owner_option(_) ->
     Self = self(),
     Owner = spawn_link(fun() ->
-                               receive {go, Ref} -> Self ! {collected, collect_stream(Ref, 10000)} end
+                               receive {go, Ref} -> Self ! {collected, py_test_lib:collect_stream(Ref, 10000)} end
                        end),
     {ok, Ref} = py:stream_start(?H, count_async, [50], #{owner => Owner}),
     Owner ! {go, Ref},
@@ -359,12 +359,12 @@ stream_start_owner_option(_) ->
 
 stream_start_error_midway_sync(_) ->
     {ok, Ref} = py:stream_start(?H, sync_fail_after, [3, <<"midway">>]),
-    ?assertEqual({[0, 1, 2], {error, {'ValueError', "midway"}}}, collect_stream(Ref, 10000)),
+    ?assertEqual({[0, 1, 2], {error, {'ValueError', "midway"}}}, py_test_lib:collect_stream(Ref, 10000)),
     no_more(Ref).
 
 stream_start_error_midway_async(_) ->
     {ok, Ref} = py:stream_start(?H, async_fail_after, [3, <<"midway">>]),
-    ?assertEqual({[0, 1, 2], {error, {'ValueError', "midway"}}}, collect_stream(Ref, 10000)),
+    ?assertEqual({[0, 1, 2], {error, {'ValueError', "midway"}}}, py_test_lib:collect_stream(Ref, 10000)),
     no_more(Ref).
 
 %% A function that cannot be called, or answers something not iterable, ends the stream
@@ -372,9 +372,9 @@ stream_start_error_midway_async(_) ->
 stream_start_call_fails(_) ->
     {ok, R1} = py:stream_start(?H, no_such_generator, []),
     ?assertEqual({[], {error, {'AttributeError', "module 'py_async_helpers' has no attribute 'no_such_generator'"}}},
-                 collect_stream(R1, 5000)),
+                 py_test_lib:collect_stream(R1, 5000)),
     {ok, R2} = py:stream_start(math, sqrt, [4]),
-    ?assertMatch({[], {error, {'TypeError', _}}}, collect_stream(R2, 5000)),
+    ?assertMatch({[], {error, {'TypeError', _}}}, py_test_lib:collect_stream(R2, 5000)),
     no_more(R1),
     no_more(R2).
 
@@ -392,8 +392,8 @@ stream_start_two_streams_in_turn(_) ->
     {ok, B} = py:stream_start(?H, count_sync, [3000]),
     ?assert(wait_until(fun() -> element(2, process_info(self(), message_queue_len)) >= 1000 end, 3000)),
     {ok, A} = py:stream_start(?H, count_async, [3000]),
-    {ItemsA, EndA} = collect_stream(A, 3000),
-    {ItemsB, EndB} = collect_stream(B, 3000),
+    {ItemsA, EndA} = py_test_lib:collect_stream(A, 3000),
+    {ItemsB, EndB} = py_test_lib:collect_stream(B, 3000),
     ok = py:stream_cancel(A),
     ok = py:stream_cancel(B),
     ct:log("stream A: ~b items then ~p; stream B: ~b items then ~p",
@@ -407,7 +407,7 @@ stream_start_two_streams_in_turn(_) ->
 stream_start_unrelated_messages(_) ->
     [self() ! {unrelated, N} || N <- lists:seq(1, 600)],
     {ok, Ref} = py:stream_start(?H, count_sync, [2000]),
-    {Items, End} = collect_stream(Ref, 3000),
+    {Items, End} = py_test_lib:collect_stream(Ref, 3000),
     ok = py:stream_cancel(Ref),
     ct:log("~b items then ~p", [length(Items), End]),
     ?assertEqual({2000, done}, {length(Items), End}),
@@ -427,7 +427,7 @@ cancel_runs_finally(Fun, Args, Tag) ->
     receive {py_stream, Ref, {data, 0}} -> ok after 5000 -> ct:fail(no_first_item) end,
     ?assertEqual(ok, py:stream_cancel(Ref)),
     %% Items already sent may still be queued; then the stream ends as cancelled.
-    {Items, End} = collect_stream(Ref, 5000),
+    {Items, End} = py_test_lib:collect_stream(Ref, 5000),
     ?assertEqual({error, cancelled}, End),
     ?assertEqual(lists:seq(1, length(Items)), Items),
     ?assert(wait_for_event(<<"finally:", Tag/binary>>, 3000)),
@@ -438,7 +438,7 @@ cancel_runs_finally(Fun, Args, Tag) ->
 
 stream_cancel_after_end(_) ->
     {ok, Ref} = py:stream_start(?H, count_sync, [3]),
-    ?assertEqual({[0, 1, 2], done}, collect_stream(Ref, 5000)),
+    ?assertEqual({[0, 1, 2], done}, py_test_lib:collect_stream(Ref, 5000)),
     ?assertEqual(ok, py:stream_cancel(Ref)),
     no_more(Ref),
     ?assertEqual(ok, py:stream_cancel(make_ref())).
@@ -525,7 +525,7 @@ aiohttp_chunked_stream(Config) ->
     {Driver, Port} = {?config(driver, Config), ?config(port, Config)},
     Self = self(),
     {ok, Ref} = on_driver(Driver, fun() -> py:stream_start(?H, fetch_chunks, [Port], #{owner => Self}) end),
-    {Chunks, End} = collect_stream(Ref, 10000),
+    {Chunks, End} = py_test_lib:collect_stream(Ref, 10000),
     ?assertEqual(done, End),
     ?assert(length(Chunks) >= 1),
     ?assert(lists:all(fun is_binary/1, Chunks)),
@@ -563,18 +563,6 @@ on_driver(Driver, Fun) ->
     Driver ! {run, self(), Tag, Fun},
     receive {Tag, Result} -> Result after 60000 -> ct:fail(driver_timeout) end.
 
-%% The items of stream `Ref' and how it ended: `done', `{error, R}' or `timeout'.
-collect_stream(Ref, Timeout) ->
-    collect_stream(Ref, Timeout, []).
-
-collect_stream(Ref, Timeout, Acc) ->
-    receive
-        {py_stream, Ref, {data, V}} -> collect_stream(Ref, Timeout, [V | Acc]);
-        {py_stream, Ref, done} -> {lists:reverse(Acc), done};
-        {py_stream, Ref, {error, _} = Error} -> {lists:reverse(Acc), Error}
-    after Timeout ->
-        {lists:reverse(Acc), timeout}
-    end.
 
 %% Nothing more arrives for stream `Ref'.
 no_more(Ref) ->

@@ -87,13 +87,13 @@ done_callback_calls_erlang_and_starts_task(_) ->
 %% A finalizer that calls Erlang (both ways) runs as a sync stream's generator ends.
 finalizer_in_sync_stream(_) ->
     {ok, Ref} = py:stream_start(?H, items_with_finalizer, [<<"s1">>, 3000], #{window => 50}),
-    ?assertEqual({lists:seq(0, 2999), done}, collect_stream(Ref, 10000)),
+    ?assertEqual({lists:seq(0, 2999), done}, py_test_lib:collect_stream(Ref, 10000)),
     ?assertEqual([<<"del:s1:42">>], wait_for_events(fun(Es) -> Es =/= [] end)).
 
 %% The same in an async generator: the finalizer runs inside the stream's task.
 finalizer_in_async_stream(_) ->
     {ok, Ref} = py:stream_start(?H, async_items_with_finalizer, [<<"a1">>, 300], #{window => 7}),
-    ?assertEqual({lists:seq(0, 299), done}, collect_stream(Ref, 10000)),
+    ?assertEqual({lists:seq(0, 299), done}, py_test_lib:collect_stream(Ref, 10000)),
     ?assertEqual([<<"del:a1:42">>], wait_for_events(fun(Es) -> Es =/= [] end)).
 
 %% A stream cancelled while it waits for credit closes its generator: the finalizer
@@ -154,14 +154,3 @@ wait_for_events(Done, Tries) ->
             wait_for_events(Done, Tries - 1)
     end.
 
-collect_stream(Ref, Timeout) ->
-    collect_stream(Ref, Timeout, []).
-
-collect_stream(Ref, Timeout, Acc) ->
-    receive
-        {py_stream, Ref, {data, V}} -> collect_stream(Ref, Timeout, [V | Acc]);
-        {py_stream, Ref, done} -> {lists:reverse(Acc), done};
-        {py_stream, Ref, {error, _} = Error} -> {lists:reverse(Acc), Error}
-    after Timeout ->
-        {lists:reverse(Acc), timeout}
-    end.

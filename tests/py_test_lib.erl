@@ -2,7 +2,7 @@
 %%% test venv (.venv, made by `make test') with tests/ on Python's sys.path.
 -module(py_test_lib).
 
--export([root/0, start/0, start/1, stop/0]).
+-export([root/0, start/0, start/1, stop/0, collect_stream/2]).
 
 %% @doc The project checkout (set by tests/run_ct.escript).
 -spec root() -> string().
@@ -35,3 +35,17 @@ start(Env) ->
 stop() ->
     _ = application:stop(erlang_python),
     ok.
+
+%% @doc The items of stream `Ref' and how it ended: `done', `{error, R}' or `timeout'.
+-spec collect_stream(reference(), timeout()) -> {[term()], done | timeout | {error, term()}}.
+collect_stream(Ref, Timeout) ->
+    collect_stream(Ref, Timeout, []).
+
+collect_stream(Ref, Timeout, Acc) ->
+    receive
+        {py_stream, Ref, {data, V}} -> collect_stream(Ref, Timeout, [V | Acc]);
+        {py_stream, Ref, done} -> {lists:reverse(Acc), done};
+        {py_stream, Ref, {error, _} = Error} -> {lists:reverse(Acc), Error}
+    after Timeout ->
+        {lists:reverse(Acc), timeout}
+    end.
