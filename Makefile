@@ -6,7 +6,7 @@ VENV   := $(CURDIR)/.venv
 EBIN   := erlang/_build/default/lib/erlang_python/ebin
 export PYTHON
 
-.PHONY: all build deps erlang-tools python-venv test demo bench clean
+.PHONY: all build deps erlang-tools python-venv test test-all test-matrix demo bench clean
 
 all: build
 
@@ -31,6 +31,14 @@ test: deps build
 	escript bench/run_bench.escript $(CURDIR) --quick
 	escript tests/run_ct.escript $(CURDIR) $(SUITES)
 
+# The whole test matrix (README, "Requirements"): `make test` (OTP from apt, the default
+# CPython), then the suites on OTP 27.3 and on CPython 3.12 and 3.13 (scripts/test_matrix.sh;
+# LEGS="otp27 py3.13" runs some legs only). CI runs this.
+test-all: test test-matrix
+
+test-matrix: deps build
+	sh scripts/test_matrix.sh $(LEGS)
+
 demo: deps build
 	escript examples/demo.escript $(CURDIR)
 	escript examples/token_stream.escript $(CURDIR)
@@ -38,5 +46,6 @@ demo: deps build
 bench: deps build
 	escript bench/run_bench.escript $(CURDIR) $(BENCH_ARGS)
 
+# Leaves the OTP 27 build, venvs and cargo builds cached in ~/.cache/erlang_python.
 clean:
-	rm -rf target erlang/_build erlang/priv _build
+	rm -rf target erlang/_build erlang/priv _build priv
