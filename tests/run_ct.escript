@@ -50,7 +50,7 @@ compile_tests(TestDir, BeamDir) ->
     Sources = filelib:wildcard(filename:join(TestDir, "*.erl")),
     Failed = [Src || Src <- Sources,
                      error =:= compile:file(Src, [{outdir, BeamDir}, {i, TestDir}, debug_info,
-                                                  report_errors, report_warnings])],
+                                                  report_errors])],
     case Failed of
         [] -> ok;
         _ ->
