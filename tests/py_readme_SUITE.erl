@@ -43,9 +43,9 @@ init_per_suite(Config) ->
 end_per_suite(_Config) ->
     py_test_lib:stop().
 
-%% The legs of the test matrix that change only the interpreter leave packaging to the
-%% default and OTP 27 legs (scripts/test_matrix.sh sets the variable): the dependency
-%% builds link the `python3' on PATH whatever the leg.
+%% The legs of `make test-all' after the default one leave the dependency lines to it
+%% (scripts/test_matrix.sh sets the variable, saying why): they would build them with
+%% the same python3, rebar3 and mix.
 init_per_group(dependency, Config) ->
     case os:getenv("ERLANG_PYTHON_SKIP_DEPENDENCY_TESTS") of
         Why when is_list(Why), Why =/= "" -> {skip, Why};
