@@ -24,8 +24,10 @@ log "compiling PropEr $vsn into $lib"
 rm -rf "$lib"
 mkdir -p "$lib/ebin"
 cp -r "$src/include" "$lib/include"
-# vararg is a parse transform the other modules use, so it comes first.
+# vararg is a parse transform the other modules use, so it comes first; proper_target is
+# a behaviour that proper_sa implements, so it comes before that one.
 "$otp/bin/erlc" -o "$lib/ebin" -I "$lib/include" +debug_info "$src/src/vararg.erl"
+"$otp/bin/erlc" -o "$lib/ebin" -I "$lib/include" -pa "$lib/ebin" +debug_info "$src/src/proper_target.erl"
 "$otp/bin/erlc" -o "$lib/ebin" -I "$lib/include" -pa "$lib/ebin" +debug_info "$src"/src/*.erl
 "$otp/bin/erl" -noshell -eval "
     {ok, [{application, proper, Props}]} = file:consult(\"$src/src/proper.app.src\"),
