@@ -139,7 +139,11 @@ bare_clone(PrivDir) ->
     Root = py_test_lib:root(),
     Bare = filename:join(PrivDir, "erlang_python.git"),
     run(PrivDir, "git", ["init", "--quiet", "--bare", Bare]),
-    Commit = case string:trim(run(Root, "git", ["stash", "create"])) of
+    %% `stash create' commits the work tree without touching it (nothing when it is clean);
+    %% a fresh CI machine has no git identity of its own.
+    Commit = case string:trim(run(Root, "git", ["-c", "user.name=py_readme_SUITE",
+                                                 "-c", "user.email=py_readme_SUITE@localhost",
+                                                 "stash", "create"])) of
                  "" -> "HEAD";
                  Stash -> Stash
              end,
