@@ -26,7 +26,8 @@ pyenv_python() {
     echo "$dir/bin/python$1"
 }
 
-# A venv of the interpreter with the suites' packages, remade when tests/requirements.txt changes.
+# A venv of the interpreter with the suites' packages, remade when tests/requirements.txt
+# or the interpreter itself (its executable's bytes) changes.
 ensure_venv() {
     python=$1 venv=$2
     stamp=$(cat "$root/tests/requirements.txt" "$python" 2>/dev/null | cksum | cut -d' ' -f1)
