@@ -6,7 +6,7 @@ VENV   := $(CURDIR)/.venv
 EBIN   := erlang/_build/default/lib/erlang_python/ebin
 export PYTHON
 
-.PHONY: all build deps erlang-tools python-venv test rust-test lint demo bench clean
+.PHONY: all build deps erlang-tools python-venv test rust-test lint test-all test-matrix demo bench clean
 
 all: build
 
@@ -41,6 +41,14 @@ lint:
 	PYO3_PYTHON=$$(command -v $(PYTHON)) cargo clippy --release --all-targets --quiet -- -D warnings
 	$(PYTHON) scripts/module_cycles.py src > /dev/null || $(PYTHON) scripts/module_cycles.py src
 
+# The whole test matrix (README, "Requirements"): `make test` (OTP from apt, the default
+# CPython), then the suites on OTP 27.3 and on CPython 3.12 and 3.13 (scripts/test_matrix.sh;
+# LEGS="otp27 py3.13" runs some legs only). CI runs this.
+test-all: test test-matrix
+
+test-matrix: deps build
+	sh scripts/test_matrix.sh $(LEGS)
+
 demo: deps build
 	escript examples/demo.escript $(CURDIR)
 	escript examples/token_stream.escript $(CURDIR)
@@ -48,5 +56,6 @@ demo: deps build
 bench: deps build
 	escript bench/run_bench.escript $(CURDIR) $(BENCH_ARGS)
 
+# Leaves the OTP 27 build, venvs and cargo builds cached in ~/.cache/erlang_python.
 clean:
-	rm -rf target erlang/_build erlang/priv _build
+	rm -rf target erlang/_build erlang/priv _build priv

@@ -404,11 +404,20 @@ pub fn exception_to_term<'a>(py: Python<'_>, env: Env<'a>, err: &PyErr) -> Term<
     let message = err
         .value(py)
         .str()
+        .or_else(|_| message_arg(err.value(py)))
         .and_then(|s| cut_text(&s, MESSAGE_MAX_CHARS))
         .unwrap_or_default();
     log_traceback(py, err);
     let chars: Vec<u32> = message.chars().map(|c| c as u32).collect();
     (bounded_atom(env, &class), chars).encode(env)
+}
+
+/// The text an exception was raised with, read without calling `str()`: from CPython
+/// 3.12 on, past the C recursion limit (a deep `erlang.call` chain) `str(exc)` fails with
+/// a `RecursionError` of its own, and the message would be lost.
+fn message_arg<'py>(exc: &Bound<'py, pyo3::exceptions::PyBaseException>) -> PyResult<Bound<'py, PyString>> {
+    let args = exc.getattr(pyo3::intern!(exc.py(), "args"))?;
+    Ok(args.cast::<PyTuple>()?.get_item(0)?.cast_into::<PyString>()?)
 }
 
 /// `text` when it has at most `max` characters; else its start and a note of the cut,

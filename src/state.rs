@@ -24,11 +24,11 @@ pub enum Stored {
     Int(i64),
     /// The external format, for terms that any environment can decode.
     Etf(Arc<[u8]>),
-    /// A copy in an environment of its own, for terms that hold a map of more than 32
-    /// keys or a fun: decoding those from the external format in a process-independent
-    /// environment (where Python's side reads) crashes OTP 25. They are big anyway, so
-    /// the environment's overhead is a small part of them. Also for binaries of 4 KB or
-    /// more, whose data the copy shares.
+    /// A copy in an environment of its own, for terms that hold a fun, or a map of more
+    /// than 32 keys before OTP 27: decoding those from the external format in a
+    /// process-independent environment (where Python's side reads) crashes OTP 25. They
+    /// are big anyway, so the environment's overhead is a small part of them. Also for
+    /// binaries of 4 KB or more, whose data the copy shares.
     Term(Arc<TermBox>),
 }
 

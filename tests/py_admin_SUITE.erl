@@ -36,7 +36,7 @@ end_per_testcase(_Case, _Config) ->
     end.
 
 test_venv() ->
-    unicode:characters_to_binary(filename:join(py_test_lib:root(), ".venv")).
+    unicode:characters_to_binary(py_test_lib:venv()).
 
 gc_collects_cycles(_) ->
     {ok, _} = py:gc(),

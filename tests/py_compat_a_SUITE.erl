@@ -229,7 +229,7 @@ whereis_names(_) ->
 
 %% The test venv as Python names it: its path and its site-packages directory.
 test_venv() ->
-    Venv = filename:join(py_test_lib:root(), ".venv"),
+    Venv = py_test_lib:venv(),
     {unicode:characters_to_binary(Venv), site_packages(Venv)}.
 
 site_packages(Venv) ->

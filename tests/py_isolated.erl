@@ -1,7 +1,7 @@
 %%% @doc A VM of its own for test cases that may kill the VM or break its interpreter
 %%% for good (a segfault, a finalized Python), so one such case cannot hide the others.
 %%%
-%%% The peer runs with this checkout's code path and erlang_python started as
+%%% The peer runs with the test node's erlang_python build and erlang_python started as
 %%% `py_test_lib:start/0' starts it; it talks to the test node over its standard I/O,
 %%% so the test node need not be distributed.
 -module(py_isolated).
@@ -20,11 +20,13 @@ start() ->
 -spec start([{atom(), term()}]) -> vm().
 start(AppEnv) ->
     Root = py_test_lib:root(),
-    Ebin = filename:join(Root, "erlang/_build/default/lib/erlang_python/ebin"),
+    %% The same build the test node runs (a leg of the test matrix has its own).
+    Ebin = filename:dirname(code:which(py)),
     TestBeams = filename:dirname(code:which(?MODULE)),
     {ok, Peer, _Node} = peer:start(#{connection => standard_io,
                                      args => ["-pa", Ebin, "-pa", TestBeams],
-                              env => [{"ERLANG_PYTHON_ROOT", Root}]}),
+                                     env => [{"ERLANG_PYTHON_ROOT", Root},
+                                             {"ERLANG_PYTHON_VENV", py_test_lib:venv()}]}),
     ok = peer:call(Peer, py_test_lib, start, [AppEnv], 60000),
     Peer.
 

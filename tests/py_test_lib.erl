@@ -1,8 +1,9 @@
 %%% @doc Helpers shared by the suites: start the application against the project's
-%%% test venv (.venv, made by `make test') with tests/ on Python's sys.path.
+%%% test venv (.venv, made by `make test'; a leg of `make test-all' names its own in
+%%% ERLANG_PYTHON_VENV) with tests/ on Python's sys.path.
 -module(py_test_lib).
 
--export([root/0, start/0, start/1, stop/0, collect_stream/2]).
+-export([root/0, venv/0, start/0, start/1, stop/0, collect_stream/2]).
 
 %% @doc The project checkout (set by tests/run_ct.escript).
 -spec root() -> string().
@@ -10,6 +11,15 @@ root() ->
     case os:getenv("ERLANG_PYTHON_ROOT") of
         false -> filename:dirname(filename:dirname(code:which(?MODULE)));
         Root -> Root
+    end.
+
+%% @doc The venv the suites run against: ERLANG_PYTHON_VENV (set by tests/run_ct.escript
+%% for a leg of the test matrix, made with that leg's interpreter), else the checkout's .venv.
+-spec venv() -> string().
+venv() ->
+    case os:getenv("ERLANG_PYTHON_VENV") of
+        Venv when is_list(Venv), Venv =/= "" -> Venv;
+        _ -> filename:join(root(), ".venv")
     end.
 
 -spec start() -> ok.
@@ -21,7 +31,7 @@ start() ->
 start(Env) ->
     _ = application:load(erlang_python),
     Root = root(),
-    Venv = filename:join(Root, ".venv"),
+    Venv = venv(),
     application:set_env(erlang_python, python_path, [filename:join(Root, "tests")]),
     case filelib:is_dir(Venv) of
         true -> application:set_env(erlang_python, venv, Venv);

@@ -8,6 +8,7 @@ iterables and wind a loop down. The driver alone touches asyncio's private API.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import time
 from itertools import islice
@@ -111,10 +112,21 @@ def wind_down(loop: asyncio.AbstractEventLoop) -> None:
         if tasks and left > 0:
             loop.run_until_complete(asyncio.wait(tasks, timeout=left))
 
-    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in tasks:
-        task.cancel()
-    settle(tasks)
+    def cancel_pending() -> List[asyncio.Future]:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        return pending
+
+    settle(cancel_pending())
+    # An async generator that only a cancelled task's coroutine held is closed when it is
+    # freed: the context steps the loop itself, so asyncio's async generator hooks (and
+    # `shutdown_asyncgens`) never saw it. From CPython 3.12 on, such a coroutine's frame
+    # objects and its CancelledError hold each other (through the traceback and the frames'
+    # callers), so the generator lives on after its task until the cycle collector runs:
+    # collect now, while its `finally` can still reach Erlang. (On 3.11 reference counting
+    # freed it with the task.) No reference to the tasks may be left in this frame here.
+    gc.collect()
     loop.run_until_complete(loop.shutdown_asyncgens())
     # A generator dropped while its task ended scheduled its `aclose()` as a new task.
     settle([task for task in asyncio.all_tasks(loop) if not task.done()])

@@ -169,9 +169,9 @@ fn dict_to_map<'a>(env: Env<'a>, dict: &Bound<'_, PyDict>) -> Result<Term<'a>, C
         values.push(convert(env, &pair.get_item(1)?)?);
     }
     // OTP 25's enif_make_map_from_arrays crashes the VM for more than 32 keys in a
-    // process-independent environment (where every reply is built), so large maps are
-    // built one key at a time.
-    if keys.len() <= FLATMAP_MAX_KEYS {
+    // process-independent environment (where every reply is built), so there large maps
+    // are built one key at a time.
+    if keys.len() <= FLATMAP_MAX_KEYS || !crate::vm_release::big_maps_need_process_env() {
         if let Ok(map) = Term::map_from_arrays(env, &keys, &values) {
             return Ok(map);
         }

@@ -11,7 +11,8 @@ pub struct Scan {
     pub negative_zeros: Vec<usize>,
     /// A map of more than 32 keys, a fun (whose environment the walk does not read), or an
     /// encoding the walk does not know: decoding must not happen in a process-independent
-    /// environment (OTP 25 crashes decoding big maps there).
+    /// environment (OTP 25 crashes decoding big maps there; OTP 27 does not, so the map
+    /// counts only where `vm_release::big_maps_need_process_env`).
     pub needs_process_env: bool,
 }
 
@@ -82,7 +83,7 @@ fn walk(etf: &[u8], found: &mut Scan) -> Option<()> {
             108 => pending += r.u32()? as u64 + 1,
             116 => {
                 let arity = r.u32()?;
-                if arity > FLATMAP_MAX {
+                if arity > FLATMAP_MAX && crate::vm_release::big_maps_need_process_env() {
                     found.needs_process_env = true;
                 }
                 pending += 2 * arity as u64;

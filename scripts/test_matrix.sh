@@ -1,0 +1,124 @@
+#!/bin/sh
+# Run the Common Test suites on the legs of the test matrix that `make test` does not cover:
+#   otp27   Erlang/OTP 27.3 (scripts/ensure_otp27.sh: installed, or built once and cached)
+#           with the default CPython (the python3 that built erlang/priv)
+#   py3.12  OTP on PATH with pyenv's CPython 3.12 (~/.pyenv/versions/3.12.*)
+#   py3.13  OTP on PATH with pyenv's CPython 3.13 (~/.pyenv/versions/3.13.*)
+# Usage: test_matrix.sh LEG... (run from the checkout after `make build`; SUITES=a,b runs
+# some suites only). Each leg builds into _build/matrix/LEG; what is slow to make and does
+# not depend on the checkout (OTP, a venv per interpreter, cargo's build of the NIF per
+# interpreter) is cached under $ERLANG_PYTHON_CACHE (default ~/.cache/erlang_python).
+# Prints each leg's counts and time, then the total as "N passed, N failed"; exits
+# non-zero when a leg failed.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${ERLANG_PYTHON_CACHE:-$HOME/.cache/erlang_python}
+export ERLANG_PYTHON_CACHE="$cache"
+dev_ebin=$root/erlang/_build/default/lib/erlang_python/ebin
+
+log() { echo "test_matrix: $*" >&2; }
+
+# The newest pyenv build of a minor version, e.g. 3.12 -> ~/.pyenv/versions/3.12.1/bin/python3.12
+pyenv_python() {
+    pyenv_root=${PYENV_ROOT:-$HOME/.pyenv}
+    dir=$(ls -d "$pyenv_root"/versions/"$1".* 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$dir" ] && [ -x "$dir/bin/python$1" ] || { log "no CPython $1 under $pyenv_root/versions"; return 1; }
+    echo "$dir/bin/python$1"
+}
+
+# A venv of the interpreter with the suites' packages, remade when tests/requirements.txt
+# or the interpreter itself (its executable's bytes) changes.
+ensure_venv() {
+    python=$1 venv=$2
+    stamp=$(cat "$root/tests/requirements.txt" "$python" 2>/dev/null | cksum | cut -d' ' -f1)
+    if [ "$(cat "$venv/.ready" 2>/dev/null)" != "$stamp" ]; then
+        rm -rf "$venv"
+        "$python" -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/tests/requirements.txt"
+        echo "$stamp" > "$venv/.ready"
+    fi
+}
+
+# Run the suites with the leg's build; its counts go to _build/matrix/LEG/counts.
+run_suites() {
+    leg=$1 ebin=$2 venv=$3
+    out=$root/_build/matrix/$leg/run_ct.out
+    ERLANG_PYTHON_EBIN=$ebin ERLANG_PYTHON_VENV=$venv ERLANG_PYTHON_LEG_DIR=$root/_build/matrix/$leg \
+        escript "$root/tests/run_ct.escript" "$root" ${SUITES:-} 2>&1 | tee "$out" || true
+    grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 > "$root/_build/matrix/$leg/counts"
+}
+
+leg_otp27() {
+    otp=$(sh "$root/scripts/ensure_otp27.sh")
+    PATH=$otp/bin:$PATH
+    export PATH
+    sh "$root/scripts/ensure_proper.sh" "$otp"
+    log "otp27: OTP $(erl -noshell -eval 'io:put_chars(erlang:system_info(otp_release)), halt().') from $otp"
+    # rebar3 compiles the application with this OTP (warnings are errors); the compile hook
+    # rebuilds the default interpreter's NIF in erlang/priv, which cargo finds up to date.
+    (cd "$root/erlang" && REBAR_BASE_DIR=$root/_build/matrix/otp27/rebar rebar3 compile)
+    run_suites otp27 "$root/_build/matrix/otp27/rebar/default/lib/erlang_python/ebin" "$root/.venv"
+}
+
+leg_python() {
+    leg=$1 minor=$2
+    python=$(pyenv_python "$minor")
+    version=$("$python" -c 'import platform; print(platform.python_version())')
+    log "$leg: CPython $version ($python)"
+    venv=$cache/venv-$version
+    ensure_venv "$python" "$venv"
+    # The application's beams from `make build`, its priv (NIF and shim) built for this
+    # interpreter by cargo in a build directory of its own.
+    lib=$root/_build/matrix/$leg/lib/erlang_python
+    rm -rf "$lib/ebin"
+    mkdir -p "$lib"
+    cp -r "$dev_ebin" "$lib/ebin"
+    PYTHON=$python CARGO_TARGET_DIR=$cache/cargo-target-$version sh "$root/scripts/build_nif.sh" "$lib/priv"
+    run_suites "$leg" "$lib/ebin" "$venv"
+}
+
+[ -d "$dev_ebin" ] || { log "run 'make build' first"; exit 1; }
+# The README's dependency lines build a new project each, with cargo: minutes that the
+# default leg (`make test`) spends once; a leg here would build them the same way (the
+# python3 on PATH, rebar3 and mix as they are), so it leaves them out.
+ERLANG_PYTHON_SKIP_DEPENDENCY_TESTS="the default leg (make test) builds the README's dependency lines"
+export ERLANG_PYTHON_SKIP_DEPENDENCY_TESTS
+[ $# -gt 0 ] || set -- otp27 py3.12 py3.13
+summary=""
+total_passed=0
+total_failed=0
+for leg in "$@"; do
+    dir=$root/_build/matrix/$leg
+    mkdir -p "$dir"
+    rm -f "$dir/counts"
+    started=$(date +%s)
+    # Each leg in a subshell of its own, so its PATH and variables stay there; errexit
+    # holds inside it (it would not on the left of `||`). A leg that fails to set up
+    # counts as one failure.
+    case $leg in
+        otp27 | py3.*) ;;
+        *) log "unknown leg $leg"; exit 2 ;;
+    esac
+    set +e
+    (
+        set -e
+        case $leg in
+            otp27) leg_otp27 ;;
+            py3.*) leg_python "$leg" "${leg#py}" ;;
+        esac
+    )
+    set -e
+    counts=$(cat "$dir/counts" 2>/dev/null || true)
+    [ -n "$counts" ] || counts="0 passed, 1 failed"
+    passed=${counts%% passed*}
+    failed=${counts#*passed, }
+    failed=${failed%% failed*}
+    total_passed=$((total_passed + passed))
+    total_failed=$((total_failed + failed))
+    summary="$summary
+  $leg: $counts in $(( $(date +%s) - started )) s"
+done
+echo
+echo "test matrix:$summary"
+echo "$total_passed passed, $total_failed failed"
+[ "$total_failed" -eq 0 ]
