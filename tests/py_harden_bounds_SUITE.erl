@@ -268,7 +268,8 @@ keys_match_from_python_and_shared_dicts(_) ->
 no_long_schedule_state(_) ->
     N = 300000,
     BigBin = binary:copy(<<"y">>, 200 * ?MB),
-    Events = with_long_schedule_reports(fun() -> watch_long_schedules(
+    %% The whole sequence leaves the store empty, so it can run again (see `clean_run/2').
+    Events = with_long_schedule_reports(fun() -> clean_run(3, fun() -> watch_long_schedules(
                fun() ->
                        ok = fill(1, N),
                        {ok, D} = py:shared_dict_new(),
@@ -287,8 +288,19 @@ no_long_schedule_state(_) ->
                        ok = py:state_clear(),
                        [] = py:state_keys(),
                        done
-               end) end),
+               end) end) end),
     ?assertEqual({done, []}, Events).
+
+%% Run `Watched' (answering `{Result, LongSchedules}') until a run has no long_schedule
+%% report, at most `Tries' times. A NIF that holds its scheduler does so on every run;
+%% a busy machine that preempts a scheduler thread (reports then come even from the
+%% suite's own Erlang loops) rarely does so in every run.
+clean_run(Tries, Watched) ->
+    case Watched() of
+        {_, []} = Clean -> Clean;
+        Reported when Tries =< 1 -> Reported;
+        Reported -> ct:log("long_schedule reports, run again: ~p", [Reported]), clean_run(Tries - 1, Watched)
+    end.
 
 %% 100,000 finished spans: get_traces and clear_traces run on dirty schedulers.
 no_long_schedule_spans(_) ->
