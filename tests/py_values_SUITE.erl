@@ -129,7 +129,16 @@ app_env_strict_overridden(_) ->
 app_env_strict_everywhere(_) ->
     Ref = py:async_call(builtins, object, []),
     ?assertEqual({error, {unconvertible, <<"object">>}}, py:async_await(Ref)),
-    ?assertEqual({ok, {complex, 0.0, 1.0}}, py:await(py:spawn_call(builtins, complex, [0, 1]))).
+    ?assertEqual({ok, {complex, 0.0, 1.0}}, py:await(py:spawn_call(builtins, complex, [0, 1]))),
+    ?assertEqual({error, {unconvertible, <<"object">>}},
+                 py:stream_eval(<<"(x for x in [1, object()])">>)),
+    {ok, S} = py:stream_start(builtins, iter, [[1, 2]]),
+    ?assertEqual({[1, 2], done}, py_test_lib:collect_stream(S, 5000)),
+    {ok, S2} = py:stream_start(py_values_helpers, counters, [2]),
+    %% An item streamed to the owner: the stream ends with the error, after the items
+    %% before it.
+    ?assertEqual({[0], {error, {'TypeError', "py_values_helpers.Counter has no Erlang counterpart"}}},
+                 py_test_lib:collect_stream(S2, 5000)).
 
 %%% ---------------------------------------------------------------------------
 %%% Numeric arrays

@@ -67,3 +67,10 @@ def array_like(values: list[float]) -> ArrayLike:
 
 def nested_arrays():
     return {"a": np.array([1, 2], dtype=np.uint8), "b": [np.zeros(2)]}
+
+
+def counters(n: int):
+    """A generator of Counters, preceded by a plain number."""
+    yield 0
+    for i in range(n):
+        yield Counter(i)

@@ -78,6 +78,6 @@ pub fn conv_to_py(e: ConvError) -> pyo3::PyErr {
         ConvError::Python(err) => err,
         ConvError::TooDeep(max) => pyo3::exceptions::PyValueError::new_err(format!("nesting deeper than {max} levels")),
         ConvError::Unsupported(_) => pyo3::exceptions::PyTypeError::new_err("a value has no Erlang counterpart"),
-        ConvError::Unconvertible(name) => pyo3::exceptions::PyTypeError::new_err(format!("a {name} has no Erlang counterpart")),
+        ConvError::Unconvertible(name) => pyo3::exceptions::PyTypeError::new_err(format!("{name} has no Erlang counterpart")),
     }
 }
