@@ -179,7 +179,13 @@ std_array(_) ->
 strided_array(_) ->
     ?assertEqual({ok, {py_array, <<"int32">>, [3, 2],
                        << <<X:32/signed-native>> || X <- [0, 3, 1, 4, 2, 5] >>}},
-                 py:call(?H, transposed, [], #{}, #{arrays => binary})).
+                 py:call(?H, transposed, [], #{}, #{arrays => binary})),
+    %% Negative strides.
+    ?assertEqual({ok, {py_array, <<"int16">>, [3], << <<X:16/signed-native>> || X <- [2, 1, 0] >>}},
+                 py:call(?H, reversed_view, [], #{}, #{arrays => binary})),
+    %% No items at all.
+    ?assertEqual({ok, {py_array, <<"float64">>, [0, 3], <<>>}},
+                 py:call(?H, empty_matrix, [], #{}, #{arrays => binary})).
 
 array_like(_) ->
     ?assertEqual({ok, {py_array, <<"float64">>, [2], << <<X:64/float-native>> || X <- [0.5, 1.5] >>}},
@@ -230,7 +236,9 @@ ref_without_context(_) ->
     ?assertEqual({ok, [1, 2, 3]}, py:to_term(Ref)),
     %% Strict and arrays do not apply to a ref; converting it later does.
     {ok, Arr} = py:call(?H, float_matrix, [1, 2], #{}, #{return => ref, arrays => binary}),
-    ?assertEqual({ok, [[0.0, 1.0]]}, py:to_term(Arr)).
+    ?assertEqual({ok, [[0.0, 1.0]]}, py:to_term(Arr)),
+    {ok, Obj} = py:call(?H, counter, [3], #{}, #{return => ref, strict => true}),
+    ?assertEqual({ok, 3}, py:getattr(Obj, n)).
 
 ref_on_context_and_pool(_) ->
     {ok, R1} = py:call(py:context(), builtins, dict, [], #{a => 1}, #{return => ref}),

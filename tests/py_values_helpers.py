@@ -74,3 +74,11 @@ def counters(n: int):
     yield 0
     for i in range(n):
         yield Counter(i)
+
+
+def empty_matrix():
+    return np.zeros((0, 3))
+
+
+def reversed_view():
+    return np.arange(3, dtype=np.int16)[::-1]

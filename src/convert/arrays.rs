@@ -30,7 +30,9 @@ pub fn array_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Option<
     let data = if buffer.is_c_contiguous() {
         // SAFETY: the buffer is held (not released) until after the copy, its memory is
         // `len_bytes` long and C-contiguous, and no Python code runs while it is copied,
-        // so nothing can resize or free it meanwhile.
+        // so nothing can resize or free it meanwhile (an exporter must not while a buffer
+        // is held). A thread that released the GIL may still write the items: the copy
+        // then holds a mix of old and new values, as numpy's own copies would.
         let src = unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.len_bytes()) };
         copy_to_binary(env, src)
     } else {
