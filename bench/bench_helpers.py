@@ -92,3 +92,17 @@ def trim_heap() -> bool:
         return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):
         return False
+
+
+_MATRIX = None
+
+
+def float_matrix():
+    """A cached 1000x1000 float64 numpy array (0.0, 1.0, ... row by row); numpy is
+    imported on first use only."""
+    global _MATRIX
+    if _MATRIX is None:
+        import numpy
+
+        _MATRIX = numpy.arange(1_000_000, dtype=numpy.float64).reshape(1000, 1000)
+    return _MATRIX

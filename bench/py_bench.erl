@@ -37,12 +37,12 @@ config(true) ->
     #{quick => true, single => 5000, concurrent_total => 5000, eval => 5000, cast => 5000,
       spawn_batches => 50, mib => 50, spin_s => 0.3, idle_ms => 180, memory => 20000,
       add_loop => 1000000, erl_rt => 10000, stream => 10000, callback => 2000,
-      state_entries => 300000, soak_s => 5, round_limit_ms => 15000};
+      state_entries => 300000, soak_s => 5, array_calls => 2, round_limit_ms => 15000};
 config(false) ->
     #{quick => false, single => 200000, concurrent_total => 200000, eval => 100000,
       cast => 40000, spawn_batches => 1000, mib => 2000, spin_s => 1.0, idle_ms => 880,
       memory => 1000000, add_loop => 1000000, erl_rt => 200000, stream => 1000000,
-      callback => 100000, state_entries => 300000, soak_s => 180,
+      callback => 100000, state_entries => 300000, soak_s => 180, array_calls => 10,
       round_limit_ms => 240000}.
 
 %%% ---------------------------------------------------------------------------
@@ -85,6 +85,10 @@ scenarios(Cfg) ->
         #{id => bin_result, title => "1 MiB bytes result",
           run => fun bin_result/1,
           metrics => [{rate, "calls/s", none}, {mbps, "MB/s", none}]},
+        #{id => float_array, title => "1000x1000 float64 numpy array result: nested lists, then arrays => binary",
+          run => fun float_array/1,
+          metrics => [{lists_ms, "ms per call, default (nested lists)", none},
+                      {binary_ms, "ms per call, arrays => binary", {lt, 10}}]},
         #{id => timer, title => "timer lateness, every context spinning in Python",
           run => fun timer_lateness/1,
           metrics => [{loaded_send_after, "worst send_after 1 ms lateness (ms)", {lt, 2}},
@@ -251,6 +255,26 @@ bin_result(#{mib := N}) ->
     ok = repeat(N, fun() -> {ok, Expected} = py:call(bench_helpers, mib, []) end),
     T1 = now_ns(),
     #{rate => per_second(N, T1 - T0), mbps => per_second(N, T1 - T0) * ?MIB / 1.0e6}.
+
+%% The same cached array returned both ways; each result is checked against the exact
+%% expected value outside the timed call.
+float_array(#{array_calls := N}) ->
+    Rows = [[float(R * 1000 + C) || C <- lists:seq(0, 999)] || R <- lists:seq(0, 999)],
+    Data = << <<X:64/float-native>> || Row <- Rows, X <- Row >>,
+    Binary = {py_array, <<"float64">>, [1000, 1000], Data},
+    ListsNs = timed_results(N, fun() -> py:call(bench_helpers, float_matrix, []) end, {ok, Rows}),
+    BinaryNs = timed_results(N, fun() -> py:call(bench_helpers, float_matrix, [], #{},
+                                                 #{arrays => binary}) end, {ok, Binary}),
+    #{lists_ms => ListsNs / N / 1.0e6, binary_ms => BinaryNs / N / 1.0e6}.
+
+timed_results(0, _Call, _Expected) ->
+    0;
+timed_results(N, Call, Expected) ->
+    T0 = now_ns(),
+    Result = Call(),
+    T1 = now_ns(),
+    Expected = Result,
+    T1 - T0 + timed_results(N - 1, Call, Expected).
 
 %% 7. Timer lateness while every context spins in Python, after a no-load floor.
 timer_lateness(#{spin_s := Spin, idle_ms := IdleMs}) ->

@@ -49,6 +49,12 @@ setup(Root, Opts0) ->
          end,
     PythonPath = application:get_env(erlang_python, python_path, []),
     ok = application:set_env(erlang_python, python_path, [BenchDir | PythonPath]),
+    %% The project's venv (made by `make bench') has numpy, for the float_array scenario.
+    Venv = filename:join(Root, ".venv"),
+    case filelib:is_dir(Venv) of
+        true -> ok = application:set_env(erlang_python, venv, Venv);
+        false -> ok
+    end,
     {ok, _} = application:ensure_all_started(erlang_python),
     {ok, PyVersion} = py:version(),
     Info = #{python => PyVersion, contexts => py:num_executors(),

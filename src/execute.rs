@@ -1,10 +1,10 @@
 //! What a context does with one request: resolve, convert, run Python, convert back.
 //! Runs only on the context's own thread, with the GIL held.
 
-use crate::mailbox::request::{CallSpec, Job};
+use crate::mailbox::request::{CallSpec, Job, ResultOpts};
 use crate::mailbox::Mailbox;
 use crate::atoms;
-use crate::convert::{bounded_atom, py_to_term, term_to_py, term_to_py_str, ConvError};
+use crate::convert::{bounded_atom, py_to_term_with, term_to_py, term_to_py_str, ConvError, ConvOpts};
 use crate::output::send_to_output_handler;
 use crate::mailbox::handles::PyRefRes;
 use pyo3::exceptions::{PyNameError, PyTypeError};
@@ -104,13 +104,13 @@ impl Executor {
 
     fn dispatch<'a>(&self, py: Python<'_>, env: Env<'a>, job: Job<Term<'a>>, env_id: u64) -> Outcome<'a> {
         match job {
-            Job::Call { call, return_ref } => {
+            Job::Call { call, opts } => {
                 let result = self.call_value(py, env_id, call)?;
-                self.reply_value(env, &result, return_ref)
+                self.reply_value(env, &result, opts)
             }
             Job::Eval { code, locals } => {
                 let result = self.eval_value(py, env_id, code, locals)?;
-                Ok(ok_tuple(env, py_to_term(env, &result)?))
+                Ok(ok_tuple(env, result_to_term(env, &result)?))
             }
             Job::Exec { code } => {
                 let ns = self.namespace(py, env_id)?;
@@ -121,15 +121,15 @@ impl Executor {
             Job::CallMethod { object, method, args, kwargs } => {
                 let method = ref_attribute(py, object, method, "method")?;
                 let result = call_with(py, &method, args, kwargs)?;
-                Ok(ok_tuple(env, py_to_term(env, &result)?))
+                Ok(ok_tuple(env, result_to_term(env, &result)?))
             }
             Job::GetAttr { object, name } => {
                 let value = ref_attribute(py, object, name, "attribute")?;
-                Ok(ok_tuple(env, py_to_term(env, &value)?))
+                Ok(ok_tuple(env, result_to_term(env, &value)?))
             }
             Job::ToTerm { object } => {
                 let object = py_ref_object(py, object)?;
-                Ok(ok_tuple(env, py_to_term(env, &object)?))
+                Ok(ok_tuple(env, result_to_term(env, &object)?))
             }
             // Started by `aio` on the loop; never dispatched here.
             Job::AsyncCall { .. } | Job::AsyncGather { .. } | Job::Stream { .. } | Job::StreamEval { .. } | Job::StreamStart { .. } => {
@@ -283,13 +283,20 @@ impl Executor {
         Ok(compiled)
     }
 
-    fn reply_value<'a>(&self, env: Env<'a>, value: &Bound<'_, PyAny>, return_ref: bool) -> Outcome<'a> {
-        if return_ref {
+    fn reply_value<'a>(&self, env: Env<'a>, value: &Bound<'_, PyAny>, opts: ResultOpts) -> Outcome<'a> {
+        if opts.return_ref {
             let res = ResourceArc::new(PyRefRes::new(value.clone().unbind(), self.mailbox.clone()));
             return Ok(ok_tuple(env, res.encode(env)));
         }
-        Ok(ok_tuple(env, py_to_term(env, value)?))
+        let defaults = ConvOpts::for_results();
+        let conv = ConvOpts { strict: opts.strict.unwrap_or(defaults.strict), arrays: opts.arrays };
+        Ok(ok_tuple(env, py_to_term_with(env, value, conv)?))
     }
+}
+
+/// A request's result with no options of its own: converted as the app env says.
+pub fn result_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyAny>) -> Result<Term<'a>, ConvError> {
+    py_to_term_with(env, value, ConvOpts::for_results())
 }
 
 /// Attribute `name` of the object behind a py ref (`what` names a bad name in errors).
@@ -387,6 +394,7 @@ pub fn failure_to_term<'a>(py: Python<'_>, env: Env<'a>, failure: Failure) -> Te
             (atoms::unsupported_term(), term).encode(env)
         }
         Failure::Conv(ConvError::TooDeep(max)) => (atoms::nesting_too_deep(), max).encode(env),
+        Failure::Conv(ConvError::Unconvertible(name)) => (crate::convert::unconvertible(), name.as_str()).encode(env),
         Failure::BadArg(what) => (atoms::badarg(), rustler::types::atom::Atom::from_str(env, what).unwrap()).encode(env),
     };
     (atoms::error(), reason).encode(env)

@@ -36,6 +36,7 @@ fn init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     if let Some(depth) = get("max_nesting").and_then(|t| t.decode::<usize>().ok()) {
         crate::convert::set_max_nesting(depth);
     }
+    crate::convert::set_strict_default(get("strict_conversion").and_then(|t| t.decode::<bool>().ok()).unwrap_or(false));
     let options = InitOptions { shim_dir, python_path, venv };
     Ok(match runtime::start(env.pid(), options) {
         InitStatus::Ready(Ok(())) => atoms::ok().encode(env),
@@ -183,6 +184,13 @@ fn cancel(req: ResourceArc<ReqRes>) -> rustler::Atom {
 #[rustler::nif]
 fn is_ref(term: Term) -> bool {
     term.decode::<ResourceArc<PyRefRes>>().is_ok()
+}
+
+/// Drop the object behind a py ref now (`py:release/1`): `true` when it was held,
+/// `false` when it had been released already.
+#[rustler::nif]
+fn ref_release(py_ref: ResourceArc<PyRefRes>) -> bool {
+    py_ref.release()
 }
 
 fn target_mailbox(target: Term) -> NifResult<Mailbox> {

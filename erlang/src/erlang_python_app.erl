@@ -27,7 +27,8 @@ start_python() ->
              python_path => [unicode:characters_to_binary(P) || P <- env(python_path, [])],
              venv => venv(env(venv, undefined)),
              atom_limit => env(atom_limit, 10000),
-             max_nesting => env(max_nesting, 20000)},
+             max_nesting => env(max_nesting, 20000),
+             strict_conversion => env(strict_conversion, false) =:= true},
     %% Unset: the NIF picks 50 µs, or 0 on a single CPU.
     Opts = case env(reply_spin_us, undefined) of
                Us when is_integer(Us), Us >= 0 -> Opts0#{reply_spin_us => Us};

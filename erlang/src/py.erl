@@ -11,7 +11,7 @@
 %%% See docs/api.md for the full contract.
 -module(py).
 
--export([call/3, call/4, call/5,
+-export([call/3, call/4, call/5, call/6,
          eval/1, eval/2, eval/3,
          exec/1, exec/2,
          cast/3, cast/4, cast/5,
@@ -21,7 +21,7 @@
          context/0, context/1,
          start_contexts/0, start_contexts/1, stop_contexts/0, contexts_started/0,
          get_local_env/1, execution_mode/0, num_executors/0,
-         call_method/3, getattr/2, to_term/1, is_ref/1,
+         call_method/3, getattr/2, to_term/1, is_ref/1, release/1,
          register_function/2, register_function/3, unregister_function/1,
          async_call/3, async_call/4, async_await/1, async_await/2, async_gather/1,
          async_stream/3, async_stream/4, stream/3, stream/4, stream_eval/1, stream_eval/2,
@@ -45,7 +45,16 @@
 -type py_ref() :: reference().
 -type pool() :: atom().
 -type code() :: iodata() | unicode:chardata().
--type call_opts() :: #{kwargs => py_kwargs(), timeout => timeout(), return => term | ref}.
+%% Call options (docs/api.md, "Call options"): `return => ref' answers a py ref instead of
+%% a term; `strict => true' refuses values with no Erlang counterpart (default: the app
+%% env `strict_conversion'); `arrays => binary' answers numeric arrays as
+%% `{py_array, DType, Shape, Binary}'.
+-type call_opts() :: #{kwargs => py_kwargs(), timeout => timeout(), return => term | ref,
+                       strict => boolean(), arrays => list | binary}.
+%% The options as `py_request' hands them to the NIF: `false' (all defaults: the common
+%% case, cheapest to build and decode), `true' (`return => ref' alone, 2.3.1's encoding),
+%% or `{Return, Strict, Arrays}'.
+-type result_opts() :: boolean() | {term | ref, default | boolean(), list | binary}.
 %% A SharedDict handle (a NIF resource, which the VM shows as a reference).
 -type shared_dict() :: reference().
 %% A finished span as `get_traces/0' answers it.
@@ -56,7 +65,7 @@
                   events := [#{name := binary(), attrs := map(), time := integer()}],
                   trace_id := binary()}.
 -export_type([py_module/0, py_func/0, py_args/0, py_kwargs/0, py_result/0, py_ref/0,
-              shared_dict/0, span/0]).
+              shared_dict/0, span/0, call_opts/0, result_opts/0]).
 
 %% Binaries bigger than this are stored by a dirty scheduler (see state_store/2).
 -define(BIG_STATE_VALUE, 1048576).
@@ -83,25 +92,62 @@ call(Pool, Module, Func, Args) when is_atom(Pool), is_list(Args) ->
 call(Module, Func, Args, Kwargs) ->
     call_routed(pick_for(Module, Func), Module, Func, Args, Kwargs, default_timeout(), false).
 
-%% @doc `call(Ctx, M, F, A, Opts)' with options `kwargs', `timeout' and `return'
-%% (`ref' answers a py ref to the result), `call(Pool, M, F, A, Kwargs)', or
-%% `call(M, F, A, Kwargs, Timeout)'.
+%% @doc `call(Ctx, M, F, A, Opts)' with options `kwargs', `timeout', `return' (`ref'
+%% answers a py ref to the result), `strict' and `arrays' (see `call_opts()'),
+%% `call(Pool, M, F, A, Kwargs)', `call(M, F, A, Kwargs, Opts)' with the same options
+%% (the default context), or `call(M, F, A, Kwargs, Timeout)'.
 -spec call(pid(), py_module(), py_func(), py_args(), call_opts()) -> py_result();
           (pool(), py_module(), py_func(), py_args(), py_kwargs()) -> py_result();
+          (py_module(), py_func(), py_args(), py_kwargs(), call_opts()) -> py_result();
           (py_module(), py_func(), py_args(), py_kwargs(), timeout()) -> py_result().
 call(Ctx, Module, Func, Args, Opts) when is_pid(Ctx), is_map(Opts) ->
-    call_routed(by_pid(Ctx), Module, Func, Args,
-                maps:get(kwargs, Opts, #{}),
-                maps:get(timeout, Opts, default_timeout()),
-                maps:get(return, Opts, term) =:= ref);
+    call_opts(by_pid(Ctx), Module, Func, Args, maps:get(kwargs, Opts, #{}), Opts);
 call(Pool, Module, Func, Args, Kwargs) when is_atom(Pool), is_list(Args), is_map(Kwargs) ->
     call_routed(pool(Pool), Module, Func, Args, Kwargs, default_timeout(), false);
+call(Module, Func, Args, Kwargs, Opts) when is_map(Kwargs), is_map(Opts) ->
+    call_opts(pick_for(Module, Func), Module, Func, Args, Kwargs, Opts);
 call(Module, Func, Args, Kwargs, Timeout) ->
     call_routed(pick_for(Module, Func), Module, Func, Args, Kwargs, Timeout, false).
 
-call_routed({ok, Entry}, Module, Func, Args, Kwargs, Timeout, ReturnRef)
+%% @doc `call(Ctx, M, F, A, Kwargs, Opts)' on a context pid or `call(Pool, M, F, A,
+%% Kwargs, Opts)' on a named pool, with the options of `call/5' (a `kwargs' option is
+%% ignored: `Kwargs' are the keyword arguments).
+-spec call(pid() | pool(), py_module(), py_func(), py_args(), py_kwargs(), call_opts()) ->
+          py_result().
+call(Ctx, Module, Func, Args, Kwargs, Opts) when is_pid(Ctx), is_map(Opts) ->
+    call_opts(by_pid(Ctx), Module, Func, Args, Kwargs, Opts);
+call(Pool, Module, Func, Args, Kwargs, Opts) when is_atom(Pool), is_map(Opts) ->
+    call_opts(pool(Pool), Module, Func, Args, Kwargs, Opts).
+
+call_opts(Routed, Module, Func, Args, Kwargs, Opts) ->
+    case result_opts(Opts) of
+        {ok, ResultOpts} ->
+            call_routed(Routed, Module, Func, Args, Kwargs,
+                        maps:get(timeout, Opts, default_timeout()), ResultOpts);
+        Error ->
+            Error
+    end.
+
+%% `return' is read as 2.3.1 read it (anything but `ref' is a term); the new options are
+%% checked.
+-spec result_opts(map()) -> {ok, result_opts()} | {error, {badarg, strict | arrays}}.
+result_opts(Opts) ->
+    Return = case maps:get(return, Opts, term) of
+                 ref -> ref;
+                 _ -> term
+             end,
+    Strict = maps:get(strict, Opts, default),
+    Arrays = maps:get(arrays, Opts, list),
+    if
+        not is_boolean(Strict), Strict =/= default -> {error, {badarg, strict}};
+        Arrays =/= list, Arrays =/= binary -> {error, {badarg, arrays}};
+        Strict =:= default, Arrays =:= list -> {ok, Return =:= ref};
+        true -> {ok, {Return, Strict, Arrays}}
+    end.
+
+call_routed({ok, Entry}, Module, Func, Args, Kwargs, Timeout, ResultOpts)
   when is_map(Kwargs), ?is_timeout(Timeout) ->
-    py_request:call(Entry, Module, Func, Args, Kwargs, ReturnRef, Timeout);
+    py_request:call(Entry, Module, Func, Args, Kwargs, ResultOpts, Timeout);
 call_routed({ok, _}, _Module, _Func, _Args, Kwargs, _Timeout, _) when not is_map(Kwargs) ->
     {error, {badarg, kwargs}};
 call_routed({ok, _}, _Module, _Func, _Args, _Kwargs, _Timeout, _) ->
@@ -379,10 +425,23 @@ to_term(PyRef) ->
         false -> {error, {badarg, py_ref}}
     end.
 
-%% @doc Whether a term is a py ref.
+%% @doc Whether a term is a py ref (also after `release/1').
 -spec is_ref(term()) -> boolean().
 is_ref(Term) ->
     py_nif:is_ref(Term).
+
+%% @doc Let go of the Python object behind a py ref now, instead of when the last copy of
+%% the ref is garbage collected. Answers `ok' (also when released before); afterwards
+%% `call_method/3', `getattr/2' and `to_term/1' on it answer `{error, {badarg, py_ref}}'.
+-spec release(py_ref()) -> ok | {error, {badarg, py_ref}}.
+release(PyRef) ->
+    case py_nif:is_ref(PyRef) of
+        true ->
+            _ = py_nif:ref_release(PyRef),
+            ok;
+        false ->
+            {error, {badarg, py_ref}}
+    end.
 
 %%% ---------------------------------------------------------------------------
 %%% Contexts and information

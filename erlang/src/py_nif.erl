@@ -7,7 +7,7 @@
 -export([priv_dir/0]).
 -export([init/1, set_output_handler/1,
          context_start/2, context_stop/1, context_panic/1, context_id/1,
-         env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1,
+         env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1, ref_release/1,
          callback_reply/3, set_callback_handler/1, set_function_registered/2,
          clear_registered_functions/0, join_chain/2, stream_credit/2, thread_call_runner/2]).
 -export([state_store/2, state_store_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0,
@@ -19,7 +19,7 @@
 
 -nifs([init/1, set_output_handler/1,
        context_start/2, context_stop/1, context_panic/1, context_id/1,
-       env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1,
+       env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1, ref_release/1,
        callback_reply/3, set_callback_handler/1, set_function_registered/2,
        clear_registered_functions/0, join_chain/2, stream_credit/2, thread_call_runner/2,
        state_store/2, state_store_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0,
@@ -87,6 +87,9 @@ cancel(_Handle) -> erlang:nif_error(not_loaded).
 
 -spec is_ref(term()) -> boolean().
 is_ref(_Term) -> erlang:nif_error(not_loaded).
+
+-spec ref_release(reference()) -> boolean().
+ref_release(_PyRef) -> erlang:nif_error(not_loaded).
 
 %% `Ctx' is a context, or the handle of a call from a thread (`CallbackId' 0).
 -spec callback_reply(context() | reference(), non_neg_integer(), {ok, term()} | {error, term(), binary()}) -> ok.

@@ -35,13 +35,14 @@
 %%% ---------------------------------------------------------------------------
 %%% Synchronous requests on a context
 
-%% @doc `Module.Func(*Args, **Kwargs)'; `ReturnRef' asks for a py ref to the result.
--spec call(entry(), py:py_module(), py:py_func(), py:py_args(), py:py_kwargs(), boolean(),
-           timeout()) -> result().
-call({_, Ctx, _} = Entry, Module, Func, Args, Kwargs, ReturnRef, Timeout) ->
+%% @doc `Module.Func(*Args, **Kwargs)'; `ResultOpts' says how the result comes back
+%% (`false' for the defaults, see `py:result_opts/1').
+-spec call(entry(), py:py_module(), py:py_func(), py:py_args(), py:py_kwargs(),
+           py:result_opts(), timeout()) -> result().
+call({_, Ctx, _} = Entry, Module, Func, Args, Kwargs, ResultOpts, Timeout) ->
     Ref = make_ref(),
     sync(Ctx, py_context_router:local_env(Entry), Ref,
-         {call, Ref, Module, Func, Args, Kwargs, ReturnRef}, Timeout).
+         {call, Ref, Module, Func, Args, Kwargs, ResultOpts}, Timeout).
 
 %% @doc Evaluate the expression `Source' with `Locals' (see `py:eval/2').
 -spec eval(entry(), binary(), map(), timeout()) -> result().

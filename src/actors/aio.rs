@@ -10,7 +10,6 @@ use super::context::Actor;
 use crate::mailbox::request::{Answer, CallSpec, Job as RequestJob};
 use crate::mailbox::Request;
 use crate::atoms;
-use crate::convert::py_to_term;
 use crate::execute::{failure_to_term, ok_tuple, Failure};
 use crate::msg_env::{Held, MsgEnv};
 use crate::mailbox::handles::WorkWatch;
@@ -472,7 +471,7 @@ impl Actor {
             return Err(pyo3::exceptions::asyncio::CancelledError::new_err("stream closed"));
         };
         let msg = out.with(|env| -> PyResult<Held> {
-            let value = py_to_term(env, item).map_err(crate::convert::conv_to_py)?;
+            let value = crate::execute::result_to_term(env, item).map_err(crate::convert::conv_to_py)?;
             Ok(out.hold((py_stream(), out.term(env, tag), (data(), value)).encode(env)))
         });
         let sent = match msg {
@@ -554,7 +553,7 @@ fn reply(py: Python<'_>, req: Request, outcome: Result<Bound<'_, PyAny>, Failure
         return;
     }
     let result = req.with(|env, _| {
-        let result = match outcome.and_then(|v| py_to_term(env, &v).map_err(Failure::from)) {
+        let result = match outcome.and_then(|v| crate::execute::result_to_term(env, &v).map_err(Failure::from)) {
             Ok(term) => ok_tuple(env, term),
             Err(failure) => failure_to_term(py, env, failure),
         };

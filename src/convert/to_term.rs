@@ -3,28 +3,35 @@
 use super::atoms::bounded_atom;
 use super::bigint::big_py_to_term;
 use super::depth::nested;
-use super::ConvError;
+use super::{ConvError, ConvOpts};
 use crate::atoms;
 use crate::pytypes::{atom_type, Pid, Ref};
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyMemoryView,
-    PySet, PyString, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList,
+    PyMemoryView, PySet, PyString, PyTuple,
 };
 use rustler::types::tuple::make_tuple;
 use rustler::{Encoder, Env, NewBinary, Term};
 
+/// The default conversion (2.3.1's): for values Python code hands over (`erlang.send`,
+/// state, callback arguments), never strict.
 pub fn py_to_term<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, ConvError> {
-    convert(env, obj)
+    convert(env, obj, ConvOpts::default())
+}
+
+/// A request's result, converted as its options ask.
+pub fn py_to_term_with<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, opts: ConvOpts) -> Result<Term<'a>, ConvError> {
+    convert(env, obj, opts)
 }
 
 /// Every value converted, whether a container's item or what a protocol (`tolist()`, a
 /// set's list) gave, goes through here and so counts one level.
-fn convert<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, ConvError> {
-    nested(|| convert_level(env, obj))
+fn convert<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, opts: ConvOpts) -> Result<Term<'a>, ConvError> {
+    nested(|| convert_level(env, obj, opts))
 }
 
-fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, ConvError> {
+fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, opts: ConvOpts) -> Result<Term<'a>, ConvError> {
     let py = obj.py();
     if obj.is_none() {
         return Ok(atoms::none().encode(env));
@@ -49,7 +56,7 @@ fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, C
         let mut i = 0;
         // Re-read the length each step: a __str__ called below may mutate the list.
         while i < list.len() {
-            items.push(convert(env, &list.get_item(i)?)?);
+            items.push(convert(env, &list.get_item(i)?, opts)?);
             i += 1;
         }
         return Ok(items.encode(env));
@@ -57,12 +64,12 @@ fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, C
     if let Ok(tuple) = obj.cast::<PyTuple>() {
         let mut items = Vec::with_capacity(tuple.len());
         for item in tuple.iter() {
-            items.push(convert(env, &item)?);
+            items.push(convert(env, &item, opts)?);
         }
         return Ok(make_tuple(env, &items));
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
-        return dict_to_map(env, dict);
+        return dict_to_map(env, dict, opts);
     }
     if let Ok(s) = obj.cast::<PyString>() {
         // An exact `str` is never an Atom: only subclasses need the (per-context) class.
@@ -97,9 +104,20 @@ fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, C
         let snapshot = PyList::type_object(py).call1((obj,))?;
         let mut items = Vec::new();
         for item in snapshot.cast::<PyList>().map_err(PyErr::from)?.iter() {
-            items.push(convert(env, &item)?);
+            items.push(convert(env, &item, opts)?);
         }
         return Ok(items.encode(env));
+    }
+    if opts.strict {
+        if let Ok(c) = obj.cast::<PyComplex>() {
+            let parts = (super::complex(), float_to_term(env, c.real()), float_to_term(env, c.imag()));
+            return Ok(parts.encode(env));
+        }
+    }
+    if opts.arrays {
+        if let Some(array) = super::arrays::array_to_term(env, obj)? {
+            return Ok(array);
+        }
     }
     if is_numpy_value(obj) {
         // ndarray.tolist() gives nested lists; a numpy scalar's gives the Python scalar.
@@ -110,11 +128,30 @@ fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>) -> Result<Term<'a>, C
         // itself: no progress, so it is "anything else". The array itself (a 0-d object
         // array holding itself) is data, and meets the depth limit.
         if !plain.is(obj) && plain.get_type().is(obj.get_type()) {
-            return Ok(str_to_binary(env, &obj.str()?)?);
+            return printed(env, obj, opts);
         }
-        return convert(env, &plain);
+        return convert(env, &plain, opts);
+    }
+    printed(env, obj, opts)
+}
+
+/// A value with no Erlang counterpart: its `str()`, or in strict mode the failure
+/// naming its type.
+fn printed<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, opts: ConvOpts) -> Result<Term<'a>, ConvError> {
+    if opts.strict {
+        return Err(ConvError::Unconvertible(type_name(obj)));
     }
     Ok(str_to_binary(env, &obj.str()?)?)
+}
+
+/// `module.QualName` of the value's type; builtins (`object`, `complex`) unqualified.
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    let ty = obj.get_type();
+    let qualname = ty.qualname().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_owned());
+    match ty.module().map(|m| m.to_string()) {
+        Ok(module) if module != "builtins" => format!("{module}.{qualname}"),
+        _ => qualname,
+    }
 }
 
 use pyo3::type_object::PyTypeInfo;
@@ -127,7 +164,7 @@ fn is_numpy_value(obj: &Bound<'_, PyAny>) -> bool {
         && obj.hasattr("tolist").unwrap_or(false)
 }
 
-fn float_to_term(env: Env, v: f64) -> Term {
+pub(super) fn float_to_term(env: Env, v: f64) -> Term {
     if v.is_nan() {
         atoms::nan().encode(env)
     } else if v == f64::INFINITY {
@@ -158,15 +195,15 @@ fn etf_to_term<'a>(env: Env<'a>, etf: &[u8]) -> Result<Term<'a>, ConvError> {
 /// Erlang's largest "flat" map; bigger maps are hash array mapped tries.
 const FLATMAP_MAX_KEYS: usize = 32;
 
-fn dict_to_map<'a>(env: Env<'a>, dict: &Bound<'_, PyDict>) -> Result<Term<'a>, ConvError> {
+fn dict_to_map<'a>(env: Env<'a>, dict: &Bound<'_, PyDict>, opts: ConvOpts) -> Result<Term<'a>, ConvError> {
     // Iterate a snapshot: a __str__ run during conversion may mutate the dict.
     let items = dict.items();
     let mut keys = Vec::with_capacity(items.len());
     let mut values = Vec::with_capacity(items.len());
     for pair in items.iter() {
         let pair = pair.cast::<PyTuple>().map_err(PyErr::from)?;
-        keys.push(convert(env, &pair.get_item(0)?)?);
-        values.push(convert(env, &pair.get_item(1)?)?);
+        keys.push(convert(env, &pair.get_item(0)?, opts)?);
+        values.push(convert(env, &pair.get_item(1)?, opts)?);
     }
     // OTP 25's enif_make_map_from_arrays crashes the VM for more than 32 keys in a
     // process-independent environment (where every reply is built), so there large maps

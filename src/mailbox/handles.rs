@@ -4,7 +4,7 @@
 use super::{Mailbox, Msg, ReqState};
 use pyo3::{Bound, Py, PyAny, Python};
 use rustler::Resource;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A running context: the mailbox NIFs submit to.
 pub struct ContextRes {
@@ -26,7 +26,8 @@ pub struct ReqRes {
 
 /// A Python object held by Erlang (`#{return => ref}`).
 pub struct PyRefRes {
-    object: Option<Py<PyAny>>,
+    /// `None` once released (`py:release/1`): the handle stays a py ref, unusable.
+    object: Mutex<Option<Py<PyAny>>>,
     pub mailbox: Mailbox,
 }
 
@@ -81,18 +82,35 @@ impl Drop for EnvRes {
 
 impl PyRefRes {
     pub fn new(object: Py<PyAny>, mailbox: Mailbox) -> PyRefRes {
-        PyRefRes { object: Some(object), mailbox }
+        PyRefRes { object: Mutex::new(Some(object)), mailbox }
     }
 
+    /// The object, unless the ref was released.
     pub fn object<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
-        self.object.as_ref().map(|o| o.bind(py).clone())
+        self.slot().as_ref().map(|o| o.bind(py).clone())
+    }
+
+    /// Let go of the object now rather than when the last copy of the handle is garbage
+    /// collected; its context drops it under the GIL. Answers whether it was still held.
+    pub fn release(&self) -> bool {
+        let object = self.slot().take();
+        match object {
+            Some(object) => {
+                self.mailbox.control(Msg::DropObject(object));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Py<PyAny>>> {
+        // Nothing panics while the lock is held; a poisoned lock still holds a valid slot.
+        self.object.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Drop for PyRefRes {
     fn drop(&mut self) {
-        if let Some(object) = self.object.take() {
-            self.mailbox.control(Msg::DropObject(object));
-        }
+        self.release();
     }
 }

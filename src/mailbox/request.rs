@@ -17,7 +17,11 @@ use std::time::Duration;
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
-rustler::atoms! { call_nesting_too_deep, async_call, async_gather, stream, stream_eval, stream_start, py_stream, py_stream_finished }
+rustler::atoms! {
+    call_nesting_too_deep, async_call, async_gather, stream, stream_eval, stream_start, py_stream, py_stream_finished,
+    // `ResultOpts`
+    term_ = "term", ref_ = "ref", default, list, binary,
+}
 
 /// A waiting caller's side of one request: who wins between the actor's answer and the
 /// caller's timeout (the `Handoff`), and the gate for messages sent on its behalf.
@@ -93,13 +97,52 @@ pub struct CallSpec<T> {
     pub kwargs: T,
 }
 
+/// How a call's result comes back (`py.erl`'s call options), as `py_request` encodes
+/// them: `false` (the defaults, the common case), `true` (2.3.1's `return => ref`), or
+/// `{Return, Strict, Arrays}` with `Return` `term | ref`, `Strict` `default | true |
+/// false` (`default`: the app env) and `Arrays` `list | binary`.
+#[derive(Clone, Copy, Default, PartialEq, Debug)]
+pub struct ResultOpts {
+    pub return_ref: bool,
+    /// `None`: the app env `strict_conversion` decides.
+    pub strict: Option<bool>,
+    pub arrays: bool,
+}
+
+impl ResultOpts {
+    fn decode(opts: Term) -> Option<ResultOpts> {
+        use rustler::types::atom::{false_, true_};
+        if let Ok(return_ref) = opts.decode::<bool>() {
+            return Some(ResultOpts { return_ref, ..ResultOpts::default() });
+        }
+        let (ret, strict, arrays): (Atom, Atom, Atom) = opts.decode().ok()?;
+        let return_ref = match ret {
+            r if r == ref_() => true,
+            r if r == term_() => false,
+            _ => return None,
+        };
+        let strict = match strict {
+            s if s == default() => None,
+            s if s == true_() => Some(true),
+            s if s == false_() => Some(false),
+            _ => return None,
+        };
+        let arrays = match arrays {
+            a if a == binary() => true,
+            a if a == list() => false,
+            _ => return None,
+        };
+        Some(ResultOpts { return_ref, strict, arrays })
+    }
+}
+
 /// What a request asks for. `T` is how its Erlang terms are kept: `Held` in the request,
 /// `Term` while the actor reads them (`Request::with`). Each variant is one tuple shape
 /// built by `py.erl` / `py_stream.erl`.
 #[derive(Clone, Copy)]
 pub enum Job<T> {
-    /// `{call, Ref, M, F, A, Kw, ReturnRef}`
-    Call { call: CallSpec<T>, return_ref: bool },
+    /// `{call, Ref, M, F, A, Kw, Opts}` (see `ResultOpts`)
+    Call { call: CallSpec<T>, opts: ResultOpts },
     /// `{eval, Ref, Code, Locals}`
     Eval { code: T, locals: T },
     /// `{exec, Ref, Code}`
@@ -131,7 +174,7 @@ impl<T: Copy> CallSpec<T> {
 impl<T: Copy> Job<T> {
     fn map<U>(&self, f: impl Fn(T) -> U) -> Job<U> {
         match *self {
-            Job::Call { call, return_ref } => Job::Call { call: call.map(&f), return_ref },
+            Job::Call { call, opts } => Job::Call { call: call.map(&f), opts },
             Job::Eval { code, locals } => Job::Eval { code: f(code), locals: f(locals) },
             Job::Exec { code } => Job::Exec { code: f(code) },
             Job::CallMethod { object, method, args, kwargs } => {
@@ -167,7 +210,7 @@ impl<'a> Job<Term<'a>> {
         let kind: Atom = kind.decode().ok()?;
         let spec = |f: &[Term<'a>]| CallSpec { module: f[0], function: f[1], args: f[2], kwargs: f[3] };
         let job = match f.len() {
-            5 if kind == atoms::call() => Job::Call { call: spec(f), return_ref: f[4].decode::<bool>().unwrap_or(false) },
+            5 if kind == atoms::call() => Job::Call { call: spec(f), opts: ResultOpts::decode(f[4])? },
             2 if kind == atoms::eval() => Job::Eval { code: f[0], locals: f[1] },
             1 if kind == atoms::exec() => Job::Exec { code: f[0] },
             4 if kind == atoms::call_method() => Job::CallMethod { object: f[0], method: f[1], args: f[2], kwargs: f[3] },
