@@ -6,7 +6,7 @@ VENV   := $(CURDIR)/.venv
 EBIN   := erlang/_build/default/lib/erlang_python/ebin
 export PYTHON
 
-.PHONY: all build deps erlang-tools python-venv test rust-test lint test-all test-matrix demo bench clean
+.PHONY: all build deps erlang-tools python-venv test rust-test elixir-test lint test-all test-matrix demo bench clean
 
 all: build
 
@@ -27,13 +27,19 @@ build: erlang-tools
 
 # SUITES=name1,name2 runs some suites only. The benchmarks run first in --quick mode
 # (tiny counts, every result checked) so they never rot; the suites' summary comes last.
-test: deps build lint rust-test
+test: deps build lint rust-test elixir-test
 	escript bench/run_bench.escript $(CURDIR) --quick
 	escript tests/run_ct.escript $(CURDIR) $(SUITES)
 
 # The Rust unit tests (those that need no BEAM: see Cargo.toml's workspace).
 rust-test:
 	PYO3_PYTHON=$$(command -v $(PYTHON)) cargo test --release
+
+# The ExUnit tests of the Elixir package `Py` (elixir/py), which builds erlang_python as
+# its mix path dependency (the NIF from the same cargo target directory, so no rebuild).
+# Its Python helpers need the standard library only, so not the venv.
+elixir-test: erlang-tools
+	cd elixir/py && mix deps.get && mix test
 
 # Clippy with warnings as errors (every `unsafe` documented, see Cargo.toml), and no
 # cycle between the crate's modules (docs/runtime.md, "Module map").
