@@ -45,7 +45,8 @@
 -type py_ref() :: reference().
 -type pool() :: atom().
 -type code() :: iodata() | unicode:chardata().
--type call_opts() :: #{kwargs => py_kwargs(), timeout => timeout(), return => term | ref}.
+-type call_opts() :: #{kwargs => py_kwargs(), timeout => timeout(), return => term | ref,
+                       error_details => boolean()}.
 %% A SharedDict handle (a NIF resource, which the VM shows as a reference).
 -type shared_dict() :: reference().
 %% A finished span as `get_traces/0' answers it.
@@ -83,8 +84,10 @@ call(Pool, Module, Func, Args) when is_atom(Pool), is_list(Args) ->
 call(Module, Func, Args, Kwargs) ->
     call_routed(pick_for(Module, Func), Module, Func, Args, Kwargs, default_timeout(), false).
 
-%% @doc `call(Ctx, M, F, A, Opts)' with options `kwargs', `timeout' and `return'
-%% (`ref' answers a py ref to the result), `call(Pool, M, F, A, Kwargs)', or
+%% @doc `call(Ctx, M, F, A, Opts)' with options `kwargs', `timeout', `return'
+%% (`ref' answers a py ref to the result) and `error_details' (`true': a Python exception
+%% answers `{error, {Class, Message, Details}}', see docs/api.md; the default is the
+%% application's `error_details', `false' unless set), `call(Pool, M, F, A, Kwargs)', or
 %% `call(M, F, A, Kwargs, Timeout)'.
 -spec call(pid(), py_module(), py_func(), py_args(), call_opts()) -> py_result();
           (pool(), py_module(), py_func(), py_args(), py_kwargs()) -> py_result();
@@ -93,20 +96,26 @@ call(Ctx, Module, Func, Args, Opts) when is_pid(Ctx), is_map(Opts) ->
     call_routed(by_pid(Ctx), Module, Func, Args,
                 maps:get(kwargs, Opts, #{}),
                 maps:get(timeout, Opts, default_timeout()),
-                maps:get(return, Opts, term) =:= ref);
+                maps:get(return, Opts, term) =:= ref,
+                maps:get(error_details, Opts, default));
 call(Pool, Module, Func, Args, Kwargs) when is_atom(Pool), is_list(Args), is_map(Kwargs) ->
     call_routed(pool(Pool), Module, Func, Args, Kwargs, default_timeout(), false);
 call(Module, Func, Args, Kwargs, Timeout) ->
     call_routed(pick_for(Module, Func), Module, Func, Args, Kwargs, Timeout, false).
 
-call_routed({ok, Entry}, Module, Func, Args, Kwargs, Timeout, ReturnRef)
-  when is_map(Kwargs), ?is_timeout(Timeout) ->
-    py_request:call(Entry, Module, Func, Args, Kwargs, ReturnRef, Timeout);
-call_routed({ok, _}, _Module, _Func, _Args, Kwargs, _Timeout, _) when not is_map(Kwargs) ->
+call_routed(Routed, Module, Func, Args, Kwargs, Timeout, ReturnRef) ->
+    call_routed(Routed, Module, Func, Args, Kwargs, Timeout, ReturnRef, default).
+
+call_routed({ok, Entry}, Module, Func, Args, Kwargs, Timeout, ReturnRef, Details)
+  when is_map(Kwargs), ?is_timeout(Timeout), (is_boolean(Details) orelse Details =:= default) ->
+    py_request:call(Entry, Module, Func, Args, Kwargs, ReturnRef, Details, Timeout);
+call_routed({ok, _}, _Module, _Func, _Args, Kwargs, _Timeout, _, _) when not is_map(Kwargs) ->
     {error, {badarg, kwargs}};
-call_routed({ok, _}, _Module, _Func, _Args, _Kwargs, _Timeout, _) ->
+call_routed({ok, _}, _Module, _Func, _Args, _Kwargs, Timeout, _, _) when not ?is_timeout(Timeout) ->
     {error, {badarg, timeout}};
-call_routed(Error, _, _, _, _, _, _) ->
+call_routed({ok, _}, _Module, _Func, _Args, _Kwargs, _Timeout, _, _) ->
+    {error, {badarg, error_details}};
+call_routed(Error, _, _, _, _, _, _, _) ->
     Error.
 
 %%% ---------------------------------------------------------------------------
