@@ -477,7 +477,7 @@ impl Actor {
         });
         let outer_caller = set_current_caller(Some(req.caller));
         let outer_req = self.shared.running_req.swap(req.id(), Ordering::AcqRel);
-        let result = req.with(|env, job| req.hold(self.executor.run(py, env, job, env_id, |job| Site::of(&req, job))));
+        let result = req.with(|env, job| req.hold(self.executor.run(py, env, job, env_id, |job| Site::of(req, job))));
         self.shared.running_req.store(outer_req, Ordering::Release);
         set_current_caller(outer_caller);
         self.current.borrow_mut().pop();
