@@ -19,6 +19,7 @@ rustler::atoms! {
     py_context_exited,
     py_output,
     py_traceback,
+    error_details,
     py_callback,
     py_log,
     context_crashed,

@@ -4,13 +4,13 @@
 use crate::mailbox::request::{CallSpec, Job, ResultOpts};
 use crate::mailbox::Mailbox;
 use crate::atoms;
-use crate::convert::{bounded_atom, py_to_term_with, term_to_py, term_to_py_str, ConvError, ConvOpts};
-use crate::output::send_to_output_handler;
+use crate::convert::{py_to_term_with, term_to_py, term_to_py_str, ConvError, ConvOpts};
+use crate::py_errors::{exception_to_term, Site};
 use crate::mailbox::handles::PyRefRes;
 use pyo3::exceptions::{PyNameError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCode, PyDict, PyModule, PyString, PyTuple};
-use pyo3::{ffi, IntoPyObjectExt};
+use pyo3::ffi;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term, TermType};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -25,13 +25,6 @@ use locals_eval::LocalsCode;
 
 /// Compiled code is cached per context, keyed by source text and mode.
 const CODE_CACHE_LIMIT: usize = 1024;
-/// Longest message text of an `{error, {Class, Message}}`, in characters. A message that
-/// embeds another (an `ErlangError` whose Erlang reason holds the error of a nested call)
-/// would otherwise grow with every re-entrant level.
-pub const MESSAGE_MAX_CHARS: usize = 16 * 1024;
-/// The logged traceback keeps the frames nearest the raise, and at most this much text.
-const TRACEBACK_MAX_FRAMES: isize = 64;
-const TRACEBACK_MAX_CHARS: usize = 64 * 1024;
 
 pub enum Failure {
     Python(PyErr),
@@ -95,10 +88,10 @@ impl Executor {
 
     /// Run a synchronous job and give its result term: `{ok, Value}`, `ok` or
     /// `{error, Reason}`.
-    pub fn run<'a>(&self, py: Python<'_>, env: Env<'a>, job: Job<Term<'a>>, env_id: u64) -> Term<'a> {
+    pub fn run<'a>(&self, py: Python<'_>, env: Env<'a>, job: Job<Term<'a>>, env_id: u64, site: impl FnOnce(&Job<Term<'a>>) -> Site) -> Term<'a> {
         match self.dispatch(py, env, job, env_id) {
             Ok(term) => term,
-            Err(failure) => failure_to_term(py, env, failure),
+            Err(failure) => failure_to_term(py, env, failure, &site(&job)),
         }
     }
 
@@ -382,11 +375,13 @@ pub fn ok_tuple<'a>(env: Env<'a>, value: Term<'a>) -> Term<'a> {
     (atoms::ok(), value).encode(env)
 }
 
-pub fn failure_to_term<'a>(py: Python<'_>, env: Env<'a>, failure: Failure) -> Term<'a> {
+/// `{error, Reason}` for a failed job; a Python exception's reason is made (and its
+/// traceback logged) by `py_errors`, knowing where it happened from `site`.
+pub fn failure_to_term<'a>(py: Python<'_>, env: Env<'a>, failure: Failure, site: &Site) -> Term<'a> {
     let reason = match failure {
         // `From<ConvError>` makes Python errors `Failure::Python`; the second shape is for
         // a `Failure::Conv` built by hand.
-        Failure::Python(err) | Failure::Conv(ConvError::Python(err)) => exception_to_term(py, env, &err),
+        Failure::Python(err) | Failure::Conv(ConvError::Python(err)) => exception_to_term(py, env, &err, site),
         Failure::Conv(ConvError::Unsupported(raw)) => {
             // SAFETY: every caller encodes the failure in the environment whose terms were
             // being converted (a request's own, while it is held): `raw` is a term of it.
@@ -398,65 +393,4 @@ pub fn failure_to_term<'a>(py: Python<'_>, env: Env<'a>, failure: Failure) -> Te
         Failure::BadArg(what) => (atoms::badarg(), rustler::types::atom::Atom::from_str(env, what).unwrap()).encode(env),
     };
     (atoms::error(), reason).encode(env)
-}
-
-/// `{ClassName, Message}`: the class as a (bounded) atom, `str(exc)` as a Unicode charlist
-/// of at most `MESSAGE_MAX_CHARS` characters. The traceback goes to the Erlang logger at
-/// debug level.
-pub fn exception_to_term<'a>(py: Python<'_>, env: Env<'a>, err: &PyErr) -> Term<'a> {
-    let class = err
-        .get_type(py)
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "Exception".to_string());
-    let message = err
-        .value(py)
-        .str()
-        .or_else(|_| message_arg(err.value(py)))
-        .and_then(|s| cut_text(&s, MESSAGE_MAX_CHARS))
-        .unwrap_or_default();
-    log_traceback(py, err);
-    let chars: Vec<u32> = message.chars().map(|c| c as u32).collect();
-    (bounded_atom(env, &class), chars).encode(env)
-}
-
-/// The text an exception was raised with, read without calling `str()`: from CPython
-/// 3.12 on, past the C recursion limit (a deep `erlang.call` chain) `str(exc)` fails with
-/// a `RecursionError` of its own, and the message would be lost.
-fn message_arg<'py>(exc: &Bound<'py, pyo3::exceptions::PyBaseException>) -> PyResult<Bound<'py, PyString>> {
-    let args = exc.getattr(pyo3::intern!(exc.py(), "args"))?;
-    Ok(args.cast::<PyTuple>()?.get_item(0)?.cast_into::<PyString>()?)
-}
-
-/// `text` when it has at most `max` characters; else its start and a note of the cut,
-/// `max` characters in all. Only the kept part is copied out of Python.
-fn cut_text(text: &Bound<'_, PyString>, max: usize) -> PyResult<String> {
-    let len = text.len()?;
-    if len <= max {
-        return Ok(text.to_string_lossy().into_owned());
-    }
-    let note = format!("... ({len} characters, cut)");
-    let keep = max.saturating_sub(note.chars().count());
-    let head = text.get_item(pyo3::types::PySlice::new(text.py(), 0, keep as isize, 1))?;
-    Ok(head.cast::<PyString>()?.to_string_lossy().into_owned() + &note)
-}
-
-fn log_traceback(py: Python<'_>, err: &PyErr) {
-    let kwargs = PyDict::new(py);
-    let text = kwargs
-        .set_item("limit", -TRACEBACK_MAX_FRAMES)
-        .and_then(|_| py.import("traceback"))
-        // The traceback is passed on its own: before Python 3.12 a fetched error keeps it
-        // apart from the value, whose `__traceback__` may still be unset.
-        .and_then(|tb| {
-            let args = (err.get_type(py), err.value(py), err.traceback(py));
-            tb.getattr("format_exception")?.call(args, Some(&kwargs))
-        })
-        .and_then(|lines| "".into_bound_py_any(py)?.call_method1("join", (lines,)))
-        .and_then(|s| cut_text(s.cast::<PyString>()?, TRACEBACK_MAX_CHARS));
-    if let Ok(text) = text {
-        send_to_output_handler(|e, who| {
-            (atoms::py_traceback(), who, crate::convert::py_bytes_to_binary(e, text.as_bytes())).encode(e)
-        });
-    }
 }

@@ -62,7 +62,7 @@ chained_calls_in_thread(_) ->
 
 error_in_one_thread_only(_) ->
     ?assertEqual({ok, [{<<"ok">>, 0}, {<<"ok">>, 10},
-                       {<<"error">>, {<<"bad">>, 2}, <<"{bad,2} (in py_compat_threads_SUITE:fail_fun/1)">>},
+                       {<<"error">>, {bad, 2}, <<"{bad,2} (in py_compat_threads_SUITE:fail_fun/1)">>},
                        {<<"ok">>, 30}]},
                  py:call(?H, error_in_one_thread, [])).
 
@@ -135,11 +135,11 @@ other_functions_from_thread(_) ->
     ok = py:disable_tracing().
 
 async_call_in_asyncio_run(_) ->
-    ?assertEqual({ok, [[0, 10, 20, 30, 40], {<<"error">>, {<<"bad">>, 7}}]},
+    ?assertEqual({ok, [[0, 10, 20, 30, 40], {<<"error">>, {bad, 7}}]},
                  py:call(?H, async_in_asyncio_run, [5])).
 
 async_call_in_thread_loop(_) ->
-    ?assertEqual({ok, [[0, 10, 20, 30, 40], {<<"error">>, {<<"bad">>, 7}}]},
+    ?assertEqual({ok, [[0, 10, 20, 30, 40], {<<"error">>, {bad, 7}}]},
                  py:call(?H, async_in_thread_loop, [5])).
 
 async_call_without_loop_in_thread(_) ->

@@ -265,7 +265,7 @@ big_exit_body() ->
     ?assert(Us < 1000000),
     ?assert(Growth < 100 * 1024),
     %% The reason itself crosses whole.
-    {ok, [<<"ErlangError">>, _, {<<"exit">>, Bin}]} =
+    {ok, [<<"ErlangError">>, _, {exit, Bin}]} =
         py:call(?H, erlang_error_of, [<<"harden_big_exit">>]),
     ?assertEqual(4 bsl 20, byte_size(Bin)),
     {Us2, {ok, [<<"ErlangError">>, Len2, <<"{exit,[1,">>]}} =
@@ -334,7 +334,9 @@ log(Event, #{config := #{pid := Pid}}) ->
 
 logged_traceback() ->
     receive
-        {logged, #{msg := {_, [_Caller, Text]}}} when is_binary(Text) ->
+        %% The traceback is the event's last argument.
+        {logged, #{msg := {"Python exception" ++ _, [_ | _] = Args}}} ->
+            Text = lists:last(Args),
             case binary:match(Text, <<"tb-marker">>) of
                 nomatch -> logged_traceback();
                 _ -> Text
@@ -370,15 +372,15 @@ fun_in_reason_is_erlang_error(_Config) ->
     ok = py:register_function(harden_fun_reason, ?MODULE, fun_reason_fun),
     ok = py:register_function(harden_improper_reason, ?MODULE, improper_reason_fun),
     ok = py:register_function(harden_port_reason, ?MODULE, port_reason_fun),
-    {ok, [<<"ErlangError">>, _, {<<"bad">>, <<"#Fun<", _/binary>>, 1}]} =
+    {ok, [<<"ErlangError">>, _, {bad, <<"#Fun<", _/binary>>, 1}]} =
         py:call(?H, erlang_error_of, [<<"harden_fun_reason">>]),
-    ?assertMatch({ok, [<<"ErlangError">>, _, {<<"bad">>, <<"[1|2]">>, [<<"x">>]}]},
+    ?assertMatch({ok, [<<"ErlangError">>, _, {bad, <<"[1|2]">>, [x]}]},
                  py:call(?H, erlang_error_of, [<<"harden_improper_reason">>])),
-    {ok, [<<"ErlangError">>, _, {<<"bad">>, <<"#Port<", _/binary>>}]} =
+    {ok, [<<"ErlangError">>, _, {bad, <<"#Port<", _/binary>>}]} =
         py:call(?H, erlang_error_of, [<<"harden_port_reason">>]),
     %% The same through `erlang.async_call'.
     Ref = py:async_call(?H, async_erlang_error_of, [<<"harden_fun_reason">>]),
-    {ok, [<<"ErlangError">>, {<<"bad">>, <<"#Fun<", _/binary>>, 1}]} = py:async_await(Ref, 10000),
+    {ok, [<<"ErlangError">>, {bad, <<"#Fun<", _/binary>>, 1}]} = py:async_await(Ref, 10000),
     assert_context_works().
 
 nul_in_names_is_badarg(_Config) ->

@@ -13,6 +13,8 @@ start(_Type, _Args) ->
             %% Shared state lives with the application, like an ETS table would.
             ok = py_nif:state_clear(),
             persistent_term:put({py, default_timeout}, env(default_timeout, 30000)),
+            %% Whether Python exceptions answer their details (`py_request').
+            persistent_term:put({py, error_details}, env(error_details, false) =:= true),
             erlang_python_sup:start_link();
         {error, Reason} -> {error, {python_init_failed, Reason}}
     end.

@@ -48,9 +48,11 @@
 %% Call options (docs/api.md, "Call options"): `return => ref' answers a py ref instead of
 %% a term; `strict => true' refuses values with no Erlang counterpart (default: the app
 %% env `strict_conversion'); `arrays => binary' answers numeric arrays as
-%% `{py_array, DType, Shape, Binary}'.
+%% `{py_array, DType, Shape, Binary}'; `error_details => true' answers a Python exception
+%% as `{error, {Class, Message, Details}}' (default: the app env `error_details').
 -type call_opts() :: #{kwargs => py_kwargs(), timeout => timeout(), return => term | ref,
-                       strict => boolean(), arrays => list | binary}.
+                       strict => boolean(), arrays => list | binary,
+                       error_details => boolean()}.
 %% The options as `py_request' hands them to the NIF: `false' (all defaults: the common
 %% case, cheapest to build and decode), `true' (`return => ref' alone, 2.3.1's encoding),
 %% or `{Return, Strict, Arrays}'.
@@ -93,9 +95,9 @@ call(Module, Func, Args, Kwargs) ->
     call_routed(pick_for(Module, Func), Module, Func, Args, Kwargs, default_timeout(), false).
 
 %% @doc `call(Ctx, M, F, A, Opts)' with options `kwargs', `timeout', `return' (`ref'
-%% answers a py ref to the result), `strict' and `arrays' (see `call_opts()'),
-%% `call(Pool, M, F, A, Kwargs)', `call(M, F, A, Kwargs, Opts)' with the same options
-%% (the default context), or `call(M, F, A, Kwargs, Timeout)'.
+%% answers a py ref to the result), `strict', `arrays' and `error_details' (see
+%% `call_opts()' and docs/api.md), `call(Pool, M, F, A, Kwargs)', `call(M, F, A, Kwargs,
+%% Opts)' with the same options (the default context), or `call(M, F, A, Kwargs, Timeout)'.
 -spec call(pid(), py_module(), py_func(), py_args(), call_opts()) -> py_result();
           (pool(), py_module(), py_func(), py_args(), py_kwargs()) -> py_result();
           (py_module(), py_func(), py_args(), py_kwargs(), call_opts()) -> py_result();
@@ -123,7 +125,8 @@ call_opts(Routed, Module, Func, Args, Kwargs, Opts) ->
     case result_opts(Opts) of
         {ok, ResultOpts} ->
             call_routed(Routed, Module, Func, Args, Kwargs,
-                        maps:get(timeout, Opts, default_timeout()), ResultOpts);
+                        maps:get(timeout, Opts, default_timeout()), ResultOpts,
+                        maps:get(error_details, Opts, default));
         Error ->
             Error
     end.
@@ -145,14 +148,19 @@ result_opts(Opts) ->
         true -> {ok, {Return, Strict, Arrays}}
     end.
 
-call_routed({ok, Entry}, Module, Func, Args, Kwargs, Timeout, ResultOpts)
-  when is_map(Kwargs), ?is_timeout(Timeout) ->
-    py_request:call(Entry, Module, Func, Args, Kwargs, ResultOpts, Timeout);
-call_routed({ok, _}, _Module, _Func, _Args, Kwargs, _Timeout, _) when not is_map(Kwargs) ->
+call_routed(Routed, Module, Func, Args, Kwargs, Timeout, ResultOpts) ->
+    call_routed(Routed, Module, Func, Args, Kwargs, Timeout, ResultOpts, default).
+
+call_routed({ok, Entry}, Module, Func, Args, Kwargs, Timeout, ResultOpts, Details)
+  when is_map(Kwargs), ?is_timeout(Timeout), (is_boolean(Details) orelse Details =:= default) ->
+    py_request:call(Entry, Module, Func, Args, Kwargs, ResultOpts, Details, Timeout);
+call_routed({ok, _}, _Module, _Func, _Args, Kwargs, _Timeout, _, _) when not is_map(Kwargs) ->
     {error, {badarg, kwargs}};
-call_routed({ok, _}, _Module, _Func, _Args, _Kwargs, _Timeout, _) ->
+call_routed({ok, _}, _Module, _Func, _Args, _Kwargs, Timeout, _, _) when not ?is_timeout(Timeout) ->
     {error, {badarg, timeout}};
-call_routed(Error, _, _, _, _, _, _) ->
+call_routed({ok, _}, _Module, _Func, _Args, _Kwargs, _Timeout, _, _) ->
+    {error, {badarg, error_details}};
+call_routed(Error, _, _, _, _, _, _, _) ->
     Error.
 
 %%% ---------------------------------------------------------------------------

@@ -121,12 +121,43 @@ apply_target(Fun, Args) -> Fun(Args).
 %% The reason goes to Python whole (`reason'); `Text' is bounded (`?TEXT_DEPTH',
 %% `?TEXT_CHARS') plus the frame that failed.
 -spec failure(term(), error | exit | throw, [tuple()]) -> {error, term(), binary()}.
+failure(#{'__struct__' := Module, '__exception__' := true} = Exception, error, _Stack)
+  when is_atom(Module) ->
+    %% An Elixir exception reads as its message (`Exception.message/1'), not as a dump of
+    %% the struct, which stays whole in `reason'.
+    {error, Exception, string:slice(exception_message(Module, Exception), 0, ?TEXT_CHARS)};
 failure(Reason, Class, Stack) ->
     Printed = io_lib:format("~tP", [Reason, ?TEXT_DEPTH], [{chars_limit, ?TEXT_CHARS}]),
     %% `chars_limit' is a soft limit: the cut makes it exact.
     Cut = string:slice(Printed, 0, ?TEXT_CHARS),
     Text = unicode:characters_to_binary([Cut | frame(Class, Stack)]),
     {error, Reason, Text}.
+
+%% `Module:message(Exception)' as Elixir's `Exception.message/1' calls it; when that fails
+%% or answers no text, the `message' field, else the struct as printed.
+-spec exception_message(module(), map()) -> unicode:unicode_binary().
+exception_message(Module, Exception) ->
+    try Module:message(Exception) of
+        Message when is_binary(Message) -> valid_text(Message, Exception);
+        _ -> message_field(Exception)
+    catch
+        _:_ -> message_field(Exception)
+    end.
+
+message_field(#{message := Message} = Exception) when is_binary(Message) ->
+    valid_text(Message, Exception);
+message_field(Exception) ->
+    printed(Exception).
+
+valid_text(Message, Exception) ->
+    case unicode:characters_to_binary(Message) of
+        Message -> Message;
+        _ -> printed(Exception)
+    end.
+
+printed(Exception) ->
+    Printed = io_lib:format("~tP", [Exception, ?TEXT_DEPTH], [{chars_limit, ?TEXT_CHARS}]),
+    unicode:characters_to_binary(Printed).
 
 %% Where it failed: ` (in M:F/Arity)'. Printed with `~w' so that a module name holding
 %% odd characters costs no more than its length.

@@ -1,7 +1,9 @@
 %%% @doc Forwards what Python writes to `sys.stdout' and `sys.stderr' to the group leader
 %%% of the Erlang process whose request wrote it (the VM's `user' otherwise), and Python
-%%% tracebacks of failed calls to `logger' at debug level, and Python `logging' records
-%%% (see `py:configure_logging/0,1') to `logger' at their level.
+%%% tracebacks of failed calls to `logger' at debug level (with metadata: the caller as
+%%% `pid', `context', `request' kind, `python_module', `python_function', `python_class'),
+%%% and Python `logging' records (see `py:configure_logging/0,1') to `logger' at their
+%%% level.
 %%%
 %%% Output is sent as asynchronous io requests, so a slow group leader never blocks this
 %%% process or Python. What is in flight is bounded per group leader: at most
@@ -88,14 +90,42 @@ handle_info(report_drops, S) ->
     {noreply, warn(S)};
 handle_info({py_log, Caller, {Level, Logger, Module, Function, Line, Message}}, State) ->
     logger:log(erlang_level(Level), "~ts", [Message],
-               #{domain => [python], python_logger => Logger, python_module => Module,
-                 python_function => Function, python_line => Line, caller => Caller}),
+               with_pid(Caller, #{domain => [python], python_logger => Logger,
+                                  python_module => Module, python_function => Function,
+                                  python_line => Line, caller => Caller})),
+    {noreply, State};
+handle_info({py_traceback, Caller, Text, Meta}, State) when is_map(Meta) ->
+    traceback(Caller, Text, Meta),
     {noreply, State};
 handle_info({py_traceback, Caller, Text}, State) ->
-    ?LOG_DEBUG("Python exception in a call from ~p:~n~ts", [Caller, Text]),
+    traceback(Caller, Text, #{}),
     {noreply, State};
 handle_info(_Info, State) ->
     {noreply, State}.
+
+%% The traceback of a failed request at debug level. `Meta' says where it happened
+%% (`request' kind, Python `module' and `function', the `context' process, the
+%% module-qualified `class'); the metadata's `pid' is the caller, not this process.
+traceback(Caller, Text, Meta) ->
+    Request = maps:get(request, Meta, undefined),
+    Where = case Meta of
+                #{module := M, function := F} when is_binary(M), is_binary(F) ->
+                    [" ", M, ".", F];
+                #{function := F} when is_binary(F) -> [" ", F];
+                _ -> ""
+            end,
+    logger:log(debug, "Python exception in ~tp~ts from ~tp:~n~ts", [Request, Where, Caller, Text],
+               %% No `domain': OTP's default handler drops events of domains outside
+               %% `[otp]', and these were always shown by it.
+               with_pid(Caller, #{caller => Caller, request => Request,
+                                  python_module => maps:get(module, Meta, undefined),
+                                  python_function => maps:get(function, Meta, undefined),
+                                  python_class => maps:get(class, Meta, undefined),
+                                  context => maps:get(context, Meta, undefined)})).
+
+%% Logger metadata of an event on behalf of `Caller': its `pid' when there is one.
+with_pid(Caller, Meta) when is_pid(Caller) -> Meta#{pid => Caller};
+with_pid(_, Meta) -> Meta.
 
 output(Caller, Text, S) ->
     Cost = byte_size(Text) + ?REQUEST_COST,

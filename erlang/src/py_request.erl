@@ -19,7 +19,7 @@
 %%% `receive' skip every message that was queued before the reference was made.
 -module(py_request).
 
--export([call/7, eval/4, exec/3, async_gather/3, stream/6, stream_eval/4,
+-export([call/7, call/8, eval/4, exec/3, async_gather/3, stream/6, stream_eval/4,
          call_method/4, getattr/3, to_term/2,
          cast/5, spawn_call/5, async_call/5, await/2,
          stream_start/6, grant/2, cancel/1]).
@@ -30,7 +30,11 @@
 %% so that a routing error becomes their reply).
 -type routed() :: {ok, entry()} | {error, term()}.
 -type result() :: term().
--export_type([routed/0]).
+%% Whether a Python exception answers `{error, {Class, Message, Details}}' (`true') or
+%% 2.3.1's `{error, {Class, Message}}' (`false'); `default' follows the application's
+%% `error_details' (read at application start).
+-type details() :: boolean() | default.
+-export_type([routed/0, details/0]).
 
 %%% ---------------------------------------------------------------------------
 %%% Synchronous requests on a context
@@ -39,10 +43,16 @@
 %% (`false' for the defaults, see `py:result_opts/1').
 -spec call(entry(), py:py_module(), py:py_func(), py:py_args(), py:py_kwargs(),
            py:result_opts(), timeout()) -> result().
-call({_, Ctx, _} = Entry, Module, Func, Args, Kwargs, ResultOpts, Timeout) ->
+call(Entry, Module, Func, Args, Kwargs, ResultOpts, Timeout) ->
+    call(Entry, Module, Func, Args, Kwargs, ResultOpts, default, Timeout).
+
+%% @doc `call/7' with the error shape chosen by `Details'.
+-spec call(entry(), py:py_module(), py:py_func(), py:py_args(), py:py_kwargs(),
+           py:result_opts(), details(), timeout()) -> result().
+call({_, Ctx, _} = Entry, Module, Func, Args, Kwargs, ResultOpts, Details, Timeout) ->
     Ref = make_ref(),
     sync(Ctx, py_context_router:local_env(Entry), Ref,
-         {call, Ref, Module, Func, Args, Kwargs, ResultOpts}, Timeout).
+         {call, Ref, Module, Func, Args, Kwargs, ResultOpts}, Details, Timeout).
 
 %% @doc Evaluate the expression `Source' with `Locals' (see `py:eval/2').
 -spec eval(entry(), binary(), map(), timeout()) -> result().
@@ -116,7 +126,8 @@ cast({_, Ctx, _} = Entry, Module, Func, Args, Kwargs) ->
 spawn_call({ok, {_, Ctx, _} = Entry}, Module, Func, Args, Kwargs) ->
     Ref = make_ref(),
     detached(Ref, py_nif:submit(Ctx, py_context_router:local_env(Entry),
-                                {call, Ref, Module, Func, Args, Kwargs, false}, false));
+                                with_details({call, Ref, Module, Func, Args, Kwargs, false},
+                                             default), false));
 spawn_call({error, _} = Error, _Module, _Func, _Args, _Kwargs) ->
     detached(make_ref(), Error).
 
@@ -127,7 +138,8 @@ spawn_call({error, _} = Error, _Module, _Func, _Args, _Kwargs) ->
 async_call({ok, {_, Ctx, _} = Entry}, Module, Func, Args, Kwargs) ->
     Ref = make_ref(),
     detached(Ref, py_nif:submit(Ctx, py_context_router:local_env(Entry),
-                                {async_call, Ref, Module, Func, Args, Kwargs}, false));
+                                with_details({async_call, Ref, Module, Func, Args, Kwargs},
+                                             default), false));
 async_call({error, _} = Error, _Module, _Func, _Args, _Kwargs) ->
     detached(make_ref(), Error).
 
@@ -143,13 +155,24 @@ detached(Ref, Failed) ->
 
 %% @doc The reply of a detached request started by this process. On timeout the request
 %% is cancelled and `{error, timeout}' answered, unless its reply was already on the way.
+%% A reference this process has no request under (never a request's, started by another
+%% process, or already awaited) answers `{error, not_a_request}' at once.
 -spec await(reference(), timeout()) -> result().
 await(Ref, Timeout) ->
-    Handle = erase({'$py_spawned', Ref}),
-    receive
-        {py_reply, Ref, Result} -> Result
-    after Timeout ->
-        give_up(Ref, Handle)
+    case erase({'$py_spawned', Ref}) of
+        undefined ->
+            %% A request that failed at submission has its reply queued already.
+            receive
+                {py_reply, Ref, Result} -> Result
+            after 0 ->
+                {error, not_a_request}
+            end;
+        Handle ->
+            receive
+                {py_reply, Ref, Result} -> Result
+            after Timeout ->
+                give_up(Ref, Handle)
+            end
     end.
 
 %%% ---------------------------------------------------------------------------
@@ -162,7 +185,8 @@ await(Ref, Timeout) ->
                    pid(), pos_integer()) -> {ok, py_nif:handle()} | {error, term()}.
 stream_start({_, Ctx, _}, Env, Ref, {Module, Func, Args, Kwargs}, Owner, Window) ->
     py_nif:submit(Ctx, Env,
-                  {stream_start, Ref, Module, Func, Args, Kwargs, Owner, self(), Window}, false).
+                  with_details({stream_start, Ref, Module, Func, Args, Kwargs, Owner, self(),
+                                Window}, default), false).
 
 %% @doc Let the stream behind `Handle' produce `Items' more.
 -spec grant(py_nif:handle(), pos_integer()) -> ok.
@@ -179,6 +203,10 @@ cancel(Handle) ->
 %%% Submit and wait
 
 sync(Target, Env, Ref, Request, Timeout) ->
+    sync(Target, Env, Ref, Request, default, Timeout).
+
+sync(Target, Env, Ref, Request0, Details, Timeout) ->
+    Request = with_details(Request0, Details),
     case submit_waiting(Target, Env, Request, Timeout) of
         {reply, Result} ->
             Result;
@@ -189,6 +217,13 @@ sync(Target, Env, Ref, Request, Timeout) ->
         {error, _} = Error ->
             Error
     end.
+
+%% A request asking for the details of a Python exception comes wrapped (the NIF unwraps
+%% it).
+-compile({inline, [with_details/2]}).
+with_details(Request, default) -> with_details(Request, persistent_term:get({py, error_details}, false));
+with_details(Request, true) -> {error_details, Request};
+with_details(Request, false) -> Request.
 
 %% A zero timeout must not wait at all, not even for the NIF's short poll.
 submit_waiting(Target, Env, Request, 0) ->

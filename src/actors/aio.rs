@@ -11,6 +11,7 @@ use crate::mailbox::request::{Answer, CallSpec, Job as RequestJob};
 use crate::mailbox::Request;
 use crate::atoms;
 use crate::execute::{failure_to_term, ok_tuple, Failure};
+use crate::py_errors::Site;
 use crate::msg_env::{Held, MsgEnv};
 use crate::mailbox::handles::WorkWatch;
 use rustler::{Monitor, ResourceArc};
@@ -289,7 +290,8 @@ pub fn start(actor: &Actor, py: Python<'_>, req: Request) {
         }
         Ok(Started::Stream { value, owner, controller, credit }) => actor.start_stream(py, req, value, owner, controller, credit),
         Err((failure, Some((owner, controller)))) => {
-            req.end_stream(&owner, &controller, |env| failure_to_term(py, env, failure));
+            let site = site_of(&req);
+            req.end_stream(&owner, &controller, |env| failure_to_term(py, env, failure, &site));
         }
         Err((failure, None)) => reply(py, req, Err(failure)),
     }
@@ -409,7 +411,10 @@ impl Actor {
                     self.queue_step(py, id);
                 }
             }
-            Err(e) => req.end_stream(&owner, &controller, |env| failure_to_term(py, env, Failure::Python(e))),
+            Err(e) => {
+                let site = site_of(&req);
+                req.end_stream(&owner, &controller, |env| failure_to_term(py, env, Failure::Python(e), &site))
+            }
         }
     }
 
@@ -547,15 +552,20 @@ fn task_outcome<'py>(task: &Bound<'py, PyAny>) -> Result<Bound<'py, PyAny>, Fail
     task.call_method0("result").map_err(Failure::Python)
 }
 
+/// Where a failure of `req` happened, for its error term and log event.
+fn site_of(req: &Request) -> Site {
+    req.with(|_, job| Site::of(req, &job))
+}
+
 /// Answer `{ok, V}` or `{error, R}` (see `Request::reply`).
 fn reply(py: Python<'_>, req: Request, outcome: Result<Bound<'_, PyAny>, Failure>) {
     if req.reply.is_none() {
         return;
     }
-    let result = req.with(|env, _| {
+    let result = req.with(|env, job| {
         let result = match outcome.and_then(|v| crate::execute::result_to_term(env, &v).map_err(Failure::from)) {
             Ok(term) => ok_tuple(env, term),
-            Err(failure) => failure_to_term(py, env, failure),
+            Err(failure) => failure_to_term(py, env, failure, &Site::of(&req, &job)),
         };
         req.hold(result)
     });
@@ -569,10 +579,12 @@ enum Ending {
 }
 
 fn finish_stream_as(py: Python<'_>, s: Stream, ending: Ending) {
-    s.req.end_stream(&s.owner, &s.controller, |env| match ending {
-        Ending::Done => done().encode(env),
-        Ending::Cancelled => (atoms::error(), atoms::cancelled()).encode(env),
-        Ending::Error(failure) => failure_to_term(py, env, failure),
+    let site = matches!(ending, Ending::Error(_)).then(|| site_of(&s.req));
+    s.req.end_stream(&s.owner, &s.controller, |env| match (ending, site) {
+        (Ending::Done, _) => done().encode(env),
+        (Ending::Cancelled, _) => (atoms::error(), atoms::cancelled()).encode(env),
+        (Ending::Error(failure), Some(site)) => failure_to_term(py, env, failure, &site),
+        (Ending::Error(_), None) => unreachable!("an error ending has its site"),
     });
 }
 

@@ -8,7 +8,7 @@
 use super::context::{current_actor, Actor, CallbackWait};
 use crate::mailbox::request::CallbackOutcome;
 use crate::atoms;
-use crate::convert::{conv_to_py, py_to_term, remaining_stack, term_to_py, term_to_py_printing_unsupported};
+use crate::convert::{conv_to_py, py_to_term, remaining_stack, term_to_py, error_reason_to_py};
 use crate::pytypes::{ErlangError, Interrupted, ProcessError};
 use crate::msg_env::{MsgEnv, OwnedTerm};
 use crate::mailbox::handles::{CallerWatch, ContextRes};
@@ -333,8 +333,10 @@ pub fn resolve_future(py: Python<'_>, future: &Bound<'_, PyAny>, answer: &OwnedT
 }
 
 /// `{ok, Value}` becomes the value; `{error, Reason, Text}` raises `erlang.ErlangError`
-/// whatever the reason holds: a fun, port or other term Python has no counterpart for is
-/// replaced by its printed text in `reason`, so the failure stays an `ErlangError`.
+/// with `Text` as its message (`py_callbacks` makes it: an Elixir exception's own message,
+/// or the formatted reason) and `Reason` in `reason`, whatever it holds: atoms stay
+/// `erlang.Atom`, and a fun, port or other term Python has no counterpart for is replaced
+/// by its printed text, so the failure stays an `ErlangError` (`convert::error_reason_to_py`).
 pub(super) fn answer_to_py(py: Python<'_>, answer: Term) -> PyResult<Py<PyAny>> {
     let fields = get_tuple(answer).map_err(|_| PyTypeError::new_err("malformed Erlang answer"))?;
     match fields.as_slice() {
@@ -342,7 +344,7 @@ pub(super) fn answer_to_py(py: Python<'_>, answer: Term) -> PyResult<Py<PyAny>> 
             Ok(term_to_py(py, *value).map_err(conv_to_py)?.unbind())
         }
         [_, reason, text] => {
-            let reason = term_to_py_printing_unsupported(py, *reason).map_err(conv_to_py)?;
+            let reason = error_reason_to_py(py, *reason).map_err(conv_to_py)?;
             let text = crate::convert::term_to_py_str(*text).unwrap_or_default();
             let exc = py.get_type::<ErlangError>().call1((text,))?;
             exc.setattr("reason", reason)?;

@@ -14,6 +14,7 @@ use crate::atoms;
 use crate::output::set_current_caller;
 use crate::pytypes::Interrupted;
 use crate::execute::Executor;
+use crate::py_errors::Site;
 use crate::msg_env::{MsgEnv, OwnedTerm, RawTerm};
 use crate::mailbox::handles::EnvRes;
 use crossbeam_channel::{Receiver, TryRecvError};
@@ -97,6 +98,8 @@ pub fn current_actor() -> Option<Rc<Actor>> {
 }
 
 fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
+    // Log events of exceptions name the context they happened in.
+    crate::py_errors::set_context(Some(owner));
     let shared = mailbox.shared.clone();
     let drain_rx = rx.clone();
     let exit = catch_unwind(AssertUnwindSafe(|| {
@@ -474,7 +477,7 @@ impl Actor {
         });
         let outer_caller = set_current_caller(Some(req.caller));
         let outer_req = self.shared.running_req.swap(req.id(), Ordering::AcqRel);
-        let result = req.with(|env, job| req.hold(self.executor.run(py, env, job, env_id)));
+        let result = req.with(|env, job| req.hold(self.executor.run(py, env, job, env_id, |job| Site::of(req, job))));
         self.shared.running_req.store(outer_req, Ordering::Release);
         set_current_caller(outer_caller);
         self.current.borrow_mut().pop();

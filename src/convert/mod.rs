@@ -9,7 +9,7 @@ mod to_term;
 
 pub use atoms::{atom_text, bounded_atom, existing_atom, set_atom_limit};
 pub use depth::remaining_stack;
-pub use to_py::{term_to_py, term_to_py_printing_unsupported, term_to_py_str};
+pub use to_py::{error_reason_to_py, term_to_py, term_to_py_str};
 pub use to_term::{bytes_to_binary as py_bytes_to_binary, py_to_term, py_to_term_with};
 
 use crate::msg_env::RawTerm;

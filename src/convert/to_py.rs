@@ -28,10 +28,13 @@ pub fn term_to_py<'py>(py: Python<'py>, term: Term) -> Result<Bound<'py, PyAny>,
     convert(py, term, Unsupported::Fail)
 }
 
-/// Like `term_to_py`, but a fun, port, remote pid, bitstring or improper list becomes its
-/// printed text (at most 1,024 characters) instead of failing: for values that describe
-/// something (an error reason) rather than data to compute with.
-pub fn term_to_py_printing_unsupported<'py>(py: Python<'py>, term: Term) -> Result<Bound<'py, PyAny>, ConvError> {
+/// An Erlang error reason (`erlang.ErlangError.reason`): like `term_to_py`, but a fun,
+/// port, remote pid, bitstring or improper list becomes its printed text (at most 1,024
+/// characters) instead of failing, and atoms other than `true`, `false`, `none`, `nil` and
+/// `undefined` become `erlang.Atom` (a `str`), so `{badkey, zz}` reads
+/// `(erlang.Atom('badkey'), erlang.Atom('zz'))` and still equals `("badkey", "zz")`. For
+/// values that describe something rather than data to compute with.
+pub fn error_reason_to_py<'py>(py: Python<'py>, term: Term) -> Result<Bound<'py, PyAny>, ConvError> {
     convert(py, term, Unsupported::Print)
 }
 
@@ -52,6 +55,7 @@ fn printed<'py>(py: Python<'py>, term: Term) -> Bound<'py, PyAny> {
 fn convert_level<'py>(py: Python<'py>, term: Term, mode: Unsupported) -> Result<Bound<'py, PyAny>, ConvError> {
     let unsupported = || ConvError::Unsupported(term.as_c_arg());
     Ok(match term.get_type() {
+        TermType::Atom if mode == Unsupported::Print => reason_atom_to_py(py, term)?,
         TermType::Atom => atom_to_py(py, term),
         TermType::Integer => {
             if let Ok(i) = term.decode::<i64>() {
@@ -116,6 +120,16 @@ fn convert_level<'py>(py: Python<'py>, term: Term, mode: Unsupported) -> Result<
         }
         _ => return Err(unsupported()),
     })
+}
+
+/// An atom of an error reason: `erlang.Atom`, but for the names `atom_to_py` maps to
+/// `True`, `False` and `None`.
+fn reason_atom_to_py<'py>(py: Python<'py>, term: Term) -> PyResult<Bound<'py, PyAny>> {
+    let name = super::atom_text(term).unwrap_or_default();
+    match name.as_str() {
+        "true" | "false" | "none" | "nil" | "undefined" => Ok(atom_to_py(py, term)),
+        _ => crate::pytypes::atom_type(py).call1((name,)),
+    }
 }
 
 fn atom_to_py<'py>(py: Python<'py>, term: Term) -> Bound<'py, PyAny> {

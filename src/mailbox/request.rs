@@ -282,6 +282,9 @@ pub struct Parts {
     /// The caller waits in `receive` for the reply and runs Erlang functions that this
     /// request's Python code calls (`erlang.call`); otherwise they run in a new process.
     pub caller_waits: bool,
+    /// A Python exception answers `{Class, Message, Details}` (`py_errors`): the request
+    /// came as `{error_details, Request}`.
+    pub error_details: bool,
 }
 
 impl std::ops::Deref for Request {
@@ -304,15 +307,22 @@ impl Request {
         let env = MsgEnv::reuse_or_new();
         // Decoded on the copy, whose terms the job keeps (a malformed request is rare).
         let decoded = env.with(|e| {
-            let fields = get_tuple(request.in_env(e)).ok()?;
+            let mut fields = get_tuple(request.in_env(e)).ok()?;
+            let error_details = match fields.as_slice() {
+                [wrap, inner] if wrap.decode::<Atom>().ok() == Some(atoms::error_details()) => {
+                    fields = get_tuple(*inner).ok()?;
+                    true
+                }
+                _ => false,
+            };
             let (job, tag) = Job::decode(&fields)?;
-            Some((job.map(|t| env.hold(t)), env.hold(tag)))
+            Some((job.map(|t| env.hold(t)), env.hold(tag), error_details))
         });
-        let Some((job, tag)) = decoded else {
+        let Some((job, tag, error_details)) = decoded else {
             env.recycle();
             return None;
         };
-        Some(Request { parts: ManuallyDrop::new(Parts { env, job, tag, caller, namespace, reply, caller_waits }) })
+        Some(Request { parts: ManuallyDrop::new(Parts { env, job, tag, caller, namespace, reply, caller_waits, error_details }) })
     }
 
     /// Read the job's terms.
