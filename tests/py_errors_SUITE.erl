@@ -75,7 +75,15 @@ details_attributes(_) ->
         py:call(py:context(), json, loads, [<<"{">>], #{error_details => true}),
     ?assertMatch(#{class := <<"json.decoder.JSONDecodeError">>,
                    attributes := #{<<"pos">> := 1, <<"lineno">> := 1, <<"colno">> := 2,
-                                   <<"doc">> := <<"{">>}}, JsonDetails).
+                                   <<"doc">> := <<"{">>}}, JsonDetails),
+    %% The option goes with the other call options, with or without a context or pool,
+    %% and together with them.
+    ?assertMatch({error, {'PaymentError', _, #{attributes := #{<<"code">> := 402}}}},
+                 py:call(py_errors_helpers, pay, [], #{}, #{error_details => true})),
+    ?assertMatch({error, {'PaymentError', _, #{class := <<"py_errors_helpers.PaymentError">>}}},
+                 py:call(io, py_errors_helpers, pay, [], #{}, #{error_details => true, strict => true})),
+    ?assertMatch({error, {'PaymentError', "payment required"}},
+                 py:call(py_errors_helpers, pay, [], #{}, #{strict => true})).
 
 %% The message in the details is UTF-8 (`~tp' shows it as text wherever the printable
 %% range covers it); the charlist stays 2.3.1's. The log event prints it as text.

@@ -30,7 +30,7 @@ defmodule Py do
   @type locals :: keyword() | map()
   @type result :: {:ok, term()} | {:error, term()}
 
-  @call_opts [:timeout, :context, :pool, :return]
+  @call_opts [:timeout, :context, :pool, :return, :strict, :arrays, :error_details]
 
   @doc """
   Calls `module.func(*args, **kwargs)` and answers `{:ok, value}` or `{:error, reason}`.
@@ -43,11 +43,13 @@ defmodule Py do
     * `context:` a context pid (`:py.context/0,1`) to run on;
     * `pool:` a named pool (`:io`, or one of the app env `pools`);
     * `return: :ref` answers `{:ok, py_ref}`, a reference to the Python result itself
-      (`:py.call_method/3`, `:py.getattr/2`, `:py.to_term/1` work on it); it runs on
-      `context:` if given, else on the caller's context.
+      (`:py.call_method/3`, `:py.getattr/2`, `:py.to_term/1` work on it; `:py.release/1`
+      frees it);
+    * `strict: true`, `arrays: :binary`, `error_details: true`: how the result and a
+      Python exception come back (docs/conversion.md "Result options", docs/api.md
+      "Errors").
 
-  `pool:` takes neither `timeout:` nor `return:` (`:py` has no call for that), and is
-  exclusive with `context:`; such combinations and unknown options raise
+  `pool:` is exclusive with `context:`; that combination and unknown options raise
   `ArgumentError`. A `kwargs` that is neither a keyword list nor a map answers
   `{:error, {:badarg, :kwargs}}`, as `:py` does.
   """
@@ -146,38 +148,20 @@ defmodule Py do
       [timeout: timeout] ->
         :py.call(module, func, args, kwargs, timeout)
 
-      [pool: pool] when is_atom(pool) ->
-        :py.call(pool, module, func, args, kwargs)
-
       _ ->
-        if Keyword.has_key?(opts, :pool) do
-          raise ArgumentError,
-                "pool: takes no other option (context:, timeout:, return:), got: #{inspect(opts)}"
-        end
+        case {Keyword.pop(opts, :pool), Keyword.has_key?(opts, :context)} do
+          {{pool, _}, true} when pool != nil ->
+            raise ArgumentError, "pool: and context: exclude each other, got: #{inspect(opts)}"
 
-        with {:ok, ctx} <- context(opts) do
-          :py.call(
-            ctx,
-            module,
-            func,
-            args,
-            Map.put(Map.new(Keyword.delete(opts, :context)), :kwargs, kwargs)
-          )
-        end
-    end
-  end
+          {{nil, _}, true} ->
+            {ctx, rest} = Keyword.pop(opts, :context)
+            :py.call(ctx, module, func, args, Map.put(Map.new(rest), :kwargs, kwargs))
 
-  # `context:` as given, else the caller's own (what `:py.call/4` would use).
-  defp context(opts) do
-    case Keyword.fetch(opts, :context) do
-      {:ok, ctx} ->
-        {:ok, ctx}
+          {{nil, _}, false} ->
+            :py.call(module, func, args, kwargs, Map.new(opts))
 
-      :error ->
-        try do
-          {:ok, :py.context()}
-        rescue
-          error in ErlangError -> {:error, error.original}
+          {{pool, rest}, false} ->
+            :py.call(pool, module, func, args, kwargs, Map.new(rest))
         end
     end
   end

@@ -57,6 +57,14 @@ defmodule PyTest do
                 }}
     end
 
+    test "strict:, arrays: and error_details: reach :py" do
+      assert Py.call(:builtins, :complex, [1, 2], [], strict: true) == {:ok, {:complex, 1.0, 2.0}}
+      assert {:ok, {:py_array, "int8", [3], <<1, 2, 3>>}} =
+               Py.call(:array, :array, ["b", [1, 2, 3]], [], arrays: :binary)
+      assert {:error, {:ZeroDivisionError, _, %{class: "ZeroDivisionError"}}} =
+               Py.call(:operator, :truediv, [1, 0], [], error_details: true)
+    end
+
     test "pool: runs on a named pool" do
       assert Py.call(:math, :sqrt, [16], [], pool: :io) == {:ok, 4.0}
 
@@ -78,7 +86,7 @@ defmodule PyTest do
 
     test "unknown options and impossible combinations raise ArgumentError" do
       assert_raise ArgumentError, fn -> Py.call(:math, :sqrt, [16], [], timout: 5) end
-      assert_raise ArgumentError, fn -> Py.call(:math, :sqrt, [16], [], pool: :io, timeout: 5) end
+      assert Py.call(:math, :sqrt, [16], [], pool: :io, timeout: 5_000) == {:ok, 4.0}
 
       assert_raise ArgumentError, fn ->
         Py.call(:math, :sqrt, [16], [], pool: :io, context: self())
