@@ -15,7 +15,7 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([aiohttp_port_free_after_stop/1, aiohttp_connections_end_on_stop/1,
          asyncio_servers_closed_on_stop/1, client_connections_closed_on_stop/1,
-         restart_rebinds_repeatedly/1,
+         restart_rebinds_repeatedly/1, what_survives_a_stop/1,
          print_arrives_in_whole_lines/1, pieces_join_into_lines/1,
          unfinished_line_sent_at_request_end/1, flush_sends_unfinished_line/1,
          unfinished_line_sent_after_timer/1, stderr_in_whole_lines/1,
@@ -29,7 +29,7 @@ suite() ->
 all() ->
     [aiohttp_port_free_after_stop, aiohttp_connections_end_on_stop,
      asyncio_servers_closed_on_stop, client_connections_closed_on_stop,
-     restart_rebinds_repeatedly,
+     restart_rebinds_repeatedly, what_survives_a_stop,
      print_arrives_in_whole_lines, pieces_join_into_lines,
      unfinished_line_sent_at_request_end, flush_sends_unfinished_line,
      unfinished_line_sent_after_timer, stderr_in_whole_lines,
@@ -125,6 +125,16 @@ restart_rebinds_repeatedly(_) ->
                           ?assertEqual({ok, Port}, start_in_context(start_aiohttp, [Port])),
                           ?assertEqual({ok, <<"hello">>}, http_get(Port, "/hello"))
                   end, lists:seq(1, 3)).
+
+%% As docs/runtime.md says: module globals live on (the interpreter is never finalized),
+%% the shared state does not.
+what_survives_a_stop(_) ->
+    ok = py:exec(<<"import py_stop_helpers\npy_stop_helpers.EVENTS.append('kept')">>),
+    ok = py:state_store(stop_suite_key, 1),
+    ok = application:stop(erlang_python),
+    ok = py_test_lib:start(),
+    ?assertEqual({ok, [<<"kept">>]}, py:call(?H, events, [])),
+    ?assertEqual({error, not_found}, py:state_fetch(stop_suite_key)).
 
 %%% ---------------------------------------------------------------------------
 %%% Output in whole lines

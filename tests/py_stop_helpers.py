@@ -12,6 +12,9 @@ import sys
 from typing import Any, List
 
 EVENTS: List[str] = []
+# What the servers' starters keep, as a program would (a global runner, a server it means
+# to close later): so that nothing but the stop can close them.
+KEPT: List[Any] = []
 
 
 def events() -> List[str]:
@@ -20,6 +23,7 @@ def events() -> List[str]:
 
 def reset() -> None:
     EVENTS.clear()
+    KEPT.clear()
 
 
 async def _hello(request: Any) -> Any:
@@ -52,6 +56,7 @@ async def start_aiohttp(port: int) -> int:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
+    KEPT.append(runner)
     return runner.addresses[0][1]
 
 
@@ -67,6 +72,7 @@ async def start_echo(port: int) -> int:
     """A plain asyncio server (`loop.create_server`) that echoes; answers the port."""
     loop = asyncio.get_running_loop()
     server = await loop.create_server(_Echo, "127.0.0.1", port)
+    KEPT.append(server)
     return server.sockets[0].getsockname()[1]
 
 
@@ -79,6 +85,7 @@ async def start_stream_server(port: int) -> int:
             await writer.drain()
 
     server = await asyncio.start_server(handle, "127.0.0.1", port)
+    KEPT.append(server)
     return server.sockets[0].getsockname()[1]
 
 
@@ -90,7 +97,7 @@ class _Client(asyncio.Protocol):
 async def connect(port: int) -> bool:
     """A client connection from this loop to 127.0.0.1:`port`, left open."""
     loop = asyncio.get_running_loop()
-    await loop.create_connection(_Client, "127.0.0.1", port)
+    KEPT.append(await loop.create_connection(_Client, "127.0.0.1", port))
     return True
 
 
