@@ -41,15 +41,22 @@ def track_servers(loop: asyncio.AbstractEventLoop) -> None:
     servers: "weakref.WeakSet[asyncio.AbstractServer]" = weakref.WeakSet()
     loop._erlang_servers = servers  # type: ignore[attr-defined]
     for name in ("create_server", "create_unix_server"):
-        create = getattr(loop, name, None)
-        if create is not None:
-            setattr(loop, name, _tracking(create, servers))
+        if hasattr(loop, name):
+            setattr(loop, name, _tracking(loop, name, servers))
 
 
-def _tracking(create: Callable[..., Awaitable[Any]], servers: "weakref.WeakSet[Any]") -> Callable[..., Awaitable[Any]]:
+def _tracking(
+    loop: asyncio.AbstractEventLoop, name: str, servers: "weakref.WeakSet[Any]"
+) -> Callable[..., Awaitable[Any]]:
+    """`loop.<name>`, adding the server it makes to `servers`. It reaches the loop
+    through a weak reference and the class's function: a bound method stored on the
+    loop would make the loop part of a reference cycle, freed only by the collector."""
+    create = getattr(type(loop), name)
+    owner = weakref.ref(loop)
+
     @functools.wraps(create)
     async def tracked(*args: Any, **kwargs: Any) -> Any:
-        server = await create(*args, **kwargs)
+        server = await create(owner(), *args, **kwargs)
         servers.add(server)
         return server
 
