@@ -19,7 +19,9 @@
          print_arrives_in_whole_lines/1, pieces_join_into_lines/1,
          unfinished_line_sent_at_request_end/1, flush_sends_unfinished_line/1,
          unfinished_line_sent_after_timer/1, stderr_in_whole_lines/1,
-         callers_lines_do_not_mix/1, long_line_not_held/1]).
+         callers_lines_do_not_mix/1, long_line_not_held/1,
+         unfinished_line_sent_at_stop/1]).
+-export([stop_flush_body/0]).
 
 -define(H, py_stop_helpers).
 
@@ -33,7 +35,7 @@ all() ->
      print_arrives_in_whole_lines, pieces_join_into_lines,
      unfinished_line_sent_at_request_end, flush_sends_unfinished_line,
      unfinished_line_sent_after_timer, stderr_in_whole_lines,
-     callers_lines_do_not_mix, long_line_not_held].
+     callers_lines_do_not_mix, long_line_not_held, unfinished_line_sent_at_stop].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -223,6 +225,36 @@ long_line_not_held(_) ->
     ?assertEqual(binary:copy(<<"x">>, 1000000), iolist_to_binary(Chunks)),
     ?assertEqual(15, length(Chunks)),
     ?assert(lists:all(fun(C) -> byte_size(C) =< 70000 end, Chunks)).
+
+%% A line a Python thread of its own left unfinished (it goes to `user') is sent when the
+%% application stops, before `application:stop/1' returns. In a VM of its own, since it
+%% puts a recorder in place of `user'.
+unfinished_line_sent_at_stop(_) ->
+    ?assertMatch({ok, {<<"from a thread">>, Ms}} when Ms < 100,
+                 py_isolated:run(?MODULE, stop_flush_body, 60000)).
+
+%% The body of `unfinished_line_sent_at_stop': the text `user' got by the time the stop
+%% returned, and how long after the write the stop began (under 100 ms, the timer's
+%% delay, or the timer could have sent it).
+stop_flush_body() ->
+    Self = self(),
+    Recorder = spawn_link(fun() -> capture_leader(Self) end),
+    User = whereis(user),
+    true = unregister(user),
+    true = register(user, Recorder),
+    try
+        T0 = erlang:monotonic_time(millisecond),
+        ok = py:exec(<<"import sys, threading\n"
+                       "t = threading.Thread(target=lambda: sys.stdout.write('from a thread'))\n"
+                       "t.start()\n"
+                       "t.join()\n">>),
+        Began = erlang:monotonic_time(millisecond) - T0,
+        ok = application:stop(erlang_python),
+        receive {chars, Text} -> {Text, Began} after 0 -> {nothing, Began} end
+    after
+        unregister(user),
+        register(user, User)
+    end.
 
 %%% ---------------------------------------------------------------------------
 %%% Helpers
