@@ -12,7 +12,14 @@ use rustler::{Encoder, LocalPid};
 #[pyfunction]
 fn _write(py: Python<'_>, stream: u8, text: &str) {
     let data = text.as_bytes().to_vec();
-    py.detach(move || crate::output::write(stream, &data));
+    py.detach(move || {
+        send_to_output_handler(|e, who| {
+            let tag = if stream == 2 { crate::atoms::stderr() } else { crate::atoms::stdout() };
+            let bin = crate::convert::py_bytes_to_binary(e, &data);
+            (crate::atoms::py_output(), who, tag, bin).encode(e)
+        });
+        crate::output::note_write(stream, &data);
+    });
 }
 
 /// Send the current caller's unfinished line now (`flush()` of stdout or stderr).

@@ -32,8 +32,7 @@ pub fn set_output_handler(pid: LocalPid) {
 
 /// Send `{Tag, Caller | undefined, Payload...}` to the output handler process.
 pub fn send_to_output_handler(build: impl for<'a> FnOnce(rustler::Env<'a>, rustler::Term<'a>) -> rustler::Term<'a>) {
-    let caller = CURRENT_CALLER.with(|c| c.get());
-    send_for(caller, build);
+    send_for(CURRENT_CALLER.with(|c| c.get()), build);
 }
 
 fn send_for(caller: Option<LocalPid>, build: impl for<'a> FnOnce(rustler::Env<'a>, rustler::Term<'a>) -> rustler::Term<'a>) {
@@ -48,15 +47,14 @@ fn send_for(caller: Option<LocalPid>, build: impl for<'a> FnOnce(rustler::Env<'a
     msg.send(&handler);
 }
 
-/// Forward `text`, written on `stream` (1 stdout, 2 stderr), as the current caller's.
-pub fn write(stream: u8, text: &[u8]) {
+/// Remember whether the current caller's last write on `stream` (1 stdout, 2 stderr),
+/// just sent, left its line open, i.e. did not end with a newline.
+pub fn note_write(stream: u8, text: &[u8]) {
+    if text.is_empty() {
+        return;
+    }
     let caller = CURRENT_CALLER.with(|c| c.get());
-    send_for(caller, |e, who| {
-        let tag = if stream == 2 { crate::atoms::stderr() } else { crate::atoms::stdout() };
-        let bin = crate::convert::py_bytes_to_binary(e, text);
-        (crate::atoms::py_output(), who, tag, bin).encode(e)
-    });
-    let open = !text.is_empty() && text.last() != Some(&b'\n');
+    let open = text.last() != Some(&b'\n');
     OPEN_LINES.with(|lines| {
         let mut lines = lines.borrow_mut();
         let at = lines.iter().position(|&(c, s)| c == caller && s == stream);
