@@ -18,6 +18,7 @@ rustler::atoms! {
     py_context_crashed,
     py_context_exited,
     py_output,
+    py_output_flush,
     py_traceback,
     error_details,
     py_callback,

@@ -17,8 +17,15 @@ fn _write(py: Python<'_>, stream: u8, text: &str) {
             let tag = if stream == 2 { crate::atoms::stderr() } else { crate::atoms::stdout() };
             let bin = crate::convert::py_bytes_to_binary(e, &data);
             (crate::atoms::py_output(), who, tag, bin).encode(e)
-        })
+        });
+        crate::output::note_write(stream, &data);
     });
+}
+
+/// Send the current caller's unfinished line now (`flush()` of stdout or stderr).
+#[pyfunction]
+fn _flush(py: Python<'_>) {
+    py.detach(crate::output::flush_current);
 }
 
 /// Call the Erlang function registered as `name` (`py:register_function/2,3`) with
@@ -139,7 +146,7 @@ pub mod erlang {
     #[pymodule_export]
     use crate::pytypes::{Pid, Ref, SharedDict};
     #[pymodule_export]
-    use super::{_write, _log, call, async_call, _is_registered, send, whereis, _sleep};
+    use super::{_write, _flush, _log, call, async_call, _is_registered, send, whereis, _sleep};
     #[pymodule_export]
     use crate::spans::{SpanHandle, _span_start};
     #[pymodule_export]

@@ -28,7 +28,9 @@ def produced(tag: str) -> int:
 
 
 def write_chunks(n: int, size: int) -> int:
-    chunk = "x" * size
+    # Each write is one whole line, so py_output forwards it as it is (it holds
+    # unfinished lines back until they end).
+    chunk = "x" * (size - 1) + "\n"
     for _ in range(n):
         sys.stdout.write(chunk)
     return n * size

@@ -5,6 +5,13 @@
 %%% and Python `logging' records (see `py:configure_logging/0,1') to `logger' at their
 %%% level.
 %%%
+%%% Output goes to a group leader in whole lines, as a terminal shows Python's: `print'
+%%% writes each argument and separator apart, and forwarding each write would let other
+%%% output in mid-line. The start of a line is held per writer and stream until its end
+%%% arrives; it goes out unfinished when the request that wrote it ends or Python flushes
+%%% the stream (the NIF sends `py_output_flush' then), `?PARTIAL_LINE_MS' ms after it was
+%%% first held, when it reaches `?MAX_PARTIAL_BYTES', or when this process stops.
+%%%
 %%% Output is sent as asynchronous io requests, so a slow group leader never blocks this
 %%% process or Python. What is in flight is bounded per group leader: at most
 %%% `?MAX_PENDING_BYTES' (each write counted as its size plus `?REQUEST_COST') awaiting
@@ -17,7 +24,7 @@
 -behaviour(gen_server).
 
 -export([start_link/0, stats/0]).
--export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -26,6 +33,8 @@
 -define(MAX_QUEUE_BYTES, 16777216).
 -define(WARN_EVERY_MS, 5000).
 -define(MAX_CALLERS, 1024).
+-define(PARTIAL_LINE_MS, 100).
+-define(MAX_PARTIAL_BYTES, 65536).
 
 -type stats() :: #{dropped_writes := non_neg_integer(), dropped_bytes := non_neg_integer(),
                    pending_bytes := non_neg_integer(), pending_requests := non_neg_integer()}.
@@ -43,7 +52,10 @@
           report_due = false :: boolean(),
           %% Group leaders of recent writers, for writes handled after their writer exited
           %% (this process may lag behind Python); cleared past `?MAX_CALLERS' entries.
-          callers = #{} :: #{pid() => pid()}
+          callers = #{} :: #{pid() => pid()},
+          %% Unfinished lines: {writer, stream} => {group leader, text, flush timer}.
+          partial = #{} :: #{{pid() | undefined, stdout | stderr} =>
+                                 {pid(), binary(), reference()}}
          }).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -57,6 +69,8 @@ stats() ->
 
 -spec init([]) -> {ok, #state{}}.
 init([]) ->
+    %% So that `terminate/2' runs at shutdown and sends the unfinished lines.
+    process_flag(trap_exit, true),
     ok = py_nif:set_output_handler(self()),
     {ok, #state{}}.
 
@@ -73,8 +87,15 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
-handle_info({py_output, Caller, _Stream, Text}, State) ->
-    {noreply, output(Caller, Text, State)};
+handle_info({py_output, Caller, Stream, Text}, State) ->
+    {noreply, output(Caller, Stream, Text, State)};
+handle_info({py_output_flush, Caller}, State) ->
+    {noreply, flush_partial({Caller, stderr}, flush_partial({Caller, stdout}, State))};
+handle_info({timeout, Timer, {flush_partial, Key}}, #state{partial = Partial} = S) ->
+    case Partial of
+        #{Key := {_, _, Timer}} -> {noreply, flush_partial(Key, S)};
+        _ -> {noreply, S}
+    end;
 handle_info({io_reply, Ref, _Reply}, #state{pending = Pending} = S) ->
     case maps:take(Ref, Pending) of
         {{Leader, Cost}, Rest} -> {noreply, settle(Leader, Cost, S#state{pending = Rest})};
@@ -127,18 +148,81 @@ traceback(Caller, Text, Meta) ->
 with_pid(Caller, Meta) when is_pid(Caller) -> Meta#{pid => Caller};
 with_pid(_, Meta) -> Meta.
 
-output(Caller, Text, S) ->
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, #state{partial = Partial} = S) ->
+    _ = lists:foldl(fun flush_partial/2, S, lists:sort(maps:keys(Partial))),
+    ok.
+
+%% A write of `Caller's: whole lines go out now, the rest waits for its line's end.
+output(Caller, Stream, Text, S) ->
     Cost = byte_size(Text) + ?REQUEST_COST,
     case erlang:process_info(self(), message_queue_len) of
         {message_queue_len, Waiting} when Waiting * Cost > ?MAX_QUEUE_BYTES ->
             drop(Cost, S);
         _ ->
-            {Leader, S0} = group_leader_of(Caller, S),
-            {InFlight, S1} = leader(Leader, S0),
-            case InFlight =:= 0 orelse InFlight + Cost =< ?MAX_PENDING_BYTES of
-                true -> send(Leader, Text, InFlight, Cost, S1);
-                false -> drop(Cost, S1)
+            Key = {Caller, Stream},
+            case maps:take(Key, S#state.partial) of
+                {{Leader, Held, Timer}, Partial} ->
+                    lines(Key, Leader, <<Held/binary, Text/binary>>, Timer,
+                          S#state{partial = Partial});
+                error ->
+                    {Leader, S0} = group_leader_of(Caller, S),
+                    lines(Key, Leader, Text, none, S0)
             end
+    end.
+
+%% Send `Text' up to its last newline and hold what follows, unless that is too big to
+%% hold. A held start keeps its timer (`Timer') while no line ends, so a line written a
+%% character at a time still goes out `?PARTIAL_LINE_MS' after its first character.
+lines(Key, Leader, Text, Timer, S) ->
+    Size = byte_size(Text),
+    case last_newline(Text, Size - 1) of
+        _ when Size >= ?MAX_PARTIAL_BYTES; Size =:= 0 ->
+            cancel(Timer),
+            emit(Leader, Text, S);
+        Size ->
+            cancel(Timer),
+            emit(Leader, Text, S);
+        0 when Timer =/= none ->
+            S#state{partial = maps:put(Key, {Leader, Text, Timer}, S#state.partial)};
+        End ->
+            cancel(Timer),
+            <<Lines:End/binary, Rest/binary>> = Text,
+            New = erlang:start_timer(?PARTIAL_LINE_MS, self(), {flush_partial, Key}),
+            S1 = S#state{partial = maps:put(Key, {Leader, Rest, New}, S#state.partial)},
+            emit(Leader, Lines, S1)
+    end.
+
+cancel(none) -> ok;
+cancel(Timer) -> _ = erlang:cancel_timer(Timer), ok.
+
+%% The length of `Text' up to and including its last newline (0: none), looking back
+%% from byte `I'.
+last_newline(_Text, -1) -> 0;
+last_newline(Text, I) ->
+    case binary:at(Text, I) of
+        $\n -> I + 1;
+        _ -> last_newline(Text, I - 1)
+    end.
+
+flush_partial(Key, #state{partial = Partial} = S) ->
+    case maps:take(Key, Partial) of
+        {{Leader, Held, Timer}, Rest} ->
+            _ = erlang:cancel_timer(Timer),
+            emit(Leader, Held, S#state{partial = Rest});
+        error ->
+            S
+    end.
+
+%% Send `Text' to `Leader', within the bound of what may wait for it.
+emit(_Leader, <<>>, S) ->
+    S;
+emit(Leader, Text, S) ->
+    Cost = byte_size(Text) + ?REQUEST_COST,
+    {InFlight, S1} = leader(Leader, S),
+    case InFlight =:= 0 orelse InFlight + Cost =< ?MAX_PENDING_BYTES of
+        true -> send(Leader, Text, InFlight, Cost, S1);
+        false -> drop(Cost, S1)
     end.
 
 send(Leader, Text, InFlight, Cost, #state{leaders = Leaders, pending = Pending} = S) ->

@@ -102,6 +102,8 @@ class ErlangOutput(io.TextIOBase):
 
     Output of a request goes to the group leader of the Erlang process that
     made it; output with no such process goes to the VM's standard output.
+    The Erlang side forwards whole lines: an unfinished line goes out when
+    its request ends, on ``flush()``, or shortly after it was written.
     """
 
     def __init__(self, stream: int, name: str) -> None:
@@ -131,7 +133,9 @@ class ErlangOutput(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
-        pass
+        # Lines are held on the Erlang side until they end; this sends an unfinished
+        # one (a prompt, a progress dot) now.
+        erlang._flush()
 
 
 def _activate_paths(python_path: Iterable[str], venv: Optional[str]) -> None:

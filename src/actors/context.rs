@@ -479,6 +479,7 @@ impl Actor {
         let outer_req = self.shared.running_req.swap(req.id(), Ordering::AcqRel);
         let result = req.with(|env, job| req.hold(self.executor.run(py, env, job, env_id, |job| Site::of(req, job))));
         self.shared.running_req.store(outer_req, Ordering::Release);
+        crate::output::end_request(req.caller);
         set_current_caller(outer_caller);
         self.current.borrow_mut().pop();
         // A stop or crash noticed while this request waited for Erlang: its Python code

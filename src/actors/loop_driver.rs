@@ -12,7 +12,9 @@
 //!   `call_soon_threadsafe` and the debug checks work), cleared before closing;
 //! - `asyncio.events._set_running_loop`: the loop counts as running only during a turn;
 //! - `asyncio.events._get_running_loop`: which loop `erlang.async_call` is awaited in;
-//! - `asyncio.tasks._current_tasks`: the task a turn runs, to find its request.
+//! - `asyncio.tasks._current_tasks`: the task a turn runs, to find its request;
+//! - `BaseSelectorEventLoop._transports`: the connections (socket transports) open on
+//!   the loop, closed by `wind_down` when the context stops.
 //!
 //! The Python half (`erlang_shim._aio`) holds the task factory that marks each task with
 //! its request (`_erlang_request`) and the helpers that start and wind down tasks.
@@ -89,6 +91,8 @@ impl LoopDriver {
         require(&event_loop, "_scheduled", "BaseEventLoop._scheduled")?;
         require(&event_loop, "_thread_id", "BaseEventLoop._thread_id")?;
         let selector = require(&event_loop, "_selector", "BaseSelectorEventLoop._selector")?;
+        // Read by `wind_down` to close the connections still open when the context stops.
+        require(&event_loop, "_transports", "BaseSelectorEventLoop._transports")?;
         let watched_fds = require(&selector, "_fd_to_key", "selectors._BaseSelectorImpl._fd_to_key")?;
         let helpers = py.import("erlang_shim._aio")?;
 
@@ -109,6 +113,8 @@ impl LoopDriver {
         // Stored before it can fail, so that the fd is closed with the mailbox either way.
         shared.wake_fd.store(wake_fd, Ordering::Release);
         event_loop.call_method1("add_reader", (wake_fd, drain))?;
+        // The servers the loop creates are remembered, so that closing the loop closes them.
+        helpers.call_method1("track_servers", (&event_loop,))?;
         // Tasks carry the request they run for, so a timeout can interrupt a busy task.
         event_loop.call_method1("set_task_factory", (helpers.getattr("task_factory")?,))?;
         *shared.event_loop.lock().unwrap() = Some(event_loop.clone().unbind());
@@ -181,9 +187,10 @@ impl LoopDriver {
         self.event_loop.bind(py).call_method0("create_future")
     }
 
-    /// Cancel what is left on the loop, give it a moment to clean up (`wind_down`), and
-    /// close the loop, so its selector and self-pipe go now rather than whenever the
-    /// cycle collector finds them.
+    /// Close the servers the loop created, cancel what is left on it, give it a moment
+    /// to clean up, close its connections (`wind_down`), and close the loop, so its
+    /// sockets, selector and self-pipe go now rather than whenever the cycle collector
+    /// finds them.
     pub fn close(&self, py: Python<'_>, shared: &ContextShared) {
         let event_loop = self.event_loop.bind(py);
         // While `_thread_id` is set, asyncio counts the loop as running and refuses to close it.
