@@ -109,7 +109,7 @@ details_unicode(_) ->
 
 details_bad_option(_) ->
     ?assertEqual({error, {badarg, error_details}},
-                 py:call(py:context(), py_errors_helpers, pay, [], #{error_details => maybe})).
+                 py:call(py:context(), py_errors_helpers, pay, [], #{error_details => sometimes})).
 
 %% The application's `error_details' makes it the default of every request.
 details_app_env(_) ->
