@@ -114,7 +114,7 @@ sys_exit_stream_start(_Config) ->
 
 sys_exit_stream_start_body() ->
     {ok, Ref} = py:stream_start(?H, agen_exit, [3]),
-    Events = stream_events(Ref, 5000),
+    Events = py_test_lib:stream_events(Ref, 5000),
     {Events, after_exit_checks()}.
 
 sys_exit_collected(_Config) ->
@@ -128,7 +128,7 @@ sys_exit_collected_body() ->
     Async = py:stream(?H, agen_exit, [4]),
     Sync = py:stream(?H, gen_exit, [5]),
     {ok, Ref} = py:stream_start(?H, gen_exit, [6]),
-    {Async, Sync, stream_events(Ref, 5000), after_exit_checks()}.
+    {Async, Sync, py_test_lib:stream_events(Ref, 5000), after_exit_checks()}.
 
 %% A bare callback on the loop has nobody to answer: the exit is logged, not printed.
 sys_exit_loop_callback(_Config) ->
@@ -236,7 +236,7 @@ stream_start_spin_body() ->
     First = receive {py_stream, Ref, E} -> E after 5000 -> no_data end,
     timer:sleep(100),
     ok = py:stream_cancel(Ref),
-    Rest = stream_events(Ref, 2000),
+    Rest = py_test_lib:stream_events(Ref, 2000),
     T0 = erlang:monotonic_time(millisecond),
     FollowUp = py:call(py:context(), ?H, add, [2, 3], #{timeout => 5000}),
     {[First | Rest], FollowUp, erlang:monotonic_time(millisecond) - T0}.
@@ -487,7 +487,7 @@ stream_cancel_while_queued(_Config) ->
     timer:sleep(50),
     {ok, Ref} = py:stream_start(builtins, range, [3]),
     ok = py:stream_cancel(Ref),
-    ?assertEqual([{error, cancelled}], stream_events(Ref, 3000)),
+    ?assertEqual([{error, cancelled}], py_test_lib:stream_events(Ref, 3000)),
     timer:sleep(100),
     %% The controller heard that the stream finished and is gone.
     ?assertEqual([], ets:lookup(py_streams, Ref)),
@@ -497,14 +497,6 @@ stream_cancel_while_queued(_Config) ->
 %%% ---------------------------------------------------------------------------
 %%% Helpers
 
-%% The events of stream `Ref' up to its end (or `timeout').
-stream_events(Ref, Timeout) ->
-    receive
-        {py_stream, Ref, {data, _} = Data} -> [Data | stream_events(Ref, Timeout)];
-        {py_stream, Ref, End} -> [End]
-    after Timeout ->
-        [timeout]
-    end.
 
 rss_kb() ->
     {ok, Status} = file:read_file("/proc/self/status"),

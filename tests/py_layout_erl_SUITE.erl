@@ -69,7 +69,7 @@ controller_under_supervisor(_) ->
     {ok, Ref2} = py:stream_start(builtins, range, [3], #{window => 1}),
     [{Ref2, Controller2}] = ets:lookup(py_streams, Ref2),
     Mon2 = monitor(process, Controller2),
-    ?assertEqual([{data, 0}, {data, 1}, {data, 2}, done], stream_events(Ref2, 3000)),
+    ?assertEqual([{data, 0}, {data, 1}, {data, 2}, done], py_test_lib:stream_events(Ref2, 3000)),
     receive {'DOWN', Mon2, process, Controller2, normal} -> ok after 3000 -> ct:fail(still_running) end,
     ?assertEqual(Before, controllers()).
 
@@ -241,7 +241,7 @@ stream_sup_restart_renews_index(_) ->
     %% The contexts were restarted after it (rest_for_one): wait until they answer.
     wait_for(fun() -> case py:call(operator, add, [1, 2]) of {ok, 3} -> true; _ -> undefined end end, 200),
     {ok, Ref2} = py:stream_start(builtins, range, [2]),
-    ?assertEqual([{data, 0}, {data, 1}, done], stream_events(Ref2, 5000)),
+    ?assertEqual([{data, 0}, {data, 1}, done], py_test_lib:stream_events(Ref2, 5000)),
     flush_stream(Ref).
 
 %%% ---------------------------------------------------------------------------
@@ -249,14 +249,6 @@ stream_sup_restart_renews_index(_) ->
 
 controllers() ->
     lists:sort([Pid || {_, Pid, _, _} <- supervisor:which_children(py_stream_sup)]).
-
-stream_events(Ref, Timeout) ->
-    receive
-        {py_stream, Ref, {data, _} = Data} -> [Data | stream_events(Ref, Timeout)];
-        {py_stream, Ref, End} -> [End]
-    after Timeout ->
-        [timeout]
-    end.
 
 flush_stream(Ref) ->
     receive {py_stream, Ref, _} -> flush_stream(Ref) after 100 -> ok end.

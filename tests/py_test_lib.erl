@@ -3,7 +3,7 @@
 %%% ERLANG_PYTHON_VENV) with tests/ on Python's sys.path.
 -module(py_test_lib).
 
--export([root/0, venv/0, start/0, start/1, stop/0, collect_stream/2]).
+-export([root/0, venv/0, start/0, start/1, stop/0, collect_stream/2, stream_events/2]).
 
 %% @doc The project checkout (set by tests/run_ct.escript).
 -spec root() -> string().
@@ -58,4 +58,15 @@ collect_stream(Ref, Timeout, Acc) ->
         {py_stream, Ref, {error, _} = Error} -> {lists:reverse(Acc), Error}
     after Timeout ->
         {lists:reverse(Acc), timeout}
+    end.
+
+%% @doc The events of stream `Ref' up to its end: `{data, V}'s, then the end event
+%% (`done', `{error, R}') or `timeout'.
+-spec stream_events(reference(), timeout()) -> [term()].
+stream_events(Ref, Timeout) ->
+    receive
+        {py_stream, Ref, {data, _} = Data} -> [Data | stream_events(Ref, Timeout)];
+        {py_stream, Ref, End} -> [End]
+    after Timeout ->
+        [timeout]
     end.
