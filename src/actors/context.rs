@@ -164,7 +164,7 @@ fn serve_attached(py: Python<'_>, mailbox: Mailbox, rx: Receiver<Msg>, shared: &
                 }
                 // Tasks still on the loop wind down and the loop closes; the wake-up
                 // eventfd goes with the mailbox.
-                actor.driver.close(py, &shared);
+                actor.driver.close(py, shared);
                 // The actor, its namespaces and py objects are released here, with the GIL.
                 drop(actor);
                 exit
@@ -181,18 +181,18 @@ fn finish(shared: &Arc<ContextShared>, drain_rx: &Receiver<Msg>, owner: &LocalPi
     match exit {
         Exit::Stopped => {
             shared.status.store(STOPPED, Ordering::Release);
-            drain_after_exit(&drain_rx, || ErrorReason::Stopped);
+            drain_after_exit(drain_rx, || ErrorReason::Stopped);
         }
         Exit::Crashed(why) => {
             *shared.crash_reason.lock().unwrap() = Some(why.clone());
             shared.status.store(CRASHED, Ordering::Release);
-            notify_owner(&owner, &why);
-            drain_after_exit(&drain_rx, || ErrorReason::Crashed(why.clone()));
+            notify_owner(owner, &why);
+            drain_after_exit(drain_rx, || ErrorReason::Crashed(why.clone()));
         }
     }
     // Its owner waits for this in `terminate`, so that a stop returns once the loop's
     // tasks wound down and its sockets closed.
-    notify_exited(&owner, shared.id);
+    notify_exited(owner, shared.id);
     // The thread ends here, dropping the last receiver: a request that a NIF queued after
     // the drain (it raced the status change) is dropped with the channel, and its `Drop`
     // answers it; later submissions fail on the status or the closed channel.
