@@ -117,6 +117,7 @@ fn main_thread(options: InitOptions) {
     let result = Python::attach(|py| setup(py, options)).map_err(|e| e.to_string());
     let (tx, rx) = crossbeam_channel::unbounded::<(Arc<ContextShared>, u64)>();
     crate::mailbox::interrupts::install(tx);
+    let probes = crate::ext_gate::install_answerer();
     let waiters = {
         let mut state = INIT.lock().unwrap();
         match std::mem::replace(&mut *state, InitState::Done(result.clone())) {
@@ -135,18 +136,35 @@ fn main_thread(options: InitOptions) {
         msg.send(&waiter);
     }
     if result.is_ok() {
-        for (shared, req_id) in rx.iter() {
-            Python::attach(|py| crate::actors::interrupt::interrupt(py, &shared, req_id));
-        }
+        serve_main(rx, probes);
     }
 }
 
 use crate::erlang_module::erlang as erlang_module_def;
 
-/// Ready a sub-interpreter a context just created, as the main one was at start-up.
+/// The start-up thread's work once Python is up: interrupt requests of main-interpreter
+/// contexts, and sub-interpreters' questions about extension modules (`ext_gate`).
+fn serve_main(interrupts: crossbeam_channel::Receiver<(Arc<ContextShared>, u64)>, probes: crossbeam_channel::Receiver<crate::ext_gate::Probe>) {
+    loop {
+        crossbeam_channel::select! {
+            recv(interrupts) -> msg => match msg {
+                Ok((shared, req_id)) => Python::attach(|py| crate::actors::interrupt::interrupt(py, &shared, req_id)),
+                Err(_) => return,
+            },
+            recv(probes) -> msg => match msg {
+                Ok(probe) => Python::attach(|py| crate::ext_gate::answer(py, probe)),
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+/// Ready a sub-interpreter a context just created, as the main one was at start-up, and
+/// gate its extension modules.
 pub fn prepare_interpreter(py: Python<'_>) -> PyResult<()> {
     let options = OPTIONS.get().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("Python is not set up"))?;
-    setup(py, options)
+    setup(py, options)?;
+    crate::ext_gate::install_gate(py)
 }
 
 fn setup(py: Python<'_>, options: &InitOptions) -> PyResult<()> {
