@@ -4,6 +4,8 @@
 #           with the default CPython (the python3 that built erlang/priv)
 #   py3.12  OTP on PATH with pyenv's CPython 3.12 (~/.pyenv/versions/3.12.*)
 #   py3.13  OTP on PATH with pyenv's CPython 3.13 (~/.pyenv/versions/3.13.*)
+#   subinterp  as py3.12, with the default contexts in sub-interpreters of their own
+#           (SUBINTERP_SUITES, below: the suites that run in both kinds of context)
 # Usage: test_matrix.sh LEG... (run from the checkout after `make build`; SUITES=a,b runs
 # some suites only). Each leg builds into _build/matrix/LEG; what is slow to make and does
 # not depend on the checkout (OTP, a venv per interpreter, cargo's build of the NIF per
@@ -77,13 +79,25 @@ leg_python() {
     run_suites "$leg" "$lib/ebin" "$venv"
 }
 
+# The suites whose every case must pass in a sub-interpreter context as in a main one:
+# the subinterp leg runs them with the default contexts in sub-interpreters of their own.
+SUBINTERP_SUITES=${SUBINTERP_SUITES:-py_call_SUITE,py_async_SUITE,py_erlang_SUITE,py_convert_SUITE,py_values_SUITE,py_errors_SUITE,py_tracing_SUITE,py_compat_a_SUITE,py_compat_eval_SUITE,py_compat_threads_SUITE}
+
+leg_subinterp() {
+    # CPython 3.12, its NIF and venv as on the py3.12 leg; a missing 3.12 fails the leg.
+    ERLANG_PYTHON_CONTEXT_MODE=subinterp
+    export ERLANG_PYTHON_CONTEXT_MODE
+    SUITES=${SUITES:-$SUBINTERP_SUITES}
+    leg_python subinterp 3.12
+}
+
 [ -d "$dev_ebin" ] || { log "run 'make build' first"; exit 1; }
 # The README's dependency lines build a new project each, with cargo: minutes that the
 # default leg (`make test`) spends once; a leg here would build them the same way (the
 # python3 on PATH, rebar3 and mix as they are), so it leaves them out.
 ERLANG_PYTHON_SKIP_DEPENDENCY_TESTS="the default leg (make test) builds the README's dependency lines"
 export ERLANG_PYTHON_SKIP_DEPENDENCY_TESTS
-[ $# -gt 0 ] || set -- otp27 py3.12 py3.13
+[ $# -gt 0 ] || set -- otp27 py3.12 py3.13 subinterp
 summary=""
 total_passed=0
 total_failed=0
@@ -96,7 +110,7 @@ for leg in "$@"; do
     # holds inside it (it would not on the left of `||`). A leg that fails to set up
     # counts as one failure.
     case $leg in
-        otp27 | py3.*) ;;
+        otp27 | py3.* | subinterp) ;;
         *) log "unknown leg $leg"; exit 2 ;;
     esac
     set +e
@@ -105,6 +119,7 @@ for leg in "$@"; do
         case $leg in
             otp27) leg_otp27 ;;
             py3.*) leg_python "$leg" "${leg#py}" ;;
+            subinterp) leg_subinterp ;;
         esac
     )
     set -e

@@ -37,9 +37,19 @@ start(Env) ->
         true -> application:set_env(erlang_python, venv, Venv);
         false -> ok
     end,
-    [application:set_env(erlang_python, K, V) || {K, V} <- Env],
+    [application:set_env(erlang_python, K, V) || {K, V} <- context_mode_env() ++ Env],
     {ok, _} = application:ensure_all_started(erlang_python),
     ok.
+
+%% The `subinterp' leg of the test matrix runs suites with the default contexts in
+%% sub-interpreters: ERLANG_PYTHON_CONTEXT_MODE names the mode (`context_mode' app env).
+-spec context_mode_env() -> [{context_mode, atom()}].
+context_mode_env() ->
+    case os:getenv("ERLANG_PYTHON_CONTEXT_MODE") of
+        false -> [];
+        "" -> [];
+        Mode -> [{context_mode, list_to_atom(Mode)}]
+    end.
 
 -spec stop() -> ok.
 stop() ->
