@@ -7,11 +7,9 @@
 
 use crate::mailbox::{ContextShared, IN_LOOP};
 use crate::atoms;
-use crate::pytypes::Interrupted;
 use crate::msg_env::{MsgEnv, OwnedTerm};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
 use rustler::{Encoder, LocalPid};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -111,7 +109,6 @@ pub fn start(caller: LocalPid, options: InitOptions) -> InitStatus {
 }
 
 fn main_thread(options: InitOptions) {
-    pyo3::append_to_inittab!(erlang_module_def);
     Python::initialize();
     let result = Python::attach(|py| setup(py, &options)).map_err(|e| e.to_string());
     let (tx, rx) = crossbeam_channel::unbounded::<(Arc<ContextShared>, u64)>();
@@ -140,17 +137,13 @@ fn main_thread(options: InitOptions) {
     }
 }
 
-use crate::erlang_module::erlang as erlang_module_def;
-
 fn setup(py: Python<'_>, options: &InitOptions) -> PyResult<()> {
-    // Whichever thread imports threading first becomes its MainThread: make it this one.
-    py.import("threading")?;
-    let sys = py.import("sys")?;
-    let path = sys.getattr("path")?.cast_into::<PyList>()?;
-    path.insert(0, &options.shim_dir)?;
-    let shim = py.import("erlang_shim")?;
-    shim.call_method1("install", (options.python_path.clone(), options.venv.clone()))?;
-    crate::module_guard::remember(py)
+    let paths = crate::erlang_module::InterpreterPaths {
+        shim_dir: &options.shim_dir,
+        python_path: &options.python_path,
+        venv: options.venv.as_deref(),
+    };
+    crate::erlang_module::install(py, &paths)
 }
 
 /// Raise `Interrupted` in the context thread if it still runs request `req_id`: its own
@@ -165,7 +158,8 @@ fn interrupt(py: Python<'_>, shared: &ContextShared, req_id: u64) {
     }
     shared.arm_interrupt();
     let ident = shared.thread_ident.load(Ordering::Acquire);
-    let exc = py.get_type::<Interrupted>();
+    // The class of the interpreter attached here (a context of another has its own).
+    let Ok(exc) = crate::interp_kit::get(py, crate::interp_kit::Class::Interrupted) else { return };
     // SAFETY: the GIL is held; `ident` names the context's thread (a stale ident only
     // makes the call find no thread), and the type object is alive for the call.
     unsafe { ffi::PyThreadState_SetAsyncExc(ident as _, exc.as_ptr()) };
