@@ -11,6 +11,7 @@
 use crate::interp_kit::{self, Class};
 use crate::msg_env::{MsgEnv, OwnedTerm};
 use crate::output::send_to_output_handler;
+use crate::py_args;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rustler::{Encoder, LocalPid};
@@ -85,13 +86,20 @@ fn build(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     for function in functions {
         m.add_function(function)?;
     }
+    // Native code with no file, as the module was when it was compiled in: Python shows
+    // it as `<module 'erlang' (built-in)>`.
+    let spec = py.import("importlib.machinery")?.getattr("ModuleSpec")?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("origin", "built-in")?;
+    m.setattr("__spec__", spec.call(("erlang", py.None()), Some(&kwargs))?)?;
     Ok(m)
 }
 
 /// Write Python output to the Erlang side: stream 1 is stdout, 2 is stderr.
 #[pyfunction]
-fn _write(py: Python<'_>, stream: u8, text: &str) {
-    let data = text.as_bytes().to_vec();
+fn _write(py: Python<'_>, stream: &Bound<'_, PyAny>, text: &Bound<'_, PyAny>) -> PyResult<()> {
+    let stream: u8 = stream.extract()?;
+    let data = py_args::text(text, "_write() text")?.as_bytes().to_vec();
     py.detach(move || {
         send_to_output_handler(|e, who| {
             let tag = if stream == 2 { crate::atoms::stderr() } else { crate::atoms::stdout() };
@@ -100,6 +108,7 @@ fn _write(py: Python<'_>, stream: u8, text: &str) {
         });
         crate::output::note_write(stream, &data);
     });
+    Ok(())
 }
 
 /// Send the current caller's unfinished line now (`flush()` of stdout or stderr).
@@ -112,9 +121,10 @@ fn _flush(py: Python<'_>) {
 /// `args` and answer its result. An Erlang error raises `erlang.ErlangError`.
 #[pyfunction]
 #[pyo3(signature = (name, *args))]
-fn call(py: Python<'_>, name: &str, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
-    ensure_registered(name)?;
-    crate::actors::callback::call_erlang(py, name, args)
+fn call(py: Python<'_>, name: &Bound<'_, PyAny>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
+    let name = py_args::text(name, "call() name")?;
+    ensure_registered(&name)?;
+    crate::actors::callback::call_erlang(py, &name, args)
 }
 
 /// `NameError` for a name no Erlang function is registered under.
@@ -132,15 +142,16 @@ fn ensure_registered(name: &str) -> PyResult<()> {
 /// function without blocking the event loop.
 #[pyfunction]
 #[pyo3(signature = (name, *args))]
-fn async_call(py: Python<'_>, name: &str, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
-    ensure_registered(name)?;
-    crate::actors::callback::async_call_erlang(py, name, args)
+fn async_call(py: Python<'_>, name: &Bound<'_, PyAny>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Py<PyAny>> {
+    let name = py_args::text(name, "async_call() name")?;
+    ensure_registered(&name)?;
+    crate::actors::callback::async_call_erlang(py, &name, args)
 }
 
 /// Whether an Erlang function is registered under `name`.
 #[pyfunction]
-fn _is_registered(name: &str) -> bool {
-    crate::actors::callback::is_registered(name)
+fn _is_registered(name: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(crate::actors::callback::is_registered(&py_args::text(name, "_is_registered() name")?))
 }
 
 /// Send `term` to the Erlang process `pid`; raises `erlang.ProcessError` if it is not alive.
@@ -203,7 +214,8 @@ fn whereis<'py>(py: Python<'py>, name: &Bound<'py, PyAny>) -> PyResult<Option<Bo
 
 /// Sleep without holding the GIL (the synchronous half of `erlang.sleep`).
 #[pyfunction]
-fn _sleep(py: Python<'_>, seconds: f64) -> PyResult<()> {
+fn _sleep(py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+    let seconds: f64 = seconds.extract()?;
     let length = std::time::Duration::try_from_secs_f64(seconds)
         .map_err(|_| pyo3::exceptions::PyValueError::new_err("sleep length must be a non-negative number of seconds that fits a Duration"))?;
     py.detach(|| std::thread::sleep(length));
@@ -212,8 +224,21 @@ fn _sleep(py: Python<'_>, seconds: f64) -> PyResult<()> {
 
 /// Forward a Python `logging` record to the Erlang logger (see `_logging.py`).
 #[pyfunction]
-fn _log(py: Python<'_>, level: &str, logger: &str, module: &str, function: &str, line: u32, message: &str) {
-    let fields = [level, logger, module, function, message].map(|f| f.as_bytes().to_vec());
+#[allow(clippy::too_many_arguments)]
+fn _log(
+    py: Python<'_>,
+    level: &Bound<'_, PyAny>,
+    logger: &Bound<'_, PyAny>,
+    module: &Bound<'_, PyAny>,
+    function: &Bound<'_, PyAny>,
+    line: &Bound<'_, PyAny>,
+    message: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let line: u32 = line.extract()?;
+    let mut fields: [Vec<u8>; 5] = Default::default();
+    for (field, value) in fields.iter_mut().zip([level, logger, module, function, message]) {
+        *field = py_args::text(value, "_log() field")?.as_bytes().to_vec();
+    }
     py.detach(move || {
         send_to_output_handler(|e, who| {
             let [level, logger, module, function, message] =
@@ -222,4 +247,5 @@ fn _log(py: Python<'_>, level: &str, logger: &str, module: &str, function: &str,
             (crate::atoms::py_log(), who, record).encode(e)
         })
     });
+    Ok(())
 }

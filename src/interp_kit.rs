@@ -17,6 +17,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use std::cell::RefCell;
 
+// A `Py<T>` dropped detached must never reach pyo3's process-wide reference pool (see
+// .cargo/config.toml and docs/runtime.md, "One erlang module per interpreter").
+#[cfg(not(all(pyo3_disable_reference_pool, pyo3_leak_on_drop_without_reference_pool)))]
+compile_error!("build with the rustflags of .cargo/config.toml (run cargo from the repository root)");
+
 /// Key of the registered classes (a tuple, in `Class` order) in the interpreter's dict.
 const KIT_KEY: &str = "erlang_python.kit";
 

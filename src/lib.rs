@@ -16,6 +16,7 @@ mod msg_env;
 mod nif;
 mod nif_state;
 mod output;
+mod py_args;
 mod py_errors;
 mod pytypes;
 mod mailbox;

@@ -7,6 +7,7 @@
 use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, Value};
 use pyo3::exceptions::PyTypeError;
+use crate::py_args;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyCapsule, PyCapsuleMethods, PyDict, PyFloat, PyInt, PyString};
 use std::ffi::CStr;
@@ -31,15 +32,17 @@ fn context_of(handle: &Bound<'_, PyAny>) -> PyResult<Context> {
 #[pyo3(signature = (name, parent=None, attrs=None))]
 pub fn _span_start<'py>(
     py: Python<'py>,
-    name: String,
+    name: &Bound<'py, PyAny>,
     parent: Option<&Bound<'py, PyAny>>,
-    attrs: Option<&Bound<'py, PyDict>>,
+    attrs: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Bound<'py, PyCapsule>>> {
+    let name = py_args::text(name, "span name")?.into_owned();
+    let attrs = py_args::optional_dict(attrs, "span attributes")?;
     let parent_cx = match parent {
         Some(handle) if !handle.is_none() => context_of(handle)?,
         _ => Context::default(),
     };
-    let attributes = key_values(attrs)?;
+    let attributes = key_values(attrs.as_ref())?;
     match crate::spans::start_span(name, &parent_cx, attributes) {
         Some(cx) => Ok(Some(PyCapsule::new_with_value(py, cx, SPAN_CAPSULE)?)),
         None => Ok(None),
@@ -49,13 +52,16 @@ pub fn _span_start<'py>(
 /// Record an event in the span.
 #[pyfunction]
 #[pyo3(signature = (handle, name, attrs=None))]
-pub fn _span_event(handle: &Bound<'_, PyAny>, name: String, attrs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
-    context_of(handle)?.span().add_event(name, key_values(attrs)?);
+pub fn _span_event(handle: &Bound<'_, PyAny>, name: &Bound<'_, PyAny>, attrs: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let name = py_args::text(name, "event name")?.into_owned();
+    let attrs = py_args::optional_dict(attrs, "event attributes")?;
+    context_of(handle)?.span().add_event(name, key_values(attrs.as_ref())?);
     Ok(())
 }
 
 #[pyfunction]
-pub fn _span_set_attribute(handle: &Bound<'_, PyAny>, key: String, value: &Bound<'_, PyAny>) -> PyResult<()> {
+pub fn _span_set_attribute(handle: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let key = py_args::text(key, "attribute key")?.into_owned();
     context_of(handle)?.span().set_attribute(KeyValue::new(key, to_value(value)?));
     Ok(())
 }
@@ -64,7 +70,8 @@ pub fn _span_set_attribute(handle: &Bound<'_, PyAny>, key: String, value: &Bound
 /// becomes its `end_attrs` `exception`.
 #[pyfunction]
 #[pyo3(signature = (handle, error=None))]
-pub fn _span_end(handle: &Bound<'_, PyAny>, error: Option<String>) -> PyResult<()> {
+pub fn _span_end(handle: &Bound<'_, PyAny>, error: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    let error = py_args::optional_text(error, "span error")?;
     let cx = context_of(handle)?;
     let span = cx.span();
     match error {

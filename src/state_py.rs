@@ -47,6 +47,12 @@ fn keys_to_py<'py>(py: Python<'py>, table: &Table) -> PyResult<Bound<'py, PyList
     PyList::new(py, items)
 }
 
+/// The `amount` of `state_incr`/`state_decr` (1 when not given), read here rather than by
+/// pyo3 (see `py_args`).
+fn amount_of(amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
+    amount.map_or(Ok(1), |a| a.extract())
+}
+
 fn incr_error(e: IncrError) -> PyErr {
     match e {
         IncrError::NotAnInteger => PyTypeError::new_err("the stored value is not an integer"),
@@ -91,15 +97,17 @@ pub fn state_clear() {
 
 /// Atomically add `amount` to the integer under `key` (missing counts as 0).
 #[pyfunction]
-#[pyo3(signature = (key, amount=1))]
-pub fn state_incr(key: &Bound<'_, PyAny>, amount: i64) -> PyResult<i64> {
+#[pyo3(signature = (key, amount=None))]
+pub fn state_incr(key: &Bound<'_, PyAny>, amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
+    let amount = amount_of(amount)?;
     with_key(key, |k| GLOBAL.incr(k, amount))?.map_err(incr_error)
 }
 
 /// Atomically subtract `amount` from the integer under `key` (missing counts as 0).
 #[pyfunction]
-#[pyo3(signature = (key, amount=1))]
-pub fn state_decr(key: &Bound<'_, PyAny>, amount: i64) -> PyResult<i64> {
+#[pyo3(signature = (key, amount=None))]
+pub fn state_decr(key: &Bound<'_, PyAny>, amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
+    let amount = amount_of(amount)?;
     let negated = amount.checked_neg().ok_or_else(|| PyOverflowError::new_err("amount out of range"))?;
     with_key(key, |k| GLOBAL.incr(k, negated))?.map_err(incr_error)
 }

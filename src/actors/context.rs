@@ -217,6 +217,8 @@ impl Actor {
         };
         // The classes of this context's interpreter, at hand while it serves (`interp_kit`).
         crate::interp_kit::enter_context(py)?;
+        // Objects a context of this interpreter left behind when it went.
+        crate::mailbox::orphans::release_mine(py);
         Ok(actor)
     }
 
@@ -400,7 +402,7 @@ impl Actor {
                 return self.run(py, req);
             }
             Msg::DropEnv(id) => self.executor.drop_env(id),
-            Msg::DropObject(object) => drop(object),
+            Msg::DropObject(object, _) => drop(object),
             Msg::CallbackReply(id, answer) => match self.callbacks.take_future(id) {
                 Some(future) => super::callback::resolve_future(py, future.bind(py), &answer),
                 None => self.callbacks.answered(id, CallbackOutcome::Answered(answer)),
@@ -540,8 +542,8 @@ fn drain_after_exit(rx: &Receiver<Msg>, reason: impl Fn() -> ErrorReason) {
             Msg::Run(req) => {
                 req.reply(Answer::Error(reason()));
             }
-            // Released through pyo3's deferred reference pool; this thread holds no GIL.
-            Msg::DropObject(object) => drop(object),
+            // This thread has left its interpreter: the next context of it releases these.
+            Msg::DropObject(object, interpreter) => crate::mailbox::orphans::adopt(interpreter, object),
             _ => {}
         }
     }

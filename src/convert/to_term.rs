@@ -145,20 +145,24 @@ fn printed<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, opts: ConvOpts) -> Result<T
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     let ty = obj.get_type();
     let qualname = ty.qualname().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_owned());
-    match ty.module().map(|m| m.to_string()) {
-        Ok(module) if module != "builtins" => format!("{module}.{qualname}"),
+    match type_module(&ty) {
+        Some(module) if module != "builtins" => format!("{module}.{qualname}"),
         _ => qualname,
     }
+}
+
+/// The `__module__` of a type. Not `PyTypeMethods::module`, which before Python 3.13 reads
+/// it through a process-wide `intern!` (see docs/runtime.md, "One erlang module per
+/// interpreter").
+fn type_module(ty: &Bound<'_, pyo3::types::PyType>) -> Option<String> {
+    let module = ty.getattr("__module__").ok()?;
+    Some(module.cast::<PyString>().ok()?.to_str().ok()?.to_owned())
 }
 
 use pyo3::type_object::PyTypeInfo;
 
 fn is_numpy_value(obj: &Bound<'_, PyAny>) -> bool {
-    let ty = obj.get_type();
-    ty.module()
-        .map(|m| m.to_str().map(|s| s == "numpy").unwrap_or(false))
-        .unwrap_or(false)
-        && obj.hasattr("tolist").unwrap_or(false)
+    type_module(&obj.get_type()).is_some_and(|m| m == "numpy") && obj.hasattr("tolist").unwrap_or(false)
 }
 
 pub(super) fn float_to_term(env: Env, v: f64) -> Term {
