@@ -9,8 +9,8 @@
 //! interpreter's GIL can only find that interpreter's classes. A context thread belongs to
 //! one interpreter for its whole life, so it keeps its interpreter's kit in a thread-local
 //! while it serves (`enter_context`/`leave_context`), which makes a lookup a thread-local
-//! read and a reference count; other threads (the user's own, the interrupter) read the
-//! state dict each time.
+//! read, a comparison of the interpreter and a reference count; other threads (the
+//! user's own, the interrupter) and other interpreters read the state dict each time.
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -55,11 +55,26 @@ impl Class {
     }
 }
 
+/// The kit a context thread keeps, with the interpreter it belongs to.
+struct KeptKit {
+    /// `PyInterpreterState` of the classes, compared (never dereferenced) on each use: a
+    /// thread may run another interpreter for a while (Python code can run a
+    /// sub-interpreter on the calling thread), and then the kit is looked up there.
+    interpreter: usize,
+    classes: Vec<Py<PyType>>,
+}
+
 thread_local! {
     /// The kit of the interpreter whose context runs on this thread (`None` elsewhere).
     /// Filled and emptied with the thread attached, so its references are taken and given
     /// back under the GIL of the interpreter they belong to.
-    static CONTEXT_KIT: RefCell<Option<Vec<Py<PyType>>>> = const { RefCell::new(None) };
+    static CONTEXT_KIT: RefCell<Option<KeptKit>> = const { RefCell::new(None) };
+}
+
+/// The interpreter the thread is attached to, as an address to compare.
+fn current_interpreter(_py: Python<'_>) -> usize {
+    // SAFETY: the thread is attached (the token proves it), so it has a current interpreter.
+    unsafe { pyo3::ffi::PyInterpreterState_Get() as usize }
 }
 
 /// The state dict of the interpreter running this thread.
@@ -105,7 +120,8 @@ pub fn enter_context(py: Python<'_>) -> PyResult<()> {
         .iter()
         .map(|class| Ok(class.cast_into::<PyType>()?.unbind()))
         .collect::<PyResult<Vec<_>>>()?;
-    let previous = CONTEXT_KIT.with(|kit| kit.replace(Some(classes)));
+    let kept = KeptKit { interpreter: current_interpreter(py), classes };
+    let previous = CONTEXT_KIT.with(|kit| kit.replace(Some(kept)));
     drop(previous);
     Ok(())
 }
@@ -118,7 +134,12 @@ pub fn leave_context() {
 
 /// `class` as the interpreter running this thread has it.
 pub fn get(py: Python<'_>, class: Class) -> PyResult<Bound<'_, PyType>> {
-    let kept = CONTEXT_KIT.with(|kit| kit.borrow().as_ref().map(|k| k[class as usize].bind(py).clone()));
+    let here = current_interpreter(py);
+    let kept = CONTEXT_KIT.with(|kit| {
+        let kit = kit.borrow();
+        let kit = kit.as_ref().filter(|k| k.interpreter == here)?;
+        Some(kit.classes[class as usize].bind(py).clone())
+    });
     match kept {
         Some(found) => Ok(found),
         None => Ok(registered(py)?.get_item(class as usize)?.cast_into::<PyType>()?),
@@ -129,10 +150,11 @@ pub fn get(py: Python<'_>, class: Class) -> PyResult<Bound<'_, PyType>> {
 /// value classes cannot be subclassed).
 pub fn exact_class_of(obj: &Bound<'_, PyAny>, candidates: &[Class]) -> PyResult<Option<Class>> {
     let ty = obj.get_type();
+    let here = current_interpreter(obj.py());
     let kept = CONTEXT_KIT.with(|kit| {
         let kit = kit.borrow();
-        let kit = kit.as_ref()?;
-        Some(candidates.iter().copied().find(|c| kit[*c as usize].as_ptr() == ty.as_ptr()))
+        let kit = kit.as_ref().filter(|k| k.interpreter == here)?;
+        Some(candidates.iter().copied().find(|c| kit.classes[*c as usize].as_ptr() == ty.as_ptr()))
     });
     match kept {
         Some(found) => Ok(found),
