@@ -278,7 +278,7 @@ impl Executor {
 
     fn reply_value<'a>(&self, env: Env<'a>, value: &Bound<'_, PyAny>, opts: ResultOpts) -> Outcome<'a> {
         if opts.return_ref {
-            let res = ResourceArc::new(PyRefRes::new(value.clone().unbind(), self.mailbox.clone()));
+            let res = ResourceArc::new(PyRefRes::new(value.clone(), self.mailbox.clone()));
             return Ok(ok_tuple(env, res.encode(env)));
         }
         let defaults = ConvOpts::for_results();

@@ -177,7 +177,7 @@ fn attributes<'a>(py: Python<'_>, env: Env<'a>, err: &PyErr) -> PyResult<Term<'a
 /// 3.12 on, past the C recursion limit (a deep `erlang.call` chain) `str(exc)` fails with
 /// a `RecursionError` of its own, and the message would be lost.
 fn message_arg<'py>(exc: &Bound<'py, pyo3::exceptions::PyBaseException>) -> PyResult<Bound<'py, PyString>> {
-    let args = exc.getattr(pyo3::intern!(exc.py(), "args"))?;
+    let args = exc.getattr("args")?;
     Ok(args.cast::<PyTuple>()?.get_item(0)?.cast_into::<PyString>()?)
 }
 

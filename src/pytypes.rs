@@ -1,135 +1,74 @@
-//! The Python types that stand for Erlang values and errors: `erlang.Pid`, `erlang.Ref`,
-//! `erlang.Atom` (defined by the shim, looked up here) and the exceptions `Interrupted`,
-//! `ErlangError` and `ProcessError`. A leaf: conversions and the actors use these, and
-//! nothing here reaches back into them.
+//! Values of the kit's classes (`interp_kit`): making an `erlang.Pid`, `Ref` or
+//! `SharedDict` for an Erlang value, and reading one back. The classes are the shim's
+//! (python/erlang_shim/_types.py); what the core keeps inside them is plain data (the
+//! external term format of a pid or reference) or a capsule (a shared dict's handle).
+//!
+//! Capsules are sound in any interpreter: `PyCapsule_Type` is a static built-in type
+//! (no per-interpreter type object to mix up), a capsule holds no Python object, only a
+//! Rust value that is `Send` and owns no Python reference (a `ResourceArc`, an
+//! OpenTelemetry context), and its destructor runs where the capsule dies: in the
+//! interpreter that made it, with that interpreter's GIL, and it only releases that Rust
+//! value, which any thread may do.
 
+use crate::interp_kit::{self, Class};
+use crate::state::SharedDictRes;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyBytes, PyCapsule, PyCapsuleMethods};
+use rustler::ResourceArc;
+use std::ffi::CStr;
 
-pyo3::create_exception!(
-    erlang,
-    Interrupted,
-    pyo3::exceptions::PyBaseException,
-    "Raised inside Python code whose Erlang caller gave up (timeout or cancel)."
-);
+/// The name a shared dict's capsule carries; a capsule of any other name is refused.
+const SHARED_DICT_CAPSULE: &CStr = c"erlang_python.SharedDict";
 
-pyo3::create_exception!(
-    erlang,
-    ErlangError,
-    pyo3::exceptions::PyException,
-    "An Erlang function called from Python failed; `reason` holds the Erlang reason."
-);
-
-pyo3::create_exception!(
-    erlang,
-    ProcessError,
-    pyo3::exceptions::PyException,
-    "The Erlang process a message or call was meant for is not alive."
-);
-
-/// An Erlang process identifier. Hashable, comparable, and converts back to the same pid.
-#[pyclass(module = "erlang", name = "Pid", frozen, eq, hash)]
-#[derive(PartialEq, Eq, Hash)]
-pub struct Pid {
-    etf: Vec<u8>,
+/// An `erlang.Pid` holding `etf`, the external format of a local pid.
+pub fn new_pid<'py>(py: Python<'py>, etf: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    interp_kit::get(py, Class::Pid)?.call_method1("_from_etf", (PyBytes::new(py, etf),))
 }
 
-/// An Erlang reference. Hashable, comparable, and converts back to the same reference.
-#[pyclass(module = "erlang", name = "Ref", frozen, eq, hash)]
-#[derive(PartialEq, Eq, Hash)]
-pub struct Ref {
-    etf: Vec<u8>,
+/// An `erlang.Ref` holding `etf`, the external format of a reference.
+pub fn new_ref<'py>(py: Python<'py>, etf: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    interp_kit::get(py, Class::Ref)?.call_method1("_from_etf", (PyBytes::new(py, etf),))
 }
 
-impl Pid {
-    pub fn from_etf(etf: Vec<u8>) -> Pid {
-        Pid { etf }
-    }
-    pub fn etf(&self) -> &[u8] {
-        &self.etf
+/// The external format an `erlang.Pid` or `erlang.Ref` holds.
+pub fn etf_of<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(value.getattr("_etf")?.cast_into::<PyBytes>()?)
+}
+
+/// The external format of `value` if it is an `erlang.Pid` of this interpreter.
+pub fn pid_etf<'py>(value: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    match interp_kit::exact_class_of(value, &[Class::Pid])? {
+        Some(_) => Ok(Some(etf_of(value)?)),
+        None => Ok(None),
     }
 }
 
-impl Ref {
-    pub fn from_etf(etf: Vec<u8>) -> Ref {
-        Ref { etf }
-    }
-    pub fn etf(&self) -> &[u8] {
-        &self.etf
-    }
+/// A capsule holding a handle of the shared dict (what `erlang.SharedDict` wraps).
+pub fn shared_dict_capsule(py: Python<'_>, handle: ResourceArc<SharedDictRes>) -> PyResult<Bound<'_, PyCapsule>> {
+    PyCapsule::new_with_value(py, handle, SHARED_DICT_CAPSULE)
 }
 
-#[pymethods]
-impl Pid {
-    pub fn __repr__(&self) -> String {
-        match pid_numbers(&self.etf) {
-            Some((id, serial)) => format!("<erlang.Pid <0.{id}.{serial}>>"),
-            None => "<erlang.Pid>".to_string(),
-        }
-    }
+/// An `erlang.SharedDict` for `handle`.
+pub fn new_shared_dict(py: Python<'_>, handle: ResourceArc<SharedDictRes>) -> PyResult<Bound<'_, PyAny>> {
+    let capsule = shared_dict_capsule(py, handle)?;
+    interp_kit::get(py, Class::SharedDict)?.call_method1("_wrap", (capsule,))
 }
 
-#[pymethods]
-impl Ref {
-    fn __repr__(&self) -> String {
-        let tail: String = self.etf.iter().rev().take(6).map(|b| format!("{b:02x}")).collect();
-        format!("<erlang.Ref {tail}>")
-    }
+/// The shared dict a capsule made by `shared_dict_capsule` holds (a new handle of it).
+pub fn shared_dict_handle(capsule: &Bound<'_, PyAny>) -> PyResult<ResourceArc<SharedDictRes>> {
+    let capsule = capsule
+        .cast::<PyCapsule>()
+        .map_err(|_| PyTypeError::new_err("not a SharedDict handle"))?;
+    let pointer = capsule.pointer_checked(Some(SHARED_DICT_CAPSULE))?;
+    // SAFETY: a capsule of this name is only made by `shared_dict_capsule`, from a boxed
+    // `ResourceArc<SharedDictRes>` that lives until the capsule is destroyed, and the
+    // capsule is alive while borrowed here; the handle is cloned before the borrow ends.
+    let handle = unsafe { pointer.cast::<ResourceArc<SharedDictRes>>().as_ref() };
+    Ok(handle.clone())
 }
 
-/// The process number and serial of a pid in the external term format.
-fn pid_numbers(etf: &[u8]) -> Option<(u32, u32)> {
-    let tag = *etf.get(1)?;
-    if tag != 88 && tag != 103 {
-        return None;
-    }
-    let after_node = match *etf.get(2)? {
-        118 => 5 + u16::from_be_bytes(etf.get(3..5)?.try_into().ok()?) as usize,
-        119 => 4 + *etf.get(3)? as usize,
-        100 => 5 + u16::from_be_bytes(etf.get(3..5)?.try_into().ok()?) as usize,
-        _ => return None,
-    };
-    let word = |at: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(etf.get(at..at + 4)?.try_into().ok()?))
-    };
-    Some((word(after_node)?, word(after_node + 4)?))
-}
-
-thread_local! {
-    /// `erlang.Atom` as the context running on this thread found it at start-up (each
-    /// context thread belongs to one interpreter, so this is never another's object).
-    static CONTEXT_ATOM_TYPE: std::cell::RefCell<Option<Py<PyType>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// A context thread keeps `erlang.Atom` while it runs (`None` when it leaves).
-pub fn set_context_atom_type(atom_type: Option<Py<PyType>>) {
-    let previous = CONTEXT_ATOM_TYPE.with(|t| t.replace(atom_type));
-    drop(previous);
-}
-
-/// The class the shim defines for `erlang.Atom` (a `str` subclass), as the interpreter
-/// running this thread has it: a context keeps the one it found at start-up; other
-/// threads (the user's, converting an argument of `erlang.call`) look it up each time,
-/// which only `str` subclasses need (see `convert::to_term`).
-pub fn atom_type(py: Python<'_>) -> Bound<'_, PyType> {
-    let kept = CONTEXT_ATOM_TYPE.with(|t| t.borrow().as_ref().map(|a| a.bind(py).clone()));
-    kept.unwrap_or_else(|| lookup_atom_type(py))
-}
-
-/// `erlang.Atom` looked up now.
-pub fn lookup_atom_type(py: Python<'_>) -> Bound<'_, PyType> {
-    py.import("erlang")
-        .and_then(|m| m.getattr("Atom"))
-        .and_then(|a| Ok(a.cast_into::<PyType>()?))
-        // Before the shim is installed nothing is an Atom: a type no str is an instance of.
-        .unwrap_or_else(|_| py.get_type::<Interrupted>())
-}
-
-/// A dictionary shared between Erlang and Python (`py:shared_dict_new/0`). Keys and
-/// values are converted like call arguments; the dictionary is gone once its Erlang owner
-/// exits or it is destroyed, after which any use raises `RuntimeError`.
-/// (Its methods are in `state_py`, with the shared state's other Python functions.)
-#[pyclass(module = "erlang", name = "SharedDict", frozen)]
-pub struct SharedDict {
-    pub handle: rustler::ResourceArc<crate::state::SharedDictRes>,
+/// The shared dict an `erlang.SharedDict` stands for.
+pub fn shared_dict_of(value: &Bound<'_, PyAny>) -> PyResult<ResourceArc<SharedDictRes>> {
+    shared_dict_handle(&value.getattr("_handle")?)
 }

@@ -10,7 +10,6 @@ use crate::atoms;
 use crate::msg_env::{MsgEnv, OwnedTerm};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
 use rustler::{Encoder, LocalPid};
 use std::sync::{Arc, Mutex};
 
@@ -111,7 +110,6 @@ pub fn start(caller: LocalPid, options: InitOptions) -> InitStatus {
 }
 
 fn main_thread(options: InitOptions) {
-    pyo3::append_to_inittab!(erlang_module_def);
     Python::initialize();
     let options = OPTIONS.get_or_init(|| options);
     let result = Python::attach(|py| setup(py, options)).map_err(|e| e.to_string());
@@ -140,8 +138,6 @@ fn main_thread(options: InitOptions) {
     }
 }
 
-use crate::erlang_module::erlang as erlang_module_def;
-
 /// The start-up thread's work once Python is up: interrupt requests of main-interpreter
 /// contexts, and sub-interpreters' questions about extension modules (`ext_gate`).
 fn serve_main(interrupts: crossbeam_channel::Receiver<(Arc<ContextShared>, u64)>, probes: crossbeam_channel::Receiver<crate::ext_gate::Probe>) {
@@ -168,12 +164,10 @@ pub fn prepare_interpreter(py: Python<'_>) -> PyResult<()> {
 }
 
 fn setup(py: Python<'_>, options: &InitOptions) -> PyResult<()> {
-    // Whichever thread imports threading first becomes its MainThread: make it this one.
-    py.import("threading")?;
-    let sys = py.import("sys")?;
-    let path = sys.getattr("path")?.cast_into::<PyList>()?;
-    path.insert(0, &options.shim_dir)?;
-    let shim = py.import("erlang_shim")?;
-    shim.call_method1("install", (options.python_path.clone(), options.venv.clone()))?;
-    crate::module_guard::remember(py)
+    let paths = crate::erlang_module::InterpreterPaths {
+        shim_dir: &options.shim_dir,
+        python_path: &options.python_path,
+        venv: options.venv.as_deref(),
+    };
+    crate::erlang_module::install(py, &paths)
 }

@@ -1,4 +1,4 @@
-//! Tracing spans from Python (`erlang.Span`), recorded with the OpenTelemetry SDK and
+//! Tracing spans from Python (`erlang.Span`, whose native half is `spans_py`), recorded with the OpenTelemetry SDK and
 //! collected for `py:get_traces/0`. Python spans have run-time names and explicit parents
 //! (carried in a `contextvars` variable, so children follow asyncio tasks), which the SDK's
 //! tracer API models directly. The maps `get_traces/0` answers keep 2.3.1's shape
@@ -9,8 +9,6 @@ use crate::convert::py_bytes_to_binary;
 use opentelemetry::trace::{Span as _, Status, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanProcessor, Tracer};
-use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 use rustler::{Encoder, Env, Term};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::collections::VecDeque;
@@ -54,73 +52,15 @@ impl SpanProcessor for Collector {
     }
 }
 
-/// A running span, as Python holds it.
-#[pyclass(module = "erlang", name = "_SpanHandle", frozen)]
-pub struct SpanHandle {
-    cx: Context,
-}
-
-#[pymethods]
-impl SpanHandle {
-    fn event(&self, name: String, attrs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
-        self.cx.span().add_event(name, key_values(attrs)?);
-        Ok(())
-    }
-
-    fn set_attribute(&self, key: String, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.cx.span().set_attribute(KeyValue::new(key, to_value(value)?));
-        Ok(())
-    }
-
-    /// End the span; an error description (the exception's text) marks it failed and
-    /// becomes its `end_attrs` `exception`.
-    #[pyo3(signature = (error=None))]
-    fn end(&self, error: Option<String>) {
-        let span = self.cx.span();
-        match error {
-            Some(description) => span.set_status(Status::error(description)),
-            None => span.set_status(Status::Ok),
-        }
-        span.end();
-    }
-}
-
-/// Start a span (a child of `parent` when given), or `None` while tracing is disabled.
-#[pyfunction]
-#[pyo3(signature = (name, parent=None, attrs=None))]
-pub fn _span_start(name: String, parent: Option<&Bound<'_, SpanHandle>>, attrs: Option<&Bound<'_, PyDict>>) -> PyResult<Option<SpanHandle>> {
+/// A new span named `name`, a child of the span in `parent` (if any), or `None` while
+/// tracing is disabled. The Python side (`spans_py`) keeps the context it answers.
+pub fn start_span(name: String, parent: &Context, attributes: Vec<KeyValue>) -> Option<Context> {
     if !ENABLED.load(Ordering::Relaxed) {
-        return Ok(None);
+        return None;
     }
-    let parent_cx = parent.map(|p| p.get().cx.clone()).unwrap_or_default();
-    let mut span = TRACER.start_with_context(name, &parent_cx);
-    span.set_attributes(key_values(attrs)?);
-    Ok(Some(SpanHandle { cx: parent_cx.with_span(span) }))
-}
-
-fn key_values(attrs: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<KeyValue>> {
-    let Some(attrs) = attrs else { return Ok(Vec::new()) };
-    attrs
-        .iter()
-        .map(|(k, v)| Ok(KeyValue::new(k.str()?.to_string(), to_value(&v)?)))
-        .collect()
-}
-
-fn to_value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
-    Ok(if let Ok(b) = v.cast::<PyBool>() {
-        Value::Bool(b.is_true())
-    } else if let Ok(i) = v.cast::<PyInt>() {
-        match i.extract::<i64>() {
-            Ok(i) => Value::I64(i),
-            Err(_) => Value::String(i.str()?.to_string().into()),
-        }
-    } else if let Ok(f) = v.cast::<PyFloat>() {
-        Value::F64(f.value())
-    } else if let Ok(s) = v.cast::<PyString>() {
-        Value::String(s.to_str()?.to_string().into())
-    } else {
-        Value::String(v.str()?.to_string().into())
-    })
+    let mut span = TRACER.start_with_context(name, parent);
+    span.set_attributes(attributes);
+    Some(parent.with_span(span))
 }
 
 pub fn set_enabled(enabled: bool) {

@@ -5,12 +5,12 @@
 use crate::convert::conv_to_py;
 use crate::convert::{py_to_term, term_to_py};
 use crate::msg_env::MsgEnv;
-use crate::pytypes::SharedDict;
+use crate::pytypes::{shared_dict_capsule, shared_dict_handle};
 use crate::state::SharedDictRes;
 use crate::state::{key_of, IncrError, Stored, Table, GLOBAL};
 use pyo3::exceptions::{PyKeyError, PyOverflowError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyCapsule, PyList};
 use rustler::ResourceArc;
 
 /// Run `f` in a scratch environment: this thread's spare one when it has one (allocating
@@ -45,6 +45,12 @@ fn keys_to_py<'py>(py: Python<'py>, table: &Table) -> PyResult<Bound<'py, PyList
     let keys = table.keys();
     let items = keys.iter().map(|k| to_py(py, k)).collect::<PyResult<Vec<_>>>()?;
     PyList::new(py, items)
+}
+
+/// The `amount` of `state_incr`/`state_decr` (1 when not given), read here rather than by
+/// pyo3 (see `py_args`).
+fn amount_of(amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
+    amount.map_or(Ok(1), |a| a.extract())
 }
 
 fn incr_error(e: IncrError) -> PyErr {
@@ -91,99 +97,112 @@ pub fn state_clear() {
 
 /// Atomically add `amount` to the integer under `key` (missing counts as 0).
 #[pyfunction]
-#[pyo3(signature = (key, amount=1))]
-pub fn state_incr(key: &Bound<'_, PyAny>, amount: i64) -> PyResult<i64> {
+#[pyo3(signature = (key, amount=None))]
+pub fn state_incr(key: &Bound<'_, PyAny>, amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
+    let amount = amount_of(amount)?;
     with_key(key, |k| GLOBAL.incr(k, amount))?.map_err(incr_error)
 }
 
 /// Atomically subtract `amount` from the integer under `key` (missing counts as 0).
 #[pyfunction]
-#[pyo3(signature = (key, amount=1))]
-pub fn state_decr(key: &Bound<'_, PyAny>, amount: i64) -> PyResult<i64> {
+#[pyo3(signature = (key, amount=None))]
+pub fn state_decr(key: &Bound<'_, PyAny>, amount: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
+    let amount = amount_of(amount)?;
     let negated = amount.checked_neg().ok_or_else(|| PyOverflowError::new_err("amount out of range"))?;
     with_key(key, |k| GLOBAL.incr(k, negated))?.map_err(incr_error)
 }
 
 
-impl SharedDict {
-    fn table(&self) -> PyResult<&Table> {
-        self.handle.live().ok_or_else(|| PyRuntimeError::new_err("this SharedDict was destroyed"))
+/// The table behind a shared dict's handle (the capsule an `erlang.SharedDict` wraps).
+fn table_of(handle: &Bound<'_, PyAny>) -> PyResult<ResourceArc<SharedDictRes>> {
+    let handle = shared_dict_handle(handle)?;
+    if handle.live().is_none() {
+        return Err(PyRuntimeError::new_err("this SharedDict was destroyed"));
+    }
+    Ok(handle)
+}
+
+fn live(handle: &ResourceArc<SharedDictRes>) -> PyResult<&Table> {
+    handle.live().ok_or_else(|| PyRuntimeError::new_err("this SharedDict was destroyed"))
+}
+
+/// A handle of a new dictionary with no Erlang owner (it lives while referenced):
+/// `erlang.SharedDict()`.
+#[pyfunction]
+pub fn _shared_dict_new(py: Python<'_>) -> PyResult<Bound<'_, PyCapsule>> {
+    shared_dict_capsule(py, ResourceArc::new(SharedDictRes::default()))
+}
+
+#[pyfunction]
+pub fn _shared_dict_getitem<'py>(py: Python<'py>, handle: &Bound<'py, PyAny>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let dict = table_of(handle)?;
+    match live(&dict)?.fetch(&to_key(key)?) {
+        Some(stored) => to_py(py, &stored),
+        None => Err(PyKeyError::new_err(key.clone().unbind())),
     }
 }
 
-#[pymethods]
-impl SharedDict {
-    /// A new dictionary with no Erlang owner (it lives while referenced).
-    #[new]
-    fn new() -> SharedDict {
-        SharedDict { handle: ResourceArc::new(SharedDictRes::default()) }
-    }
+#[pyfunction]
+pub fn _shared_dict_setitem(handle: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let dict = table_of(handle)?;
+    let value = to_stored(value)?;
+    let table = live(&dict)?;
+    with_key(key, |k| table.store(k, value))?;
+    Ok(())
+}
 
-    fn __getitem__<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        match self.table()?.fetch(&to_key(key)?) {
-            Some(stored) => to_py(py, &stored),
-            None => Err(PyKeyError::new_err(key.clone().unbind())),
-        }
-    }
-
-    fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let table = self.table()?;
-        let value = to_stored(value)?;
-        with_key(key, |k| table.store(k, value))?;
+#[pyfunction]
+pub fn _shared_dict_delitem(handle: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+    let dict = table_of(handle)?;
+    let key_bytes = to_key(key)?;
+    if live(&dict)?.remove(&key_bytes) {
         Ok(())
+    } else {
+        Err(PyKeyError::new_err(key.clone().unbind()))
     }
+}
 
-    fn __delitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.table()?.remove(&to_key(key)?) {
-            Ok(())
-        } else {
-            Err(PyKeyError::new_err(key.clone().unbind()))
-        }
-    }
+#[pyfunction]
+pub fn _shared_dict_contains(handle: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let dict = table_of(handle)?;
+    let key = to_key(key)?;
+    Ok(live(&dict)?.fetch(&key).is_some())
+}
 
-    fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.table()?.fetch(&to_key(key)?).is_some())
-    }
+#[pyfunction]
+pub fn _shared_dict_len(handle: &Bound<'_, PyAny>) -> PyResult<usize> {
+    Ok(live(&table_of(handle)?)?.len())
+}
 
-    fn __len__(&self) -> PyResult<usize> {
-        Ok(self.table()?.len())
-    }
+#[pyfunction]
+pub fn _shared_dict_keys<'py>(py: Python<'py>, handle: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    keys_to_py(py, live(&table_of(handle)?)?)
+}
 
-    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(keys_to_py(py, self.table()?)?.try_iter()?.into_any())
+#[pyfunction]
+pub fn _shared_dict_items<'py>(py: Python<'py>, handle: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    let dict = table_of(handle)?;
+    let mut pairs = Vec::new();
+    for (key, value) in live(&dict)?.items() {
+        pairs.push((to_py(py, &key)?, to_py(py, &value)?));
     }
+    PyList::new(py, pairs)
+}
 
-    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        keys_to_py(py, self.table()?)
+#[pyfunction]
+#[pyo3(signature = (handle, key, default=None))]
+pub fn _shared_dict_get<'py>(py: Python<'py>, handle: &Bound<'py, PyAny>, key: &Bound<'py, PyAny>, default: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    let dict = table_of(handle)?;
+    match live(&dict)?.fetch(&to_key(key)?) {
+        Some(stored) => to_py(py, &stored),
+        None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
     }
+}
 
-    fn values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let items = self.items(py)?;
-        let values = items.iter().map(|pair| pair.get_item(1)).collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, values)
-    }
-
-    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let table = self.table()?;
-        let mut pairs = Vec::new();
-        for (key, value) in table.items() {
-            pairs.push((to_py(py, &key)?, to_py(py, &value)?));
-        }
-        PyList::new(py, pairs)
-    }
-
-    #[pyo3(signature = (key, default=None))]
-    fn get<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>, default: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        match self.table()?.fetch(&to_key(key)?) {
-            Some(stored) => to_py(py, &stored),
-            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
-        }
-    }
-
-    fn __repr__(&self) -> String {
-        match self.handle.live() {
-            Some(table) => format!("<erlang.SharedDict with {} entries>", table.len()),
-            None => "<erlang.SharedDict (destroyed)>".to_string(),
-        }
-    }
+#[pyfunction]
+pub fn _shared_dict_repr(handle: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(match shared_dict_handle(handle)?.live() {
+        Some(table) => format!("<erlang.SharedDict with {} entries>", table.len()),
+        None => "<erlang.SharedDict (destroyed)>".to_string(),
+    })
 }

@@ -1,9 +1,11 @@
 """Pure-Python half of the ``erlang`` module that Python code running under
 erlang_python imports.
 
-The native half (``Pid``, ``Ref``, ``Interrupted``, the output hook) is a built-in
-module registered before the interpreter starts; :func:`install` adds what is
-easier to write in Python and wires ``sys.stdout``/``sys.stderr`` to the VM.
+The native half (the functions that reach the VM: ``call``, ``send``, the output
+hook...) is a plain module the native core builds for each interpreter and puts in
+``sys.modules`` before importing this package; :func:`install` adds the classes
+(``Pid``, ``Ref``, ``SharedDict``, the exceptions, in ``_types``), what is easier to
+write in Python, and wires ``sys.stdout``/``sys.stderr`` to the VM.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import asyncio
 import io
 import os
 import sys
-from typing import Any, Awaitable, Iterable, Optional, Union
+from typing import Any, Awaitable, Dict, Iterable, Optional, Union
 
 import erlang
+from erlang_shim import _types
 
 __all__ = ["Atom", "ErlangFunction", "atom", "install", "sleep"]
 
@@ -204,6 +207,8 @@ def install(python_path: Iterable[str] = (), venv: Optional[str] = None) -> None
     from erlang_shim._span import Span, trace
 
     erlang.__doc__ = MODULE_DOC
+    for name in _types.__all__:
+        setattr(erlang, name, getattr(_types, name))
     erlang.Span = Span
     erlang.trace = trace
     erlang.Atom = Atom
@@ -215,3 +220,11 @@ def install(python_path: Iterable[str] = (), venv: Optional[str] = None) -> None
     sys.stdout = ErlangOutput(1, "<erlang stdout>")
     sys.stderr = ErlangOutput(2, "<erlang stderr>")
     _activate_paths(python_path, venv)
+
+
+def _kit_types() -> Dict[str, type]:
+    """The classes the native core converts and raises with, by name (read once per
+    interpreter, when it is set up, into the interpreter's own registry)."""
+    kit: Dict[str, type] = {name: getattr(_types, name) for name in _types.__all__}
+    kit["Atom"] = Atom
+    return kit

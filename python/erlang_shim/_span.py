@@ -50,7 +50,7 @@ class Span:
             # The text becomes the span's end_attrs "exception"; the class name is kept
             # in it because the status itself is only the atom `error`.
             error = None if exc_type is None else f"{exc_type.__name__}: {exc}"
-            self._handle.end(error)
+            erlang._span_end(self._handle, error)
             if self._token is not None:
                 _current.reset(self._token)
         self._handle = None
@@ -71,11 +71,11 @@ class Span:
     def event(self, name: str, **attributes: Any) -> None:
         """Record a point in time inside the span."""
         if self._handle is not None:
-            self._handle.event(name, attributes)
+            erlang._span_event(self._handle, name, attributes)
 
     def set_attribute(self, key: str, value: Any) -> None:
         if self._handle is not None:
-            self._handle.set_attribute(key, value)
+            erlang._span_set_attribute(self._handle, key, value)
 
     def __call__(self, func: F) -> F:
         name, attributes = self.name, self.attributes

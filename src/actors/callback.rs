@@ -9,7 +9,7 @@ use super::context::{current_actor, Actor, CallbackWait};
 use crate::mailbox::request::CallbackOutcome;
 use crate::atoms;
 use crate::convert::{conv_to_py, py_to_term, remaining_stack, term_to_py, error_reason_to_py};
-use crate::pytypes::{ErlangError, Interrupted, ProcessError};
+use crate::interp_kit::{self, Class};
 use crate::msg_env::{MsgEnv, OwnedTerm};
 use crate::mailbox::handles::{CallerWatch, ContextRes};
 use pyo3::exceptions::{PyRecursionError, PyRuntimeError, PyTypeError};
@@ -164,7 +164,7 @@ impl Actor {
         ensure_stack_headroom()?;
         let current = self.current();
         if current.as_ref().and_then(|c| c.state.as_ref()).is_some_and(|s| s.is_cancelled()) {
-            return Err(Interrupted::new_err("the Erlang caller gave up waiting"));
+            return Err(interp_kit::error(py, Class::Interrupted, "the Erlang caller gave up waiting"));
         }
         let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
         let caller_waits = current.as_ref().is_some_and(|c| c.caller_waits && c.tag.is_some());
@@ -204,11 +204,11 @@ impl Actor {
             Some(true) => {}
             Some(false) => {
                 self.callbacks().take(id);
-                return Err(ProcessError::new_err("the Erlang process that should run the function is gone"));
+                return Err(interp_kit::error(py, Class::ProcessError, "the Erlang process that should run the function is gone"));
             }
             None => {
                 self.callbacks().take(id);
-                return Err(Interrupted::new_err("the Erlang caller gave up waiting"));
+                return Err(interp_kit::error(py, Class::Interrupted, "the Erlang caller gave up waiting"));
             }
         }
         let wait = CallbackWait { id, state: current.and_then(|c| c.state) };
@@ -221,11 +221,11 @@ impl Actor {
         let outcome = self.callbacks().take(id);
         if let Err(exit) = served {
             self.stop_after_unwinding(exit);
-            return Err(Interrupted::new_err("the context is stopping"));
+            return Err(interp_kit::error(py, Class::Interrupted, "the context is stopping"));
         }
         match outcome {
             Some(CallbackOutcome::Answered(answer)) => answer.with(|_, term| answer_to_py(py, term)),
-            _ => Err(Interrupted::new_err("the Erlang caller gave up waiting")),
+            _ => Err(interp_kit::error(py, Class::Interrupted, "the Erlang caller gave up waiting")),
         }
     }
 }
@@ -320,7 +320,7 @@ impl Actor {
         let local_env = self.current().and_then(|c| c.local_env);
         let msg = callback_message(&self.mailbox, id, name, args, None, local_env)?;
         if !msg.send(&dispatcher) {
-            return Err(ProcessError::new_err("the erlang_python dispatcher is gone"));
+            return Err(interp_kit::error(py, Class::ProcessError, "the erlang_python dispatcher is gone"));
         }
         // The answer is handled on this thread, after this returns: registering now is in time.
         drop(self.callbacks().expect_future(id, future.clone().unbind()));
@@ -353,7 +353,7 @@ pub(super) fn answer_to_py(py: Python<'_>, answer: Term) -> PyResult<Py<PyAny>> 
         [_, reason, text] => {
             let reason = error_reason_to_py(py, *reason).map_err(conv_to_py)?;
             let text = crate::convert::term_to_py_str(*text).unwrap_or_default();
-            let exc = py.get_type::<ErlangError>().call1((text,))?;
+            let exc = interp_kit::get(py, Class::ErlangError)?.call1((text,))?;
             exc.setattr("reason", reason)?;
             Err(PyErr::from_value(exc))
         }

@@ -12,7 +12,6 @@ use crate::mailbox::request::{Answer, CallbackOutcome, ErrorReason};
 use crate::mailbox::{next_context_id, ContextShared, Mailbox, Msg, ReqState, Request, CRASHED, RUNNING, STOPPED};
 use crate::atoms;
 use crate::output::set_current_caller;
-use crate::pytypes::Interrupted;
 use crate::execute::Executor;
 use crate::interp::{self, InterpMode};
 use crate::py_errors::Site;
@@ -151,7 +150,7 @@ fn serve_attached(py: Python<'_>, mailbox: Mailbox, rx: Receiver<Msg>, shared: &
                 ACTOR.with(|a| *a.borrow_mut() = Some(actor.clone()));
                 let exit = actor.serve(py, None).err().unwrap_or(Exit::Stopped);
                 ACTOR.with(|a| *a.borrow_mut() = None);
-                crate::pytypes::set_context_atom_type(None);
+                crate::interp_kit::leave_context();
                 let reason = || match &exit {
                     Exit::Stopped => ErrorReason::Stopped,
                     Exit::Crashed(why) => ErrorReason::Crashed(why.clone()),
@@ -247,9 +246,7 @@ impl Actor {
         let ident: u64 = py.import("threading")?.call_method0("get_ident")?.extract()?;
         shared.thread_ident.store(ident, Ordering::Release);
         let driver = LoopDriver::open(py, &shared)?;
-        // `erlang.Atom` as this context's interpreter has it (see `pytypes::atom_type`).
-        crate::pytypes::set_context_atom_type(Some(crate::pytypes::lookup_atom_type(py).unbind()));
-        Ok(Actor {
+        let actor = Actor {
             shared,
             executor: Executor::new(py, mailbox.clone())?,
             mailbox,
@@ -261,7 +258,12 @@ impl Actor {
             handled: std::cell::Cell::new(0),
             driver,
             work: LoopWork::default(),
-        })
+        };
+        // The classes of this context's interpreter, at hand while it serves (`interp_kit`).
+        crate::interp_kit::enter_context(py)?;
+        // Objects a context of this interpreter left behind when it went.
+        crate::mailbox::orphans::release_mine(py);
+        Ok(actor)
     }
 
     pub fn executor(&self) -> &Executor {
@@ -304,7 +306,7 @@ impl Actor {
         // of the user's may raise anything. None of it may reach `PyErr_Print`, which
         // finalizes the interpreter for `SystemExit`: it is logged, and the loop goes on.
         if let Err(e) = result {
-            if !e.is_instance_of::<Interrupted>(py) {
+            if !crate::interp_kit::is_interrupted(py, &e) {
                 crate::py_errors::log_exception(py, &e);
             }
         }
@@ -444,7 +446,7 @@ impl Actor {
                 return self.run(py, req);
             }
             Msg::DropEnv(id) => self.executor.drop_env(id),
-            Msg::DropObject(object) => drop(object),
+            Msg::DropObject(object, _) => drop(object),
             Msg::CallbackReply(id, answer) => match self.callbacks.take_future(id) {
                 Some(future) => super::callback::resolve_future(py, future.bind(py), &answer),
                 None => self.callbacks.answered(id, CallbackOutcome::Answered(answer)),
@@ -547,7 +549,7 @@ pub(super) fn clear_pending_interrupt(py: Python<'_>, shared: &ContextShared) {
     // thread's pending asynchronous exception.
     unsafe { ffi::PyThreadState_SetAsyncExc(ident as _, std::ptr::null_mut()) };
     if let Some(err) = PyErr::take(py) {
-        if !err.is_instance_of::<Interrupted>(py) {
+        if !crate::interp_kit::is_interrupted(py, &err) {
             err.restore(py);
         }
     }
@@ -584,8 +586,8 @@ fn drain_after_exit(rx: &Receiver<Msg>, reason: impl Fn() -> ErrorReason) {
             Msg::Run(req) => {
                 req.reply(Answer::Error(reason()));
             }
-            // Released through pyo3's deferred reference pool; this thread holds no GIL.
-            Msg::DropObject(object) => drop(object),
+            // This thread has left its interpreter: the next context of it releases these.
+            Msg::DropObject(object, interpreter) => crate::mailbox::orphans::adopt(interpreter, object),
             _ => {}
         }
     }

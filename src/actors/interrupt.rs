@@ -3,7 +3,6 @@
 //! watcher (`crate::interp`), always attached to the context's own interpreter.
 
 use crate::mailbox::{ContextShared, IN_LOOP};
-use crate::pytypes::Interrupted;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::sync::atomic::Ordering;
@@ -20,7 +19,8 @@ pub fn interrupt(py: Python<'_>, shared: &ContextShared, req_id: u64) {
     }
     shared.arm_interrupt();
     let ident = shared.thread_ident.load(Ordering::Acquire);
-    let exc = py.get_type::<Interrupted>();
+    // The class of the interpreter attached here (a context of another has its own).
+    let Ok(exc) = crate::interp_kit::get(py, crate::interp_kit::Class::Interrupted) else { return };
     // SAFETY: the GIL is held; `ident` names the context's thread (a stale ident only
     // makes the call find no thread), and the type object is alive for the call.
     unsafe { ffi::PyThreadState_SetAsyncExc(ident as _, exc.as_ptr()) };

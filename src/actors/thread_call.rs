@@ -15,7 +15,7 @@ use crate::convert::conv_to_py;
 use crate::mailbox::Mailbox;
 use crate::atoms;
 use crate::convert::py_to_term;
-use crate::pytypes::ProcessError;
+use crate::interp_kit::{self, Class};
 use crate::msg_env::{MsgEnv, OwnedTerm};
 use crate::mailbox::handles::{ContextRes, EnvRes};
 use crossbeam_channel::Sender;
@@ -73,7 +73,7 @@ pub fn call(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<P
     send_call(name, args, Sink::Waiter(tx), None)?;
     match py.detach(|| rx.recv()) {
         Ok(Outcome::Answered(answer)) => answer.with(|_, term| answer_to_py(py, term)),
-        _ => Err(ProcessError::new_err(GONE)),
+        _ => Err(interp_kit::error(py, Class::ProcessError, GONE)),
     }
 }
 
@@ -170,7 +170,7 @@ fn resolve(pending: PendingFuture, outcome: Outcome) {
     Python::attach(|py| {
         let result = match outcome {
             Outcome::Answered(answer) => answer.with(|_, term| answer_to_py(py, term)),
-            Outcome::Gone => Err(ProcessError::new_err(GONE)),
+            Outcome::Gone => Err(interp_kit::error(py, Class::ProcessError, GONE)),
         };
         let (error, value) = match result {
             Ok(value) => (py.None(), value),

@@ -3,10 +3,8 @@
 use super::bigint::big_term_to_py;
 use super::depth::nested;
 use super::ConvError;
-use crate::pytypes::{Pid, Ref};
 use crate::mailbox::handles::PyRefRes;
 use crate::state::SharedDictRes;
-use crate::pytypes::SharedDict;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
@@ -107,7 +105,7 @@ fn convert_level<'py>(py: Python<'py>, term: Term, mode: Unsupported) -> Result<
         }
         TermType::Pid => {
             term.decode::<LocalPid>().map_err(|_| unsupported())?;
-            Bound::new(py, Pid::from_etf(term.to_binary().as_slice().to_vec()))?.into_any()
+            crate::pytypes::new_pid(py, term.to_binary().as_slice())?
         }
         TermType::Ref => {
             if let Ok(r) = term.decode::<ResourceArc<PyRefRes>>() {
@@ -120,9 +118,9 @@ fn convert_level<'py>(py: Python<'py>, term: Term, mode: Unsupported) -> Result<
                 }
                 r.object(py).ok_or_else(unsupported)?
             } else if let Ok(handle) = term.decode::<ResourceArc<SharedDictRes>>() {
-                Bound::new(py, SharedDict { handle })?.into_any()
+                crate::pytypes::new_shared_dict(py, handle)?
             } else {
-                Bound::new(py, Ref::from_etf(term.to_binary().as_slice().to_vec()))?.into_any()
+                crate::pytypes::new_ref(py, term.to_binary().as_slice())?
             }
         }
         _ => return Err(unsupported()),
@@ -135,7 +133,7 @@ fn reason_atom_to_py<'py>(py: Python<'py>, term: Term) -> PyResult<Bound<'py, Py
     let name = super::atom_text(term).unwrap_or_default();
     match name.as_str() {
         "true" | "false" | "none" | "nil" | "undefined" => Ok(atom_to_py(py, term)),
-        _ => crate::pytypes::atom_type(py).call1((name,)),
+        _ => crate::interp_kit::get(py, crate::interp_kit::Class::Atom)?.call1((name,)),
     }
 }
 

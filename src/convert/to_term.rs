@@ -5,7 +5,7 @@ use super::bigint::big_py_to_term;
 use super::depth::nested;
 use super::{ConvError, ConvOpts};
 use crate::atoms;
-use crate::pytypes::{atom_type, Pid, Ref};
+use crate::interp_kit::{self, Class};
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyComplex, PyDict, PyFloat, PyFrozenSet, PyInt, PyList,
@@ -73,7 +73,7 @@ fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, opts: ConvOpts) -> Re
     }
     if let Ok(s) = obj.cast::<PyString>() {
         // An exact `str` is never an Atom: only subclasses need the (per-context) class.
-        if !obj.is_exact_instance_of::<PyString>() && obj.is_instance(&atom_type(py))? {
+        if !obj.is_exact_instance_of::<PyString>() && obj.is_instance(interp_kit::get(py, Class::Atom)?.as_any())? {
             return Ok(bounded_atom(env, s.to_str()?));
         }
         return Ok(str_to_binary(env, s)?);
@@ -90,14 +90,11 @@ fn convert_level<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, opts: ConvOpts) -> Re
         let copy = obj.call_method0("tobytes")?;
         return Ok(bytes_to_binary(env, copy.cast::<PyBytes>().unwrap().as_bytes()));
     }
-    if let Ok(p) = obj.cast::<Pid>() {
-        return etf_to_term(env, p.get().etf());
-    }
-    if let Ok(r) = obj.cast::<Ref>() {
-        return etf_to_term(env, r.get().etf());
-    }
-    if let Ok(d) = obj.cast::<crate::pytypes::SharedDict>() {
-        return Ok(d.get().handle.encode(env));
+    // The kit's value classes, after every built-in type (they are rarer), by exact type.
+    match interp_kit::exact_class_of(obj, &[Class::Pid, Class::Ref, Class::SharedDict])? {
+        Some(Class::SharedDict) => return Ok(crate::pytypes::shared_dict_of(obj)?.encode(env)),
+        Some(class) => return etf_to_term(env, crate::pytypes::etf_of(obj)?.as_bytes(), class),
+        None => {}
     }
     if obj.cast::<PySet>().is_ok() || obj.cast::<PyFrozenSet>().is_ok() {
         // A snapshot, as for dicts; its items are this set's children (one level, not two).
@@ -148,20 +145,24 @@ fn printed<'a>(env: Env<'a>, obj: &Bound<'_, PyAny>, opts: ConvOpts) -> Result<T
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     let ty = obj.get_type();
     let qualname = ty.qualname().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_owned());
-    match ty.module().map(|m| m.to_string()) {
-        Ok(module) if module != "builtins" => format!("{module}.{qualname}"),
+    match type_module(&ty) {
+        Some(module) if module != "builtins" => format!("{module}.{qualname}"),
         _ => qualname,
     }
+}
+
+/// The `__module__` of a type. Not `PyTypeMethods::module`, which before Python 3.13 reads
+/// it through a process-wide `intern!` (see docs/runtime.md, "One erlang module per
+/// interpreter").
+fn type_module(ty: &Bound<'_, pyo3::types::PyType>) -> Option<String> {
+    let module = ty.getattr("__module__").ok()?;
+    Some(module.cast::<PyString>().ok()?.to_str().ok()?.to_owned())
 }
 
 use pyo3::type_object::PyTypeInfo;
 
 fn is_numpy_value(obj: &Bound<'_, PyAny>) -> bool {
-    let ty = obj.get_type();
-    ty.module()
-        .map(|m| m.to_str().map(|s| s == "numpy").unwrap_or(false))
-        .unwrap_or(false)
-        && obj.hasattr("tolist").unwrap_or(false)
+    type_module(&obj.get_type()).is_some_and(|m| m == "numpy") && obj.hasattr("tolist").unwrap_or(false)
 }
 
 pub(super) fn float_to_term(env: Env, v: f64) -> Term {
@@ -186,10 +187,15 @@ pub fn bytes_to_binary<'a>(env: Env<'a>, data: &[u8]) -> Term<'a> {
     bin.into()
 }
 
-fn etf_to_term<'a>(env: Env<'a>, etf: &[u8]) -> Result<Term<'a>, ConvError> {
-    env.binary_to_term(etf)
-        .map(|(t, _)| t)
-        .ok_or_else(|| ConvError::Python(pyo3::exceptions::PyValueError::new_err("bad term")))
+/// The pid or reference an `erlang.Pid` or `erlang.Ref` holds. Only the core makes
+/// them, but Python code can reach their bytes: anything that is not one whole term of
+/// the class's kind (decoded safely, so no new atom) is refused.
+fn etf_to_term<'a>(env: Env<'a>, etf: &[u8], class: Class) -> Result<Term<'a>, ConvError> {
+    let expected = if class == Class::Pid { rustler::TermType::Pid } else { rustler::TermType::Ref };
+    match env.binary_to_term(etf) {
+        Some((term, used)) if used == etf.len() && term.get_type() == expected => Ok(term),
+        _ => Err(ConvError::Python(pyo3::exceptions::PyValueError::new_err("bad term"))),
+    }
 }
 
 /// Erlang's largest "flat" map; bigger maps are hash array mapped tries.

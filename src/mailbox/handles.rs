@@ -1,6 +1,7 @@
 //! Erlang-visible handles of contexts, namespaces, requests and Python objects. Their
 //! destructors never take the GIL: releasing Python state is a message to the owning actor.
 
+use super::orphans::{self, InterpreterId};
 use super::{Mailbox, Msg, ReqState};
 use pyo3::{Bound, Py, PyAny, Python};
 use rustler::Resource;
@@ -28,6 +29,8 @@ pub struct ReqRes {
 pub struct PyRefRes {
     /// `None` once released (`py:release/1`): the handle stays a py ref, unusable.
     object: Mutex<Option<Py<PyAny>>>,
+    /// The interpreter the object belongs to: it is only ever read or released there.
+    interpreter: InterpreterId,
     pub mailbox: Mailbox,
 }
 
@@ -81,12 +84,17 @@ impl Drop for EnvRes {
 }
 
 impl PyRefRes {
-    pub fn new(object: Py<PyAny>, mailbox: Mailbox) -> PyRefRes {
-        PyRefRes { object: Mutex::new(Some(object)), mailbox }
+    pub fn new(object: Bound<'_, PyAny>, mailbox: Mailbox) -> PyRefRes {
+        let interpreter = orphans::current_interpreter(object.py());
+        PyRefRes { object: Mutex::new(Some(object.unbind())), interpreter, mailbox }
     }
 
-    /// The object, unless the ref was released.
+    /// The object, unless the ref was released or belongs to another interpreter than
+    /// the one attached here (its objects must never be used under this one's GIL).
     pub fn object<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        if orphans::current_interpreter(py) != self.interpreter {
+            return None;
+        }
         self.slot().as_ref().map(|o| o.bind(py).clone())
     }
 
@@ -96,7 +104,10 @@ impl PyRefRes {
         let object = self.slot().take();
         match object {
             Some(object) => {
-                self.mailbox.control(Msg::DropObject(object));
+                // A context that is gone cannot release it: it waits for the next one.
+                if let Some(Msg::DropObject(object, interpreter)) = self.mailbox.control_or_back(Msg::DropObject(object, self.interpreter)) {
+                    orphans::adopt(interpreter, object);
+                }
                 true
             }
             None => false,

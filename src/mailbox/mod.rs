@@ -6,6 +6,7 @@
 
 pub mod handles;
 pub mod interrupts;
+pub mod orphans;
 pub mod quick_reply;
 pub mod request;
 
@@ -109,6 +110,15 @@ impl Mailbox {
     pub fn control(&self, msg: Msg) {
         let _ = self.tx.send(msg);
         self.wake();
+    }
+
+    /// Queue a control message; when the context's thread is gone, the message comes back.
+    pub fn control_or_back(&self, msg: Msg) -> Option<Msg> {
+        if let Err(unsent) = self.tx.send(msg) {
+            return Some(unsent.0);
+        }
+        self.wake();
+        None
     }
 
     /// If the actor sleeps in its event loop's selector, wake it (it re-checks the

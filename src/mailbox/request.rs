@@ -468,8 +468,9 @@ pub enum Msg {
     Run(Request),
     /// The Erlang side lost its last handle to a process-bound namespace.
     DropEnv(u64),
-    /// A py ref was garbage collected; the object must be released under the GIL.
-    DropObject(Py<PyAny>),
+    /// A py ref was garbage collected; the object must be released under the GIL of its
+    /// interpreter (the id it carries).
+    DropObject(Py<PyAny>, super::orphans::InterpreterId),
     /// The answer of an Erlang function that Python code called.
     CallbackReply(u64, OwnedTerm),
     /// Stop waiting for callback `id`: the Erlang process running it died.
