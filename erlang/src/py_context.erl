@@ -1,10 +1,12 @@
 %%% @doc One context: the supervised process that owns a context actor (an OS thread
 %%% running Python). Calls do not pass through this process; it exists so that the
-%%% actor is started, stopped and restarted under OTP supervision.
+%%% actor is started, stopped and restarted under OTP supervision. A context runs in the
+%%% main interpreter (`main') or in a sub-interpreter with its own GIL (`own_gil'), which
+%%% its thread creates and ends.
 -module(py_context).
 -behaviour(gen_server).
 
--export([start_link/2]).
+-export([start_link/2, start_link/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -16,15 +18,31 @@
 
 -spec start_link(atom(), pos_integer()) -> {ok, pid()} | {error, term()}.
 start_link(Pool, Index) ->
-    gen_server:start_link(?MODULE, {Pool, Index}, []).
+    start_link(Pool, Index, main).
 
--spec init({atom(), pos_integer()}) -> {ok, #state{}}.
-init({Pool, Index}) ->
+-spec start_link(atom(), pos_integer(), py_context_router:mode()) -> {ok, pid()} | {error, term()}.
+start_link(Pool, Index, Mode) ->
+    gen_server:start_link(?MODULE, {Pool, Index, Mode}, []).
+
+-spec init({atom(), pos_integer(), py_context_router:mode()}) -> {ok, #state{}} | {stop, term()}.
+init({Pool, Index, Mode}) ->
     process_flag(trap_exit, true),
     MaxQueued = application:get_env(erlang_python, max_queued, 50000),
-    {ok, Ctx} = py_nif:context_start(Index, MaxQueued),
-    ok = py_context_router:register(Pool, Index, self(), Ctx),
-    {ok, #state{pool = Pool, index = Index, ctx = Ctx}}.
+    case start_actor(Index, MaxQueued, Mode) of
+        {ok, Ctx} ->
+            ok = py_context_router:register(Pool, Index, self(), Ctx),
+            {ok, #state{pool = Pool, index = Index, ctx = Ctx}};
+        {error, Reason} ->
+            %% An interpreter that could not be made (an older Python, or its start
+            %% failed): the pool's start answers the reason.
+            {stop, Reason}
+    end.
+
+%% `context_start/2' is the main-interpreter start every Python has.
+start_actor(Index, MaxQueued, main) ->
+    py_nif:context_start(Index, MaxQueued);
+start_actor(Index, MaxQueued, own_gil) ->
+    py_nif:context_start(Index, MaxQueued, own_gil).
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
 handle_call(_Request, _From, State) ->
