@@ -173,8 +173,8 @@ start_pools([{Pool, N, Mode} | Rest]) ->
         [Reason | _] -> {error, start_error(Reason)}
     end.
 
-%% A context whose `init/1' stopped answers its reason; the supervisor wraps it.
-start_error({{unsupported_mode, _} = Reason, _ChildSpec}) -> Reason;
+%% A context whose `init/1' stopped answers its reason; the supervisor adds its child.
+start_error({Reason, Child}) when element(1, Child) =:= child -> Reason;
 start_error(Reason) -> Reason.
 
 %% Stop the contexts of one named pool (one that failed to start whole).
