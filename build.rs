@@ -4,6 +4,8 @@
 
 fn main() {
     pyo3_build_config::add_libpython_rpath_link_args();
+    // `cfg(Py_3_12)` and friends: sub-interpreters with their own GIL need 3.12.
+    pyo3_build_config::use_pyo3_cfgs();
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
     println!("cargo:rerun-if-env-changed=PYTHON");
 }

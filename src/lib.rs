@@ -10,6 +10,7 @@ mod atoms;
 mod convert;
 mod erlang_module;
 mod execute;
+mod interp;
 mod module_guard;
 mod msg_env;
 mod nif;

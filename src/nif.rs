@@ -3,6 +3,7 @@
 //! wait is `submit_sync`'s bounded poll for a quick reply (`reply_spin_us`).
 
 use crate::actors::context::{self, ContextConfig};
+use crate::interp::InterpMode;
 use crate::mailbox::{Mailbox, Msg, ReqState, Request, SubmitError};
 use crate::atoms;
 use crate::msg_env::{MsgEnv, OwnedTerm};
@@ -53,11 +54,37 @@ fn set_output_handler(pid: LocalPid) -> rustler::Atom {
 }
 
 /// Start a context actor owned by the calling process.
+/// `Mode` is `main` (the main interpreter) or `own_gil` (a sub-interpreter of its own,
+/// CPython 3.12+; `{error, {unsupported_mode, own_gil}}` before). The owner receives
+/// `{py_context_ready, Id}` once the context serves, or `{py_context_crashed, Why}`.
 #[rustler::nif]
-fn context_start(env: Env, index: u32, max_queued: usize) -> NifResult<(rustler::Atom, ResourceArc<ContextRes>)> {
-    let config = ContextConfig { index, max_queued: max_queued.max(1), owner: env.pid() };
+fn context_start<'a>(env: Env<'a>, index: u32, max_queued: usize, mode: rustler::Atom) -> NifResult<Term<'a>> {
+    let mode = if mode == atoms::main() {
+        InterpMode::Main
+    } else if mode == atoms::own_gil() {
+        if !crate::interp::OWN_GIL_SUPPORTED {
+            return Ok((atoms::error(), (atoms::unsupported_mode(), mode)).encode(env));
+        }
+        InterpMode::OwnGil
+    } else {
+        return Err(rustler::Error::BadArg);
+    };
+    let config = ContextConfig { index, max_queued: max_queued.max(1), owner: env.pid(), mode };
     let mailbox = context::start(config).map_err(|e| rustler::Error::Term(Box::new(e.to_string())))?;
-    Ok((atoms::ok(), ResourceArc::new(ContextRes { mailbox })))
+    Ok((atoms::ok(), ResourceArc::new(ContextRes { mailbox })).encode(env))
+}
+
+/// What this build's CPython offers: `#{subinterp, free_threaded, version}`.
+#[rustler::nif]
+fn python_features(env: Env) -> NifResult<Term> {
+    // SAFETY: `Py_GetVersion` answers a static C string; it needs no GIL.
+    let text = unsafe { std::ffi::CStr::from_ptr(pyo3::ffi::Py_GetVersion()) }.to_string_lossy();
+    let short = text.split_whitespace().next().unwrap_or("").to_string();
+    let map = rustler::Term::map_new(env)
+        .map_put(atoms::subinterp(), crate::interp::OWN_GIL_SUPPORTED)?
+        .map_put(atoms::free_threaded(), crate::interp::FREE_THREADED)?
+        .map_put(atoms::version(), short.as_str())?;
+    Ok(map)
 }
 
 #[rustler::nif]

@@ -38,6 +38,8 @@ pub enum InitStatus {
 }
 
 static INIT: Mutex<InitState> = Mutex::new(InitState::Idle);
+/// The options Python was set up with, for every sub-interpreter a context creates.
+static OPTIONS: std::sync::OnceLock<InitOptions> = std::sync::OnceLock::new();
 
 /// The BEAM loads NIF libraries with local symbol scope; C extension modules (`_decimal`,
 /// `_ctypes`, numpy) resolve `Py*` symbols globally, so libpython must be made global.
@@ -113,7 +115,8 @@ pub fn start(caller: LocalPid, options: InitOptions) -> InitStatus {
 fn main_thread(options: InitOptions) {
     pyo3::append_to_inittab!(erlang_module_def);
     Python::initialize();
-    let result = Python::attach(|py| setup(py, &options)).map_err(|e| e.to_string());
+    let options = OPTIONS.get_or_init(|| options);
+    let result = Python::attach(|py| setup(py, options)).map_err(|e| e.to_string());
     let (tx, rx) = crossbeam_channel::unbounded::<(Arc<ContextShared>, u64)>();
     crate::mailbox::interrupts::install(tx);
     let waiters = {
@@ -142,6 +145,12 @@ fn main_thread(options: InitOptions) {
 
 use crate::erlang_module::erlang as erlang_module_def;
 
+/// Ready a sub-interpreter a context just created, as the main one was at start-up.
+pub fn prepare_interpreter(py: Python<'_>) -> PyResult<()> {
+    let options = OPTIONS.get().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("Python is not set up"))?;
+    setup(py, options)
+}
+
 fn setup(py: Python<'_>, options: &InitOptions) -> PyResult<()> {
     // Whichever thread imports threading first becomes its MainThread: make it this one.
     py.import("threading")?;
@@ -157,7 +166,7 @@ fn setup(py: Python<'_>, options: &InitOptions) -> PyResult<()> {
 /// Python code, or (while the event loop runs) a task of that request. Holding the GIL
 /// here means the actor cannot switch requests or tasks while we look; everything looked
 /// at is C code, which never lets the GIL go meanwhile.
-fn interrupt(py: Python<'_>, shared: &ContextShared, req_id: u64) {
+pub fn interrupt(py: Python<'_>, shared: &ContextShared, req_id: u64) {
     let running = shared.running_req.load(Ordering::Acquire);
     let hit = running == req_id || (running == IN_LOOP && current_task_request(py, shared) == Some(req_id));
     if !hit {

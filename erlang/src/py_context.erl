@@ -13,6 +13,9 @@
 
 %% How long `terminate' waits for the context's thread (the child's shutdown is 5000).
 -define(EXIT_WAIT_MS, 4000).
+%% How long `init' waits for the context's thread to serve (a sub-interpreter imports
+%% the shim and asyncio first: tens of milliseconds).
+-define(READY_WAIT_MS, 30000).
 
 -record(state, {pool :: atom(), index :: pos_integer(), ctx :: py_nif:context()}).
 
@@ -28,21 +31,32 @@ start_link(Pool, Index, Mode) ->
 init({Pool, Index, Mode}) ->
     process_flag(trap_exit, true),
     MaxQueued = application:get_env(erlang_python, max_queued, 50000),
-    case start_actor(Index, MaxQueued, Mode) of
+    case py_nif:context_start(Index, MaxQueued, Mode) of
         {ok, Ctx} ->
-            ok = py_context_router:register(Pool, Index, self(), Ctx),
-            {ok, #state{pool = Pool, index = Index, ctx = Ctx}};
+            case await_ready(Ctx) of
+                ok ->
+                    ok = py_context_router:register(Pool, Index, self(), Ctx),
+                    {ok, #state{pool = Pool, index = Index, ctx = Ctx}};
+                {error, Why} ->
+                    {stop, {context_crashed, Why}}
+            end;
         {error, Reason} ->
-            %% An interpreter that could not be made (an older Python, or its start
-            %% failed): the pool's start answers the reason.
+            %% An interpreter this Python cannot make: the pool's start answers why.
             {stop, Reason}
     end.
 
-%% `context_start/2' is the main-interpreter start every Python has.
-start_actor(Index, MaxQueued, main) ->
-    py_nif:context_start(Index, MaxQueued);
-start_actor(Index, MaxQueued, own_gil) ->
-    py_nif:context_start(Index, MaxQueued, own_gil).
+%% The context's thread tells when it serves (its interpreter and loop are open), or why
+%% it could not start: a start that fails is the start's error, not a crash right after.
+-spec await_ready(py_nif:context()) -> ok | {error, term()}.
+await_ready(Ctx) ->
+    Id = py_nif:context_id(Ctx),
+    receive
+        {py_context_ready, Id} -> ok;
+        {py_context_crashed, Why} -> {error, Why}
+    after ?READY_WAIT_MS ->
+        ok = py_nif:context_stop(Ctx),
+        {error, start_timeout}
+    end.
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
 handle_call(_Request, _From, State) ->

@@ -6,7 +6,7 @@
 
 -export([priv_dir/0]).
 -export([init/1, set_output_handler/1,
-         context_start/2, context_stop/1, context_panic/1, context_id/1,
+         context_start/2, context_start/3, python_features/0, context_stop/1, context_panic/1, context_id/1,
          env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1, ref_release/1,
          callback_reply/3, set_callback_handler/1, set_function_registered/2,
          clear_registered_functions/0, join_chain/2, stream_credit/2, thread_call_runner/2]).
@@ -21,7 +21,7 @@
 -on_load(load/0).
 
 -nifs([init/1, set_output_handler/1,
-       context_start/2, context_stop/1, context_panic/1, context_id/1,
+       context_start/3, python_features/0, context_stop/1, context_panic/1, context_id/1,
        env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1, ref_release/1,
        callback_reply/3, set_callback_handler/1, set_function_registered/2,
        clear_registered_functions/0, join_chain/2, stream_credit/2, thread_call_runner/2,
@@ -55,8 +55,21 @@ init(_Opts) -> erlang:nif_error(not_loaded).
 -spec set_output_handler(pid()) -> ok.
 set_output_handler(_Pid) -> erlang:nif_error(not_loaded).
 
+%% @doc A context in the main interpreter (`context_start/3' with `main').
 -spec context_start(pos_integer(), pos_integer()) -> {ok, context()}.
-context_start(_Index, _MaxQueued) -> erlang:nif_error(not_loaded).
+context_start(Index, MaxQueued) -> context_start(Index, MaxQueued, main).
+
+%% @doc Start a context in the main interpreter (`main') or in a sub-interpreter with its
+%% own GIL (`own_gil', CPython 3.12+). The caller receives `{py_context_ready, Id}' once it
+%% serves, or `{py_context_crashed, Why}' if it cannot start.
+-spec context_start(pos_integer(), pos_integer(), main | own_gil) ->
+          {ok, context()} | {error, {unsupported_mode, own_gil}}.
+context_start(_Index, _MaxQueued, _Mode) -> erlang:nif_error(not_loaded).
+
+%% @doc What the linked CPython offers.
+-spec python_features() -> #{subinterp := boolean(), free_threaded := boolean(),
+                             version := binary()}.
+python_features() -> erlang:nif_error(not_loaded).
 
 -spec context_stop(context()) -> ok.
 context_stop(_Ctx) -> erlang:nif_error(not_loaded).

@@ -23,6 +23,8 @@
 -define(TABLE, py_subinterp_handles).
 %% Handle contexts' thread names (`py-context-N') start here, apart from pools' indexes.
 -define(FIRST_INDEX, 10001).
+%% How long a new handle's interpreter may take to serve.
+-define(READY_WAIT_MS, 30000).
 %% How long `terminate' waits for the handles' threads to end.
 -define(EXIT_WAIT_MS, 8000).
 
@@ -171,8 +173,20 @@ await_exits(Ids, Deadline) ->
 
 start_context(Index, MaxQueued) ->
     try py_nif:context_start(Index, MaxQueued, own_gil) of
-        {ok, _} = Ok -> Ok;
+        {ok, Ctx} -> await_ready(Ctx);
         {error, _} = Error -> Error
     catch
         error:Reason -> {error, Reason}
+    end.
+
+%% A handle is answered once its interpreter serves, or with why it could not start
+%% (handles start one at a time here, so a crash notice now is this one's).
+await_ready(Ctx) ->
+    Id = py_nif:context_id(Ctx),
+    receive
+        {py_context_ready, Id} -> {ok, Ctx};
+        {py_context_crashed, Why} -> {error, {context_crashed, Why}}
+    after ?READY_WAIT_MS ->
+        ok = py_nif:context_stop(Ctx),
+        {error, start_timeout}
     end.

@@ -14,6 +14,7 @@ use crate::atoms;
 use crate::output::set_current_caller;
 use crate::pytypes::Interrupted;
 use crate::execute::Executor;
+use crate::interp::{self, InterpMode};
 use crate::py_errors::Site;
 use crate::msg_env::{MsgEnv, OwnedTerm, RawTerm};
 use crate::mailbox::handles::EnvRes;
@@ -55,6 +56,8 @@ pub struct ContextConfig {
     pub max_queued: usize,
     /// Receives `{py_context_crashed, Why}` when the actor dies of a panic.
     pub owner: LocalPid,
+    /// The main interpreter, or a sub-interpreter of the context's own.
+    pub mode: InterpMode,
 }
 
 pub enum Exit {
@@ -77,14 +80,17 @@ pub fn start(config: ContextConfig) -> std::io::Result<Mailbox> {
         in_selector: AtomicBool::new(false),
         wake_fd: AtomicI32::new(-1),
         quick_reply: crate::mailbox::SpinPolicy::default(),
+        interp_id: std::sync::atomic::AtomicI64::new(0),
+        own_interrupter: std::sync::OnceLock::new(),
     });
     let (mailbox, rx) = Mailbox::open(shared);
     let actor_mailbox = mailbox.clone();
     let owner = config.owner;
+    let mode = config.mode;
     std::thread::Builder::new()
         .name(format!("py-context-{}", config.index))
         .stack_size(STACK_SIZE)
-        .spawn(move || actor_main(actor_mailbox, rx, owner))?;
+        .spawn(move || actor_main(actor_mailbox, rx, owner, mode))?;
     Ok(mailbox)
 }
 
@@ -97,14 +103,48 @@ pub fn current_actor() -> Option<Rc<Actor>> {
     ACTOR.with(|a| a.borrow().clone())
 }
 
-fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
+fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid, mode: InterpMode) {
     // Log events of exceptions name the context they happened in.
     crate::py_errors::set_context(Some(owner));
     let shared = mailbox.shared.clone();
     let drain_rx = rx.clone();
     let exit = catch_unwind(AssertUnwindSafe(|| {
-        Python::attach(|py| match Actor::new(py, mailbox, rx) {
+        let served = interp::run_attached(mode, crate::runtime::prepare_interpreter, |py| {
+            shared.interp_id.store(interp::current_id(py), Ordering::Release);
+            let watcher = match mode {
+                InterpMode::Main => None,
+                InterpMode::OwnGil => match start_interrupt_watcher(py, &shared) {
+                    Ok(w) => Some(w),
+                    Err(e) => return Exit::Crashed(format!("cannot start the interrupt watcher: {e}")),
+                },
+            };
+            let exit = serve_attached(py, mailbox, rx, &shared, &owner);
+            // The watcher leaves with the interpreter's GIL, so wait for it detached.
+            py.detach(move || drop(watcher));
+            exit
+        });
+        served.unwrap_or_else(Exit::Crashed)
+    }))
+    .unwrap_or_else(|panic| Exit::Crashed(panic_message(&panic)));
+    finish(&shared, &drain_rx, &owner, exit);
+}
+
+/// An own-GIL context's interruptions go to a watcher thread attached to its interpreter.
+fn start_interrupt_watcher(py: Python<'_>, shared: &Arc<ContextShared>) -> std::io::Result<interp::InterruptWatcher> {
+    let target = shared.clone();
+    let (watcher, requests) = interp::InterruptWatcher::start(py, format!("py-interrupt-{}", shared.id), move |py, req_id| {
+        crate::runtime::interrupt(py, &target, req_id)
+    })?;
+    let _ = shared.own_interrupter.set(requests);
+    Ok(watcher)
+}
+
+/// Open the actor and serve its mailbox until it stops or crashes, then answer what is
+/// left and close its loop, all attached to the context's interpreter.
+fn serve_attached(py: Python<'_>, mailbox: Mailbox, rx: Receiver<Msg>, shared: &Arc<ContextShared>, owner: &LocalPid) -> Exit {
+        match Actor::new(py, mailbox, rx) {
             Ok(actor) => {
+                notify_ready(owner, actor.shared.id);
                 let actor = Rc::new(actor);
                 ACTOR.with(|a| *a.borrow_mut() = Some(actor.clone()));
                 let exit = actor.serve(py, None).err().unwrap_or(Exit::Stopped);
@@ -124,33 +164,35 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid) {
                 }
                 // Tasks still on the loop wind down and the loop closes; the wake-up
                 // eventfd goes with the mailbox.
-                actor.driver.close(py, &shared);
+                actor.driver.close(py, shared);
                 // The actor, its namespaces and py objects are released here, with the GIL.
                 drop(actor);
                 exit
             }
             Err(StartError::MissingApi(why)) => Exit::Crashed(why),
             Err(StartError::Python(e)) => Exit::Crashed(format!("context start-up failed: {e}")),
-        })
-    }))
-    .unwrap_or_else(|panic| Exit::Crashed(panic_message(&panic)));
+        }
+}
+
+/// After the actor left: record how, answer what is still queued, tell the owner.
+fn finish(shared: &Arc<ContextShared>, drain_rx: &Receiver<Msg>, owner: &LocalPid, exit: Exit) {
     // Nothing reads the eventfd any more (the loop is closed).
     shared.close_wake_fd();
     match exit {
         Exit::Stopped => {
             shared.status.store(STOPPED, Ordering::Release);
-            drain_after_exit(&drain_rx, || ErrorReason::Stopped);
+            drain_after_exit(drain_rx, || ErrorReason::Stopped);
         }
         Exit::Crashed(why) => {
             *shared.crash_reason.lock().unwrap() = Some(why.clone());
             shared.status.store(CRASHED, Ordering::Release);
-            notify_owner(&owner, &why);
-            drain_after_exit(&drain_rx, || ErrorReason::Crashed(why.clone()));
+            notify_owner(owner, &why);
+            drain_after_exit(drain_rx, || ErrorReason::Crashed(why.clone()));
         }
     }
     // Its owner waits for this in `terminate`, so that a stop returns once the loop's
     // tasks wound down and its sockets closed.
-    notify_exited(&owner, shared.id);
+    notify_exited(owner, shared.id);
     // The thread ends here, dropping the last receiver: a request that a NIF queued after
     // the drain (it raced the status change) is dropped with the channel, and its `Drop`
     // answers it; later submissions fail on the status or the closed channel.
@@ -549,6 +591,12 @@ fn drain_after_exit(rx: &Receiver<Msg>, reason: impl Fn() -> ErrorReason) {
 
 fn notify_owner(owner: &LocalPid, why: &str) {
     OwnedTerm::build(MsgEnv::new(), |e| (atoms::py_context_crashed(), why).encode(e)).send(owner);
+}
+
+/// The owner (`py_context:init`) waits for this, so a context that cannot start (its
+/// sub-interpreter, say) fails its start instead of crashing after it.
+fn notify_ready(owner: &LocalPid, id: u64) {
+    OwnedTerm::build(MsgEnv::new(), |e| (atoms::py_context_ready(), id).encode(e)).send(owner);
 }
 
 fn notify_exited(owner: &LocalPid, id: u64) {
