@@ -35,7 +35,7 @@ run(Calls) ->
         {true, false} -> {error, {badarg, calls}};
         {true, true} when Calls =:= [] -> {ok, []};
         {true, true} ->
-            case py_context_manager:ensure_pool(?POOL, size(), subinterp) of
+            case ensure_pool() of
                 ok -> collect(start(Calls), deadline(), []);
                 {error, _} = Error -> Error
             end
@@ -48,6 +48,14 @@ well_formed(Calls) when is_list(Calls) ->
               end, Calls);
 well_formed(_) ->
     false.
+
+%% The pool's table is read first, so that a running pool costs no message to the
+%% manager (which would serialise every `parallel/1').
+ensure_pool() ->
+    case {py_context_router:count(?POOL), py_context_router:mode(?POOL)} of
+        {N, own_gil} when N > 0 -> ok;
+        _ -> py_context_manager:ensure_pool(?POOL, size(), subinterp)
+    end.
 
 size() ->
     case application:get_env(erlang_python, parallel_contexts, default) of
