@@ -151,10 +151,12 @@ handle_shapes(_) ->
     ?assertMatch({error, {'NameError', _}}, py:subinterp_eval(H, <<"nowhere">>)),
     ?assertEqual({error, {badarg, locals}}, py:subinterp_eval(H, <<"1">>, [])),
     ?assertEqual({error, {badarg, code}}, py:subinterp_exec(H, [-1])),
+    %% Counted: every request made with the handle (13, and more polls); errors: the two
+    %% Python exceptions (arguments refused before any request count as neither).
     #{ready := true, handles := 1, workers := 1, created := 1, calls := Calls,
       errors := Errors} = py:subinterp_pool_stats(),
-    ?assert(Calls >= 14),
-    ?assert(Errors >= 3),
+    ?assert(Calls >= 13),
+    ?assertEqual(2, Errors),
     ?assertEqual(ok, py:subinterp_destroy(H)),
     ?assertEqual({error, {badarg, handle}}, py:subinterp_call(H, math, sqrt, [4.0])),
     ?assertEqual(ok, py:subinterp_destroy(H)),
@@ -251,9 +253,9 @@ parallel_order_and_first_error(_) ->
     ?assertMatch({error, {'ZeroDivisionError', _}},
                  py:parallel([{time, sleep, [0.2]}, {operator, truediv, [1, 0]}, {math, sqrt, [-1.0]}])),
     %% Once the error is known, calls still running are cancelled, not waited for.
-    {Micros, Result} = timer:tc(fun() -> py:parallel([{math, sqrt, [-1.0]}, {time, sleep, [20]}]) end),
+    {Micros, Result} = timer:tc(fun() -> py:parallel([{math, sqrt, [-1.0]}, {time, sleep, [3]}]) end),
     ?assertMatch({error, {'ValueError', _}}, Result),
-    ?assert(Micros < 10000000),
+    ?assert(Micros < 2500000),
     ?assertEqual({ok, [1.0]}, py:parallel([{math, sqrt, [1.0]}])),
     ?assertEqual({error, {badarg, calls}}, py:parallel(not_a_list)),
     ?assertEqual({error, {badarg, calls}}, py:parallel([{operator, add}])),
