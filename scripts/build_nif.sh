@@ -15,7 +15,8 @@ PYO3_PYTHON=$(command -v "$PYTHON") || { echo "build_nif.sh: no interpreter '$PY
 export PYO3_PYTHON
 target=${CARGO_TARGET_DIR:-$here/target}
 case $target in /*) ;; *) target=$(pwd)/$target ;; esac
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" --target-dir "$target"
+# From the checkout, so that cargo reads its .cargo/config.toml (pyo3 flags).
+(cd "$here" && cargo build --release --quiet --manifest-path "$here/Cargo.toml" --target-dir "$target")
 cp "$target/release/liberlang_python_nif.so" "$priv/py_nif.so.tmp"
 mv "$priv/py_nif.so.tmp" "$priv/py_nif.so"
 rm -rf "$priv/erlang_shim"

@@ -10,6 +10,7 @@ mod atoms;
 mod convert;
 mod erlang_module;
 mod execute;
+mod ext_gate;
 mod interp;
 mod module_guard;
 mod msg_env;
@@ -24,6 +25,11 @@ mod spans;
 mod state;
 mod state_py;
 mod vm_release;
+
+// Objects of one interpreter must never be released under another's GIL; pyo3's reference
+// pool would do that (see .cargo/config.toml).
+#[cfg(not(all(pyo3_disable_reference_pool, pyo3_leak_on_drop_without_reference_pool)))]
+compile_error!("build with .cargo/config.toml's rustflags (a RUSTFLAGS variable replaces them)");
 
 rustler::init!("py_nif", load = on_load);
 

@@ -69,7 +69,13 @@ fn context_start<'a>(env: Env<'a>, index: u32, max_queued: usize, mode: rustler:
     } else {
         return Err(rustler::Error::BadArg);
     };
-    let config = ContextConfig { index, max_queued: max_queued.max(1), owner: env.pid(), mode };
+    let config = ContextConfig {
+        index,
+        max_queued: max_queued.max(1),
+        owner: env.pid(),
+        mode,
+        prepare: crate::runtime::prepare_interpreter,
+    };
     let mailbox = context::start(config).map_err(|e| rustler::Error::Term(Box::new(e.to_string())))?;
     Ok((atoms::ok(), ResourceArc::new(ContextRes { mailbox })).encode(env))
 }

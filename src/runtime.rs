@@ -5,15 +5,13 @@
 //! thread that still runs its request. It is never finalized, so the application can stop
 //! and start again in the same VM.
 
-use crate::mailbox::{ContextShared, IN_LOOP};
+use crate::mailbox::ContextShared;
 use crate::atoms;
-use crate::pytypes::Interrupted;
 use crate::msg_env::{MsgEnv, OwnedTerm};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use rustler::{Encoder, LocalPid};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 pub struct InitOptions {
@@ -119,6 +117,7 @@ fn main_thread(options: InitOptions) {
     let result = Python::attach(|py| setup(py, options)).map_err(|e| e.to_string());
     let (tx, rx) = crossbeam_channel::unbounded::<(Arc<ContextShared>, u64)>();
     crate::mailbox::interrupts::install(tx);
+    let probes = crate::ext_gate::install_answerer();
     let waiters = {
         let mut state = INIT.lock().unwrap();
         match std::mem::replace(&mut *state, InitState::Done(result.clone())) {
@@ -137,18 +136,35 @@ fn main_thread(options: InitOptions) {
         msg.send(&waiter);
     }
     if result.is_ok() {
-        for (shared, req_id) in rx.iter() {
-            Python::attach(|py| interrupt(py, &shared, req_id));
-        }
+        serve_main(rx, probes);
     }
 }
 
 use crate::erlang_module::erlang as erlang_module_def;
 
-/// Ready a sub-interpreter a context just created, as the main one was at start-up.
+/// The start-up thread's work once Python is up: interrupt requests of main-interpreter
+/// contexts, and sub-interpreters' questions about extension modules (`ext_gate`).
+fn serve_main(interrupts: crossbeam_channel::Receiver<(Arc<ContextShared>, u64)>, probes: crossbeam_channel::Receiver<crate::ext_gate::Probe>) {
+    loop {
+        crossbeam_channel::select! {
+            recv(interrupts) -> msg => match msg {
+                Ok((shared, req_id)) => Python::attach(|py| crate::actors::interrupt::interrupt(py, &shared, req_id)),
+                Err(_) => return,
+            },
+            recv(probes) -> msg => match msg {
+                Ok(probe) => Python::attach(|py| crate::ext_gate::answer(py, probe)),
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+/// Ready a sub-interpreter a context just created, as the main one was at start-up, and
+/// gate its extension modules.
 pub fn prepare_interpreter(py: Python<'_>) -> PyResult<()> {
     let options = OPTIONS.get().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("Python is not set up"))?;
-    setup(py, options)
+    setup(py, options)?;
+    crate::ext_gate::install_gate(py)
 }
 
 fn setup(py: Python<'_>, options: &InitOptions) -> PyResult<()> {
@@ -160,29 +176,4 @@ fn setup(py: Python<'_>, options: &InitOptions) -> PyResult<()> {
     let shim = py.import("erlang_shim")?;
     shim.call_method1("install", (options.python_path.clone(), options.venv.clone()))?;
     crate::module_guard::remember(py)
-}
-
-/// Raise `Interrupted` in the context thread if it still runs request `req_id`: its own
-/// Python code, or (while the event loop runs) a task of that request. Holding the GIL
-/// here means the actor cannot switch requests or tasks while we look; everything looked
-/// at is C code, which never lets the GIL go meanwhile.
-pub fn interrupt(py: Python<'_>, shared: &ContextShared, req_id: u64) {
-    let running = shared.running_req.load(Ordering::Acquire);
-    let hit = running == req_id || (running == IN_LOOP && current_task_request(py, shared) == Some(req_id));
-    if !hit {
-        return;
-    }
-    shared.arm_interrupt();
-    let ident = shared.thread_ident.load(Ordering::Acquire);
-    let exc = py.get_type::<Interrupted>();
-    // SAFETY: the GIL is held; `ident` names the context's thread (a stale ident only
-    // makes the call find no thread), and the type object is alive for the call.
-    unsafe { ffi::PyThreadState_SetAsyncExc(ident as _, exc.as_ptr()) };
-}
-
-/// The request owning the task that runs on the context's loop now (see `_aio.py`'s task
-/// factory, which marks every task with the request it was started for).
-fn current_task_request(py: Python<'_>, shared: &ContextShared) -> Option<u64> {
-    let event_loop = shared.event_loop.lock().ok()?.as_ref()?.clone_ref(py);
-    crate::actors::loop_driver::task_request_of(py, event_loop.bind(py))
 }

@@ -294,6 +294,13 @@ pub fn async_call_erlang(py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) 
             let running = running.ok_or_else(|| {
                 PyRuntimeError::new_err("erlang.async_call needs a running asyncio loop outside an erlang_python context")
             })?;
+            // The answer for a foreign loop is set by a shared thread attached to the
+            // main interpreter: it must never touch a sub-interpreter's objects.
+            if crate::interp::current_id(py) != 0 {
+                return Err(PyRuntimeError::new_err(
+                    "erlang.async_call on an event loop other than the context's own is not available in a sub-interpreter context; await it on the context's loop, or use erlang.call from a thread",
+                ));
+            }
             let origin = actor.map(|actor| super::thread_call::Origin {
                 mailbox: actor.mailbox.clone(),
                 local_env: actor.current().and_then(|c| c.local_env),

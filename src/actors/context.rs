@@ -58,6 +58,8 @@ pub struct ContextConfig {
     pub owner: LocalPid,
     /// The main interpreter, or a sub-interpreter of the context's own.
     pub mode: InterpMode,
+    /// Readies a sub-interpreter the context creates (our modules, `sys.path`).
+    pub prepare: fn(Python<'_>) -> PyResult<()>,
 }
 
 pub enum Exit {
@@ -86,11 +88,11 @@ pub fn start(config: ContextConfig) -> std::io::Result<Mailbox> {
     let (mailbox, rx) = Mailbox::open(shared);
     let actor_mailbox = mailbox.clone();
     let owner = config.owner;
-    let mode = config.mode;
+    let (mode, prepare) = (config.mode, config.prepare);
     std::thread::Builder::new()
         .name(format!("py-context-{}", config.index))
         .stack_size(STACK_SIZE)
-        .spawn(move || actor_main(actor_mailbox, rx, owner, mode))?;
+        .spawn(move || actor_main(actor_mailbox, rx, owner, mode, prepare))?;
     Ok(mailbox)
 }
 
@@ -103,13 +105,13 @@ pub fn current_actor() -> Option<Rc<Actor>> {
     ACTOR.with(|a| a.borrow().clone())
 }
 
-fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid, mode: InterpMode) {
+fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid, mode: InterpMode, prepare: fn(Python<'_>) -> PyResult<()>) {
     // Log events of exceptions name the context they happened in.
     crate::py_errors::set_context(Some(owner));
     let shared = mailbox.shared.clone();
     let drain_rx = rx.clone();
     let exit = catch_unwind(AssertUnwindSafe(|| {
-        let served = interp::run_attached(mode, crate::runtime::prepare_interpreter, |py| {
+        let served = interp::run_attached(mode, prepare, |py| {
             shared.interp_id.store(interp::current_id(py), Ordering::Release);
             let watcher = match mode {
                 InterpMode::Main => None,
@@ -133,7 +135,7 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid, mode: Interp
 fn start_interrupt_watcher(py: Python<'_>, shared: &Arc<ContextShared>) -> std::io::Result<interp::InterruptWatcher> {
     let target = shared.clone();
     let (watcher, requests) = interp::InterruptWatcher::start(py, format!("py-interrupt-{}", shared.id), move |py, req_id| {
-        crate::runtime::interrupt(py, &target, req_id)
+        super::interrupt::interrupt(py, &target, req_id)
     })?;
     let _ = shared.own_interrupter.set(requests);
     Ok(watcher)

@@ -4,5 +4,6 @@
 pub mod aio;
 pub mod callback;
 pub mod context;
+pub mod interrupt;
 pub mod loop_driver;
 pub mod thread_call;
