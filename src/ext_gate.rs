@@ -29,7 +29,9 @@ pub struct Probe {
 }
 
 static QUESTIONS: OnceLock<Sender<Probe>> = OnceLock::new();
-static ANSWERS: Mutex<Option<HashMap<(String, String), Option<String>>>> = Mutex::new(None);
+/// Verdicts by (module name, file): `None` allowed, else the refusal's text.
+type Verdicts = HashMap<(String, String), Option<String>>;
+static ANSWERS: Mutex<Option<Verdicts>> = Mutex::new(None);
 
 /// The main interpreter's thread answers from `questions` from now on.
 pub fn install_answerer() -> Receiver<Probe> {
