@@ -26,7 +26,8 @@ run(#{quick := Quick} = Opts) ->
     Cfg = config(Quick),
     Rounds = maps:get(rounds, Opts),
     {module, py} = code:ensure_loaded(py),
-    Scenarios = [S || S = #{id := Id} <- scenarios(Cfg), selected(Id, maps:get(only, Opts, all))],
+    Scenarios = [S || S = #{id := Id} <- scenarios(Cfg) ++ py_bench_subinterp:scenarios(Cfg),
+                      selected(Id, maps:get(only, Opts, all))],
     lists:foldl(fun(S, Acc) -> run_scenario(S, Cfg, Rounds, Acc) end,
                 #{rows => [], errors => []}, Scenarios).
 

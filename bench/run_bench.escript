@@ -9,8 +9,9 @@
 %% writes bench/_out/quick.md instead. Both print the Markdown table. The exit status is
 %% 0 when every scenario ran and checked its results, 1 when any crashed or got a wrong
 %% result (missed targets do not change it), 2 on a setup failure.
-%% Scenarios live in bench/py_bench.erl and the soak in bench/py_soak.erl (both compiled
-%% here at run time), Python helpers in
+%% Scenarios live in bench/py_bench.erl, those of sub-interpreters (CPython 3.12+ only;
+%% skipped with a "needs CPython 3.12+" line before) in bench/py_bench_subinterp.erl and
+%% the soak in bench/py_soak.erl (all compiled here at run time), Python helpers in
 %% bench/bench_helpers.py.
 -mode(compile).
 
@@ -42,7 +43,8 @@ setup(Root, Opts0) ->
            end,
     BenchDir = filename:join(Root, "bench"),
     true = code:add_patha(filename:join(Root, "erlang/_build/default/lib/erlang_python/ebin")),
-    [load_source(filename:join(BenchDir, Name)) || Name <- ["py_bench.erl", "py_soak.erl"]],
+    [load_source(filename:join(BenchDir, Name))
+     || Name <- ["py_bench.erl", "py_soak.erl", "py_bench_subinterp.erl"]],
     ok = case application:load(erlang_python) of
              ok -> ok;
              {error, {already_loaded, _}} -> ok

@@ -121,6 +121,15 @@ fn env_new(ctx: ResourceArc<ContextRes>) -> ResourceArc<EnvRes> {
     })
 }
 
+/// Stop the context a namespace handle belongs to. The `subinterp_*` handle pool keeps
+/// only namespace handles, which do not keep a context alive, so that a handle's context
+/// still ends when the handle itself is garbage collected.
+#[rustler::nif]
+fn env_context_stop(local_env: ResourceArc<EnvRes>) -> rustler::Atom {
+    local_env.mailbox.control(Msg::Stop);
+    atoms::ok()
+}
+
 /// Queue `{Kind, Ref, ...}` on the context (or the context owning a py ref). The reply
 /// `{py_reply, Ref, Result}` goes to the caller. `CallerWaits` says the caller waits in
 /// `receive` and runs the Erlang functions Python calls meanwhile (`py_callback`

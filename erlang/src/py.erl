@@ -36,6 +36,14 @@
          configure_logging/0, configure_logging/1, ensure_venv/2, ensure_venv/3,
          register_pool/2, unregister_pool/1,
          enable_tracing/0, disable_tracing/0, get_traces/0, clear_traces/0]).
+%% Sub-interpreters with their own GIL (CPython 3.12+): parallel calls and handles.
+-export([parallel/1,
+         subinterp_supported/0, subinterp_create/0, subinterp_destroy/1,
+         subinterp_call/4, subinterp_call/5, subinterp_eval/2, subinterp_eval/3,
+         subinterp_exec/2, subinterp_cast/4, subinterp_async_call/4,
+         subinterp_await/1, subinterp_await/2,
+         subinterp_pool_start/0, subinterp_pool_start/1, subinterp_pool_stop/0,
+         subinterp_pool_ready/0, subinterp_pool_stats/0]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -66,6 +74,7 @@
                   status := ok | error, end_attrs := map(),
                   events := [#{name := binary(), attrs := map(), time := integer()}],
                   trace_id := binary()}.
+-export_type([code/0]).
 -export_type([py_module/0, py_func/0, py_args/0, py_kwargs/0, py_result/0, py_ref/0,
               shared_dict/0, span/0, call_opts/0, result_opts/0]).
 
@@ -481,15 +490,20 @@ context(N) when is_integer(N), N > 0 ->
 start_contexts() ->
     start_contexts(#{}).
 
-%% @doc Start contexts: `#{contexts => N, mode => worker}'. Answers the running ones
-%% when contexts are already started.
+%% @doc Start contexts: `#{contexts => N, mode => worker | subinterp | owngil}' (mode
+%% default: the app env `context_mode', else `worker'). `subinterp' and `owngil' both run
+%% each context in a sub-interpreter with its own GIL (CPython 3.12+; older answer
+%% `{error, {unsupported_mode, Mode}}'). Answers the running ones when contexts are
+%% already started in that mode, `{error, {already_started, RunningMode}}' in another.
 -spec start_contexts(map()) -> {ok, [pid()]} | {error, term()}.
 start_contexts(Opts) when is_map(Opts) ->
     N = maps:get(contexts, Opts, py_context_sup:default_count()),
-    case maps:get(mode, Opts, worker) of
-        worker when is_integer(N), N > 0 -> py_context_manager:start_contexts(N);
-        worker -> {error, {badarg, contexts}};
-        Mode -> {error, {unsupported_mode, Mode}}
+    Mode = maps:get(mode, Opts, application:get_env(erlang_python, context_mode, worker)),
+    case py_subinterp:resolve_mode(Mode) of
+        {ok, _} when is_integer(N), N > 0 -> py_context_manager:start_contexts(N, Mode);
+        {ok, _} -> {error, {badarg, contexts}};
+        {error, {badarg, _}} -> {error, {badarg, mode}};
+        Error -> Error
     end.
 
 %% @doc Stop all contexts; calls answer `{error, contexts_not_started}' until
@@ -508,19 +522,124 @@ get_local_env(Ctx) when is_pid(Ctx) ->
     {ok, Entry} = py_context_router:by_pid(Ctx),
     py_context_router:local_env(Entry).
 
-%% @doc How contexts run Python: `multi_executor' (one thread per context sharing the
-%% GIL) or `free_threaded' (a CPython build without a GIL).
+%% @doc How the default contexts run Python: `subinterp' (each in a sub-interpreter with
+%% its own GIL), `free_threaded' (a CPython build without a GIL) or `multi_executor' (one
+%% thread per context, sharing the GIL).
 -spec execution_mode() -> free_threaded | subinterp | multi_executor.
 execution_mode() ->
-    case eval(<<"bool(__import__('sysconfig').get_config_var('Py_GIL_DISABLED'))">>) of
-        {ok, true} -> free_threaded;
-        _ -> multi_executor
+    case {py_context_router:mode(default), py_subinterp:free_threaded()} of
+        {own_gil, _} -> subinterp;
+        {main, true} -> free_threaded;
+        {main, false} -> multi_executor
     end.
 
-%% @doc The number of context threads.
+%% @doc The number of context threads sharing one GIL, as 2.3.1 defines it: the default
+%% contexts in `multi_executor' mode, else 1 (each sub-interpreter, or the free-threaded
+%% interpreter, needs no executor threads to share).
 -spec num_executors() -> pos_integer().
 num_executors() ->
-    max(1, py_context_router:count()).
+    case execution_mode() of
+        multi_executor -> max(1, py_context_router:count());
+        _ -> 1
+    end.
+
+%%% ---------------------------------------------------------------------------
+%%% Sub-interpreters with their own GIL (docs/api.md, "Sub-interpreters")
+
+%% @doc Run `[{M, F, A}]' (or `{M, F, A, Kwargs}') at the same time, each on a context of
+%% the sub-interpreter pool `parallel' (started on first use); `{ok, Results}' in the
+%% calls' order, or the first error in that order (the calls not collected yet are then
+%% cancelled). `{error, subinterpreters_not_supported}' before CPython 3.12.
+-spec parallel([py_subinterp_parallel:call()]) -> {ok, [term()]} | {error, term()}.
+parallel(Calls) ->
+    py_subinterp_parallel:run(Calls).
+
+%% @doc Whether sub-interpreters with their own GIL run here (CPython 3.12+).
+-spec subinterp_supported() -> boolean().
+subinterp_supported() ->
+    py_subinterp:supported().
+
+%% @doc A new sub-interpreter of its own (own GIL, own thread): `{ok, Handle}'. Needs
+%% `subinterp_pool_start/0,1' first. Its interpreter ends at `subinterp_destroy/1', at
+%% `subinterp_pool_stop/0', or when the handle is garbage collected.
+-spec subinterp_create() -> {ok, reference()} | {error, term()}.
+subinterp_create() ->
+    py_subinterp_handle:create().
+
+%% @doc End the handle's interpreter; `ok' (also for a handle already gone).
+-spec subinterp_destroy(reference()) -> ok.
+subinterp_destroy(Handle) ->
+    py_subinterp_handle:destroy(Handle).
+
+-spec subinterp_call(reference(), py_module(), py_func(), py_args()) -> py_result().
+subinterp_call(Handle, Module, Func, Args) ->
+    subinterp_call(Handle, Module, Func, Args, #{}).
+
+-spec subinterp_call(reference(), py_module(), py_func(), py_args(), py_kwargs()) -> py_result().
+subinterp_call(Handle, Module, Func, Args, Kwargs) ->
+    py_subinterp_handle:call(Handle, Module, Func, Args, Kwargs, default_timeout()).
+
+-spec subinterp_eval(reference(), code()) -> py_result().
+subinterp_eval(Handle, Code) ->
+    subinterp_eval(Handle, Code, #{}).
+
+-spec subinterp_eval(reference(), code(), map()) -> py_result().
+subinterp_eval(Handle, Code, Locals) ->
+    py_subinterp_handle:eval(Handle, Code, Locals, default_timeout()).
+
+-spec subinterp_exec(reference(), code()) -> ok | {error, term()}.
+subinterp_exec(Handle, Code) ->
+    py_subinterp_handle:exec(Handle, Code, default_timeout()).
+
+%% @doc Fire-and-forget call on a handle: `ok' once queued.
+-spec subinterp_cast(reference(), py_module(), py_func(), py_args()) -> ok | {error, term()}.
+subinterp_cast(Handle, Module, Func, Args) ->
+    py_subinterp_handle:cast(Handle, Module, Func, Args, #{}).
+
+%% @doc Start a call on a handle: `{ok, Ref}' at once, the result from
+%% `subinterp_await/1,2' in the same process.
+-spec subinterp_async_call(reference(), py_module(), py_func(), py_args()) ->
+          {ok, reference()} | {error, term()}.
+subinterp_async_call(Handle, Module, Func, Args) ->
+    py_subinterp_handle:async_call(Handle, Module, Func, Args, #{}).
+
+-spec subinterp_await(reference()) -> py_result().
+subinterp_await(Ref) ->
+    subinterp_await(Ref, default_timeout()).
+
+%% @doc The result of a `subinterp_async_call/4'; on timeout the call is interrupted.
+-spec subinterp_await(reference(), timeout()) -> py_result().
+subinterp_await(Ref, Timeout) when is_reference(Ref), ?is_timeout(Timeout) ->
+    py_subinterp_handle:await(Ref, Timeout).
+
+%% @doc Start the handle pool (at most the app env `subinterp_max_handles' handles,
+%% default 64).
+-spec subinterp_pool_start() -> ok | {error, term()}.
+subinterp_pool_start() ->
+    subinterp_pool_start(0).
+
+%% @doc Start the handle pool allowing `N' live handles (each is one interpreter and its
+%% thread, a "worker"); `0' means the default. `ok' also when it runs.
+-spec subinterp_pool_start(non_neg_integer()) -> ok | {error, term()}.
+subinterp_pool_start(N) ->
+    py_subinterp_handle:pool_start(N).
+
+%% @doc Stop the pool and every handle's interpreter; later calls on its handles answer
+%% `{error, pool_not_started}'.
+-spec subinterp_pool_stop() -> ok.
+subinterp_pool_stop() ->
+    py_subinterp_handle:pool_stop().
+
+-spec subinterp_pool_ready() -> boolean().
+subinterp_pool_ready() ->
+    py_subinterp_handle:pool_ready().
+
+%% @doc `#{ready, max_handles, handles, workers, created, destroyed, collected, calls,
+%% errors}' (counts since the pool started; all 0 and `ready => false' when it is not
+%% running).
+-spec subinterp_pool_stats() -> map().
+subinterp_pool_stats() ->
+    py_subinterp_handle:pool_stats().
 
 %%% ---------------------------------------------------------------------------
 %%% Python calling Erlang

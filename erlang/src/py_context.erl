@@ -1,10 +1,12 @@
 %%% @doc One context: the supervised process that owns a context actor (an OS thread
 %%% running Python). Calls do not pass through this process; it exists so that the
-%%% actor is started, stopped and restarted under OTP supervision.
+%%% actor is started, stopped and restarted under OTP supervision. A context runs in the
+%%% main interpreter (`main') or in a sub-interpreter with its own GIL (`own_gil'), which
+%%% its thread creates and ends.
 -module(py_context).
 -behaviour(gen_server).
 
--export([start_link/2]).
+-export([start_link/2, start_link/3]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -19,19 +21,28 @@
 
 -spec start_link(atom(), pos_integer()) -> {ok, pid()} | {error, term()}.
 start_link(Pool, Index) ->
-    gen_server:start_link(?MODULE, {Pool, Index}, []).
+    start_link(Pool, Index, main).
 
--spec init({atom(), pos_integer()}) -> {ok, #state{}} | {stop, term()}.
-init({Pool, Index}) ->
+-spec start_link(atom(), pos_integer(), py_context_router:mode()) -> {ok, pid()} | {error, term()}.
+start_link(Pool, Index, Mode) ->
+    gen_server:start_link(?MODULE, {Pool, Index, Mode}, []).
+
+-spec init({atom(), pos_integer(), py_context_router:mode()}) -> {ok, #state{}} | {stop, term()}.
+init({Pool, Index, Mode}) ->
     process_flag(trap_exit, true),
     MaxQueued = application:get_env(erlang_python, max_queued, 50000),
-    {ok, Ctx} = py_nif:context_start(Index, MaxQueued),
-    case await_ready(Ctx) of
-        ok ->
-            ok = py_context_router:register(Pool, Index, self(), Ctx),
-            {ok, #state{pool = Pool, index = Index, ctx = Ctx}};
-        {error, Why} ->
-            {stop, {context_crashed, Why}}
+    case py_nif:context_start(Index, MaxQueued, Mode) of
+        {ok, Ctx} ->
+            case await_ready(Ctx) of
+                ok ->
+                    ok = py_context_router:register(Pool, Index, self(), Ctx),
+                    {ok, #state{pool = Pool, index = Index, ctx = Ctx}};
+                {error, Why} ->
+                    {stop, {context_crashed, Why}}
+            end;
+        {error, Reason} ->
+            %% An interpreter this Python cannot make: the pool's start answers why.
+            {stop, Reason}
     end.
 
 %% The context's thread tells when it serves (its interpreter and loop are open), or why

@@ -8,11 +8,15 @@
 
 -export([count/0, count/1, set_count/1, set_count/2, register/4, unregister/2,
          pids/0, pools/0, pick/0, pick/1, pick_for/2, by_index/1, by_index/2, by_pid/1,
-         local_env/1, adopt/2, add_route/2, remove_route/1, clear_routes/0]).
+         local_env/1, adopt/2, add_route/2, remove_route/1, clear_routes/0,
+         set_mode/2, mode/1]).
 
 -type pool() :: atom().
 -type entry() :: {pid(), py_nif:context(), pos_integer()}.
--export_type([pool/0, entry/0]).
+%% How a pool's contexts run Python: in the main interpreter, or each in a
+%% sub-interpreter with its own GIL (the NIF's `context_start/3' mode).
+-type mode() :: main | own_gil.
+-export_type([pool/0, entry/0, mode/0]).
 
 -define(KEY(K), {?MODULE, K}).
 
@@ -38,6 +42,7 @@ set_count(N) ->
 set_count(Pool, 0) ->
     [persistent_term:erase(key(Pool, I)) || I <- lists:seq(1, count(Pool))],
     _ = persistent_term:erase(key(Pool, count)),
+    _ = persistent_term:erase(?KEY({mode, Pool})),
     Others = pools() -- [default, Pool],
     case Pool of
         default ->
@@ -55,6 +60,19 @@ set_count(Pool, N) ->
         true -> ok;
         false -> persistent_term:put(?KEY(pools), [Pool | pools() -- [default]])
     end.
+
+%% @doc Record how `Pool''s contexts run (set before they start; forgotten with the pool).
+-spec set_mode(pool(), mode()) -> ok.
+set_mode(Pool, Mode) when Mode =:= main; Mode =:= own_gil ->
+    case mode(Pool) of
+        Mode -> ok;
+        _ -> persistent_term:put(?KEY({mode, Pool}), Mode)
+    end.
+
+%% @doc How `Pool''s contexts run; `main' for a pool that never said otherwise.
+-spec mode(pool()) -> mode().
+mode(Pool) ->
+    persistent_term:get(?KEY({mode, Pool}), main).
 
 %% @doc The named pools running (not `default').
 -spec pools() -> [pool()].

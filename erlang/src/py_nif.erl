@@ -15,6 +15,9 @@
          shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
          tracing_enable/1, tracing_spans/0, tracing_clear/0]).
 
+%% For the `subinterp_*' handle pool, which keeps a namespace handle per live handle.
+-export([env_context_stop/1]).
+
 -on_load(load/0).
 
 -nifs([init/1, set_output_handler/1,
@@ -26,6 +29,7 @@
        state_incr/2, shared_dict_new/0, shared_dict_get/2, shared_dict_get_dirty/2, shared_dict_set/3,
        shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
        tracing_enable/1, tracing_spans/0, tracing_clear/0]).
+-nifs([env_context_stop/1]).
 
 -type context() :: reference().
 -type handle() :: reference().
@@ -78,6 +82,11 @@ context_id(_Ctx) -> erlang:nif_error(not_loaded).
 
 -spec env_new(context()) -> reference().
 env_new(_Ctx) -> erlang:nif_error(not_loaded).
+
+%% @doc Stop the context a namespace handle (`env_new/1') belongs to, as
+%% `context_stop/1' does; the namespace handle does not keep the context's thread alive.
+-spec env_context_stop(reference()) -> ok.
+env_context_stop(_Env) -> erlang:nif_error(not_loaded).
 
 %% @doc Queue a request. `CallerWaits': the caller waits in `receive' and runs the
 %% Erlang functions the request's Python code calls (`py_callback' messages).
