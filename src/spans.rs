@@ -70,8 +70,8 @@ pub struct SpanHandle {
 }
 
 impl SpanHandle {
-    /// A handle on a span the runtime owns (a request's): Python code parents its spans
-    /// on it, and ending it from Python does nothing, as the span is not an SDK span here.
+    /// A handle on a span the runtime owns (a request's), which Python code parents its
+    /// spans on. `erlang.Span` ends only the handles it started; the runtime ends this one.
     pub fn for_context(cx: Context) -> SpanHandle {
         SpanHandle { cx }
     }

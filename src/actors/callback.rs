@@ -279,11 +279,15 @@ fn callback_message(
         };
         let ctx = ResourceArc::new(ContextRes { mailbox: mailbox.clone() });
         let name_bin = crate::convert::py_bytes_to_binary(e, name.as_bytes());
-        let mut fields = vec![atoms::py_callback().encode(e), tag, ctx.encode(e), id.encode(e), name_bin, items.encode(e), local_env];
-        if let Some(traceparent) = span.and_then(|s| s.traceparent()) {
-            fields.push(crate::convert::py_bytes_to_binary(e, traceparent.as_bytes()));
-        }
-        Ok(rustler::types::tuple::make_tuple(e, &fields))
+        let fields = [atoms::py_callback().encode(e), tag, ctx.encode(e), id.encode(e), name_bin, items.encode(e), local_env];
+        Ok(match span.and_then(|s| s.traceparent()) {
+            None => rustler::types::tuple::make_tuple(e, &fields),
+            Some(traceparent) => {
+                let mut traced = fields.to_vec();
+                traced.push(crate::convert::py_bytes_to_binary(e, traceparent.as_bytes()));
+                rustler::types::tuple::make_tuple(e, &traced)
+            }
+        })
     })
 }
 
