@@ -533,9 +533,7 @@ fn begin_trace(job: &Job<Term>, has_reply: bool, caller_waits: bool, traceparent
     if !crate::spans::is_enabled() {
         return None;
     }
-    let text = |t: Term| -> Option<String> {
-        t.atom_to_string().ok().or_else(|| t.decode::<rustler::Binary>().ok().map(|b| String::from_utf8_lossy(b.as_slice()).into_owned()))
-    };
+    let text = crate::trace::text_of;
     let (name, module, function) = match job {
         Job::Call { call, .. } => {
             let name = match (has_reply, caller_waits) {

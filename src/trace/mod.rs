@@ -16,7 +16,7 @@
 pub mod propagation;
 pub mod request_span;
 
-pub use request_span::{Outcome, RequestTrace};
+pub use request_span::{text_of, Outcome, RequestTrace};
 
 use crate::spans::SpanHandle;
 use opentelemetry::Context;

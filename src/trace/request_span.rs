@@ -176,9 +176,9 @@ fn is_atom(term: rustler::Term, name: &str) -> bool {
     term.atom_to_string().is_ok_and(|a| a == name)
 }
 
-/// An atom's name, a UTF-8 binary or a charlist as text (bounded: a span attribute is no
-/// place for a megabyte message).
-fn text_of(term: rustler::Term) -> Option<String> {
+/// An atom's name, a UTF-8 binary or a charlist as text, cut at 1 KiB: a span attribute
+/// is no place for a megabyte message or name, and the store holds 100,000 spans.
+pub fn text_of(term: rustler::Term) -> Option<String> {
     const MAX: usize = 1024;
     let text = if let Ok(atom) = term.atom_to_string() {
         atom
