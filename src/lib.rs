@@ -27,6 +27,7 @@ mod spans;
 mod spans_py;
 mod state;
 mod state_py;
+mod trace;
 mod vm_release;
 
 rustler::init!("py_nif", load = on_load);

@@ -16,7 +16,7 @@ use std::ffi::CStr;
 const SPAN_CAPSULE: &CStr = c"erlang_python.Span";
 
 /// The span context a capsule made by `_span_start` holds.
-fn context_of(handle: &Bound<'_, PyAny>) -> PyResult<Context> {
+pub fn context_of(handle: &Bound<'_, PyAny>) -> PyResult<Context> {
     let capsule = handle.cast::<PyCapsule>().map_err(|_| PyTypeError::new_err("not a span handle"))?;
     let pointer = capsule.pointer_checked(Some(SPAN_CAPSULE))?;
     // SAFETY: a capsule of this name is only made by `_span_start`, from a boxed
@@ -24,6 +24,12 @@ fn context_of(handle: &Bound<'_, PyAny>) -> PyResult<Context> {
     // borrowed here, and the context is cloned before the borrow ends.
     let cx = unsafe { pointer.cast::<Context>().as_ref() };
     Ok(cx.clone())
+}
+
+/// A handle on a span the runtime owns (a request's), which Python code parents its spans
+/// on. `erlang.Span` ends only the handles it started; the runtime ends this one.
+pub fn handle_for(py: Python<'_>, cx: Context) -> PyResult<Bound<'_, PyCapsule>> {
+    PyCapsule::new_with_value(py, cx, SPAN_CAPSULE)
 }
 
 /// Start a span (a child of the span `parent` when given), or `None` while tracing is
