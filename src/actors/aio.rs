@@ -120,6 +120,7 @@ impl LoopWork {
         let mut streams = self.streams.borrow_mut();
         let Some(s) = streams.get_mut(&id) else { return false };
         if sent {
+            s.req.count_item();
             s.credit = s.credit.saturating_sub(1);
             if s.credit == 0 {
                 let tag = s.req.copy_tag_into(&out);

@@ -7,6 +7,7 @@ use super::ContextShared;
 use crate::atoms;
 use crate::msg_env::{Held, MsgEnv, OwnedTerm, RawTerm};
 use super::handles::EnvRes;
+use super::observed::Observed;
 use pyo3::{Py, PyAny};
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Encoder, Env, LocalPid, ResourceArc, Term};
@@ -285,6 +286,9 @@ pub struct Parts {
     /// A Python exception answers `{Class, Message, Details}` (`py_errors`): the request
     /// came as `{error_details, Request}`.
     pub error_details: bool,
+    /// The request came as `{observed, Request}`: its reply and stream end carry what
+    /// the caller's `telemetry` events need (`observed.rs`).
+    observed: Option<Observed>,
 }
 
 impl std::ops::Deref for Request {
@@ -306,6 +310,8 @@ impl Request {
     ) -> Option<Request> {
         let env = MsgEnv::reuse_or_new();
         // Decoded on the copy, whose terms the job keeps (a malformed request is rare).
+        let observed = Observed::unwrap_request(request);
+        let request = observed.unwrap_or(request);
         let decoded = env.with(|e| {
             let mut fields = get_tuple(request.in_env(e)).ok()?;
             let error_details = match fields.as_slice() {
@@ -322,7 +328,8 @@ impl Request {
             env.recycle();
             return None;
         };
-        Some(Request { parts: ManuallyDrop::new(Parts { env, job, tag, caller, namespace, reply, caller_waits, error_details }) })
+        let observed = observed.map(|_| Observed::new());
+        Some(Request { parts: ManuallyDrop::new(Parts { env, job, tag, caller, namespace, reply, caller_waits, error_details, observed }) })
     }
 
     /// Read the job's terms.
@@ -383,6 +390,20 @@ impl Request {
         self.into_parts().answer(answer)
     }
 
+    /// The context starts running the request (for an observed request's queue wait).
+    pub fn mark_started(&self) {
+        if let Some(observed) = &self.parts.observed {
+            observed.mark_started();
+        }
+    }
+
+    /// An item of this stream went to its owner (counted for an observed stream).
+    pub fn count_item(&self) {
+        if let Some(observed) = &self.parts.observed {
+            observed.count_item();
+        }
+    }
+
     /// A refused request: its caller gets the refusal as the NIF's result.
     pub fn disarm(self) {
         drop(self.into_parts());
@@ -398,12 +419,16 @@ impl Request {
             let _ = state.try_reply();
         }
         let env = &parts.env;
+        let event = env.with(|e| env.hold(event(e)));
         let note = env.with(|e| {
             let tag = env.term(e, parts.tag);
-            OwnedTerm::build(MsgEnv::new(), |n| (py_stream_finished(), tag.in_env(n)).encode(n))
+            OwnedTerm::build(MsgEnv::new(), |n| match &parts.observed {
+                Some(o) => (py_stream_finished(), tag.in_env(n), o.items(), env.term(e, event).in_env(n)).encode(n),
+                None => (py_stream_finished(), tag.in_env(n)).encode(n),
+            })
         });
         note.send(controller);
-        let msg = env.with(|e| env.hold((py_stream(), env.term(e, parts.tag), event(e)).encode(e)));
+        let msg = env.with(|e| env.hold((py_stream(), env.term(e, parts.tag), env.term(e, event)).encode(e)));
         parts.env.send_held(owner, msg);
     }
 
@@ -421,6 +446,10 @@ impl Parts {
         let result = match answer {
             Answer::Result(held) => held,
             Answer::Error(reason) => self.env.with(|e| self.env.hold(reason.encode(e))),
+        };
+        let result = match &self.observed {
+            Some(o) => self.env.with(|e| self.env.hold(o.wrap_reply(e, self.env.term(e, result)))),
+            None => result,
         };
         // A caller still polling in its submit NIF takes the result from there; no message.
         if state.is_spinning() {
