@@ -97,7 +97,10 @@ stream_stop({Start, Meta}, Items, End) ->
 start(Event, Meta0) ->
     Meta = Meta0#{telemetry_span_context => make_ref()},
     Start = erlang:monotonic_time(),
-    emit(Event, #{system_time => erlang:system_time(), monotonic_time => Start}, Meta),
+    %% The system time as the VM defines it, without reading the clock a second time
+    %% (a clock read costs 150 to 300 ns on some virtual machines).
+    SystemTime = Start + erlang:time_offset(),
+    emit(Event, #{system_time => SystemTime, monotonic_time => Start}, Meta),
     {Start, Meta}.
 
 overloaded(Queued, Max, Meta) ->
