@@ -10,6 +10,7 @@
          pids/0, pools/0, pick/0, pick/1, pick_for/2, by_index/1, by_index/2, by_pid/1,
          local_env/1, adopt/2, add_route/2, remove_route/1, clear_routes/0,
          set_mode/2, mode/1]).
+-export([pool_of/1]).
 
 -type pool() :: atom().
 -type entry() :: {pid(), py_nif:context(), pos_integer()}.
@@ -40,7 +41,7 @@ set_count(N) ->
 %% @doc Set the size of `Pool'; 0 forgets the pool (all pools, for `default').
 -spec set_count(pool(), non_neg_integer()) -> ok.
 set_count(Pool, 0) ->
-    [persistent_term:erase(key(Pool, I)) || I <- lists:seq(1, count(Pool))],
+    [forget(Pool, I) || I <- lists:seq(1, count(Pool))],
     _ = persistent_term:erase(key(Pool, count)),
     _ = persistent_term:erase(?KEY({mode, Pool})),
     Others = pools() -- [default, Pool],
@@ -54,7 +55,7 @@ set_count(Pool, 0) ->
     end;
 set_count(Pool, N) ->
     %% Contexts above the new size are forgotten, so that `pick/1' never finds one.
-    [persistent_term:erase(key(Pool, I)) || I <- lists:seq(1, count(Pool)), I > N],
+    [forget(Pool, I) || I <- lists:seq(1, count(Pool)), I > N],
     persistent_term:put(key(Pool, count), N),
     case lists:member(Pool, pools()) orelse Pool =:= default of
         true -> ok;
@@ -82,12 +83,28 @@ pools() ->
 %% @doc Called by a context process once its actor runs.
 -spec register(pool(), pos_integer(), pid(), py_nif:context()) -> ok.
 register(Pool, Index, Pid, Ctx) ->
-    persistent_term:put(key(Pool, Index), {Pid, Ctx, py_nif:context_id(Ctx)}).
+    Id = py_nif:context_id(Ctx),
+    %% An atom: putting and erasing it starts no global literal-area scan.
+    persistent_term:put(?KEY({pool_of, Id}), Pool),
+    persistent_term:put(key(Pool, Index), {Pid, Ctx, Id}).
 
 -spec unregister(pool(), pos_integer()) -> ok.
 unregister(Pool, Index) ->
+    forget(Pool, Index).
+
+forget(Pool, Index) ->
+    case persistent_term:get(key(Pool, Index), undefined) of
+        {_, _, Id} -> _ = persistent_term:erase(?KEY({pool_of, Id}));
+        undefined -> ok
+    end,
     _ = persistent_term:erase(key(Pool, Index)),
     ok.
+
+%% @doc The pool of the running context with id `Id' (`py_nif:context_id/1'), for
+%% telemetry metadata; `undefined' once it stopped.
+-spec pool_of(pos_integer()) -> pool() | undefined.
+pool_of(Id) ->
+    persistent_term:get(?KEY({pool_of, Id}), undefined).
 
 %% @doc The pids of the default pool's contexts.
 -spec pids() -> [pid()].

@@ -22,7 +22,7 @@
 -export([call/7, call/8, eval/4, exec/3, async_gather/3, stream/6, stream_eval/4,
          call_method/4, getattr/3, to_term/2,
          cast/5, spawn_call/5, async_call/5, await/2,
-         stream_start/6, grant/2, cancel/1, stream_call/4]).
+         stream_start/7, grant/2, cancel/1, stream_call/4]).
 
 %% Where a request goes: a context of the router, or the Python object behind a py ref.
 -type entry() :: py_context_router:entry().
@@ -119,7 +119,7 @@ to_term(PyRef, Timeout) ->
 -spec cast(entry(), py:py_module(), py:py_func(), py:py_args(), py:py_kwargs()) ->
           ok | {error, term()}.
 cast({_, Ctx, _} = Entry, Module, Func, Args, Kwargs) ->
-    py_nif:cast(Ctx, py_context_router:local_env(Entry),
+    submit_cast(Ctx, py_context_router:local_env(Entry),
                 traced({call, undefined, Module, Func, Args, Kwargs, false})).
 
 %% @doc Start `Module.Func(*Args, **Kwargs)' and answer a reference for `await/2'. A
@@ -128,9 +128,9 @@ cast({_, Ctx, _} = Entry, Module, Func, Args, Kwargs) ->
           reference().
 spawn_call({ok, {_, Ctx, _} = Entry}, Module, Func, Args, Kwargs) ->
     Ref = make_ref(),
-    detached(Ref, py_nif:submit(Ctx, py_context_router:local_env(Entry),
-                                traced(with_details({call, Ref, Module, Func, Args, Kwargs,
-                                                     false}, default)), false));
+    detached(Ref, submit_detached(Ctx, py_context_router:local_env(Entry),
+                                  traced(with_details({call, Ref, Module, Func, Args, Kwargs,
+                                                       false}, default)), false));
 spawn_call({error, _} = Error, _Module, _Func, _Args, _Kwargs) ->
     detached(make_ref(), Error).
 
@@ -140,9 +140,9 @@ spawn_call({error, _} = Error, _Module, _Func, _Args, _Kwargs) ->
           reference().
 async_call({ok, {_, Ctx, _} = Entry}, Module, Func, Args, Kwargs) ->
     Ref = make_ref(),
-    detached(Ref, py_nif:submit(Ctx, py_context_router:local_env(Entry),
-                                traced(with_details({async_call, Ref, Module, Func, Args,
-                                                     Kwargs}, default)), false));
+    detached(Ref, submit_detached(Ctx, py_context_router:local_env(Entry),
+                                  traced(with_details({async_call, Ref, Module, Func, Args,
+                                                       Kwargs}, default)), false));
 async_call({error, _} = Error, _Module, _Func, _Args, _Kwargs) ->
     detached(make_ref(), Error).
 
@@ -151,6 +151,13 @@ async_call({error, _} = Error, _Module, _Func, _Args, _Kwargs) ->
 -compile({inline, [detached/2]}).
 detached(Ref, {ok, Handle}) ->
     put({'$py_spawned', Ref}, Handle),
+    Ref;
+detached(Ref, {observed, {ok, Handle}, Span}) ->
+    put({'$py_spawned', Ref}, {observed, Handle, Span}),
+    Ref;
+detached(Ref, {observed, Failed, Span}) ->
+    py_telemetry:request_stop(Span, Failed, undefined, 0),
+    self() ! {py_reply, Ref, Failed},
     Ref;
 detached(Ref, Failed) ->
     self() ! {py_reply, Ref, Failed},
@@ -170,12 +177,17 @@ await(Ref, Timeout) ->
             after 0 ->
                 {error, not_a_request}
             end;
+        {observed, Handle, Span} ->
+            observed_reply(Span, await_reply(Ref, Handle, Timeout), Timeout);
         Handle ->
-            receive
-                {py_reply, Ref, Result} -> Result
-            after Timeout ->
-                give_up(Ref, Handle)
-            end
+            await_reply(Ref, Handle, Timeout)
+    end.
+
+await_reply(Ref, Handle, Timeout) ->
+    receive
+        {py_reply, Ref, Result} -> Result
+    after Timeout ->
+        give_up(Ref, Handle)
     end.
 
 %%% ---------------------------------------------------------------------------
@@ -184,17 +196,21 @@ await(Ref, Timeout) ->
 %% @doc Queue the stream `Ref' of `Module.Func(*Args, **Kwargs)' for `Owner', with the
 %% calling process as its controller and `Window' items of credit to begin with.
 %% `Call' comes from `stream_call/4', made in the process that asked for the stream.
--spec stream_start(entry(), reference(), reference(), stream_call(), pid(), pos_integer()) ->
-          {ok, py_nif:handle()} | {error, term()}.
-stream_start({_, Ctx, _}, Env, Ref, {Module, Func, Args, Kwargs}, Owner, Window) ->
+%% `Observed' (telemetry is on): the controller's end note is
+%% `{py_stream_finished, Ref, Items, EndEvent}' and an error reply comes as
+%% `{observed, undefined, Error}' (see `src/mailbox/observed.rs').
+-spec stream_start(entry(), reference(), reference(), stream_call(), pid(), pos_integer(),
+                   boolean()) -> {ok, py_nif:handle()} | {error, term()}.
+stream_start({_, Ctx, _}, Env, Ref, {Module, Func, Args, Kwargs}, Owner, Window, Observed) ->
     py_nif:submit(Ctx, Env,
-                  with_details({stream_start, Ref, Module, Func, Args, Kwargs, Owner, self(),
-                                Window}, default), false);
-stream_start({_, Ctx, _}, Env, Ref, {Module, Func, Args, Kwargs, Traceparent}, Owner, Window) ->
+                  observe(with_details({stream_start, Ref, Module, Func, Args, Kwargs, Owner,
+                                        self(), Window}, default), Observed), false);
+stream_start({_, Ctx, _}, Env, Ref, {Module, Func, Args, Kwargs, Traceparent}, Owner, Window,
+             Observed) ->
     py_nif:submit(Ctx, Env,
-                  {traced, Traceparent,
-                   with_details({stream_start, Ref, Module, Func, Args, Kwargs, Owner, self(),
-                                 Window}, default)}, false).
+                  observe({traced, Traceparent,
+                           with_details({stream_start, Ref, Module, Func, Args, Kwargs, Owner,
+                                         self(), Window}, default)}, Observed), false).
 
 %% @doc What a stream calls, with the trace context of the calling process when it has
 %% one: the controller that submits the stream runs in a process of its own.
@@ -224,6 +240,12 @@ sync(Target, Env, Ref, Request, Timeout) ->
 
 sync(Target, Env, Ref, Request0, Details, Timeout) ->
     Request = traced(with_details(Request0, Details)),
+    case py_telemetry:enabled() of
+        false -> sync_run(Target, Env, Ref, Request, Timeout);
+        true -> sync_observed(Target, Env, Ref, Request, Timeout)
+    end.
+
+sync_run(Target, Env, Ref, Request, Timeout) ->
     case submit_waiting(Target, Env, Request, Timeout) of
         {reply, Result} ->
             Result;
@@ -234,6 +256,86 @@ sync(Target, Env, Ref, Request0, Details, Timeout) ->
         {error, _} = Error ->
             Error
     end.
+
+%%% ---------------------------------------------------------------------------
+%%% Telemetry (only while `py_telemetry:enabled/0'; the plain paths above do none of it)
+
+%% The request asks the context for its queue wait: its reply comes wrapped as
+%% `{observed, QueueWaitNs | undefined, Result}'.
+sync_observed(Target, Env, Ref, Request, Timeout) ->
+    Span = py_telemetry:request_start(metadata(Target, Request, sync)),
+    try sync_run(Target, Env, Ref, observe(Request, true), Timeout) of
+        Reply -> observed_reply(Span, Reply, Timeout)
+    catch
+        Class:Reason:Stacktrace ->
+            py_telemetry:request_exception(Span, Class, Reason, Stacktrace),
+            erlang:raise(Class, Reason, Stacktrace)
+    end.
+
+%% `py_nif:submit/4' for `spawn_call'/`async_call': while telemetry is on, the span
+%% starts here and ends in `await/2' (or at once when the context refuses the request).
+submit_detached(Ctx, Env, Request, CallerWaits) ->
+    case py_telemetry:enabled() of
+        false ->
+            py_nif:submit(Ctx, Env, Request, CallerWaits);
+        true ->
+            Span = py_telemetry:request_start(metadata(Ctx, Request, detached)),
+            {observed, py_nif:submit(Ctx, Env, observe(Request, true), CallerWaits), Span}
+    end.
+
+%% `py_nif:cast/3'; a cast's span covers its queueing only (nothing answers it later).
+submit_cast(Ctx, Env, Request) ->
+    case py_telemetry:enabled() of
+        false ->
+            py_nif:cast(Ctx, Env, Request);
+        true ->
+            Span = py_telemetry:request_start(metadata(Ctx, Request, cast)),
+            Result = py_nif:cast(Ctx, Env, Request),
+            py_telemetry:request_stop(Span, Result, undefined, 0),
+            Result
+    end.
+
+observe(Request, true) -> {observed, Request};
+observe(Request, false) -> Request.
+
+%% The result, with the queue wait the context reported, ends the span. A reply that
+%% is not wrapped never reached the context (refused, timed out, cancelled).
+observed_reply(Span, {observed, QueueWait, Result}, Timeout) ->
+    py_telemetry:request_stop(Span, Result, QueueWait, Timeout),
+    Result;
+observed_reply(Span, Result, Timeout) ->
+    py_telemetry:request_stop(Span, Result, undefined, Timeout),
+    Result.
+
+%% `kind', `module', `function', `context' and `pool' of a request tuple as this module
+%% builds it (`Target' a context, or a py ref whose context the Erlang side does not
+%% know).
+metadata(Target, {error_details, Request}, Mode) ->
+    metadata(Target, Request, Mode);
+metadata(Target, Request, Mode) ->
+    {Kind0, Module, Function} = describe(Request),
+    Kind = case {Kind0, Mode} of
+               {call, detached} -> spawn_call;
+               {call, cast} -> cast;
+               _ -> Kind0
+           end,
+    {Context, Pool} = case py_nif:is_ref(Target) of
+                          true -> {undefined, undefined};
+                          false ->
+                              Id = py_nif:context_id(Target),
+                              {Id, py_context_router:pool_of(Id)}
+                      end,
+    #{kind => Kind, module => Module, function => Function, context => Context, pool => Pool}.
+
+describe({traced, _, Request}) -> describe(Request);
+describe({error_details, Request}) -> describe(Request);
+describe({call, _, Module, Function, _, _, _}) -> {call, Module, Function};
+describe({async_call, _, Module, Function, _, _}) -> {async_call, Module, Function};
+describe({stream, _, Module, Function, _, _}) -> {stream, Module, Function};
+describe({call_method, _, _, Method, _, _}) -> {call_method, undefined, Method};
+describe({getattr, _, _, Name}) -> {getattr, undefined, Name};
+describe(Request) when is_tuple(Request), tuple_size(Request) > 0 ->
+    {element(1, Request), undefined, undefined}.
 
 %% A request asking for the details of a Python exception comes wrapped (the NIF unwraps
 %% it).

@@ -119,7 +119,8 @@ init(Entry, Env, Ref, Call, Owner, Window) ->
     %% Looked at before the producer can send anything, so the level counts none of this
     %% stream's own items as backlog.
     Queued = queue_len(Owner),
-    case py_request:stream_start(Entry, Env, Ref, Call, Owner, Window) of
+    Span = telemetry_start(Entry, Call, Owner),
+    case py_request:stream_start(Entry, Env, Ref, Call, Owner, Window, Span =/= off) of
         {ok, Handle} ->
             true = ets:insert(?TABLE, {Ref, self()}),
             proc_lib:init_ack({ok, self()}),
@@ -128,10 +129,31 @@ init(Entry, Env, Ref, Call, Owner, Window) ->
             loop(#{ref => Ref, handle => Handle, owner => Owner, owner_mon => OwnerMon,
                    window => Window, level => Queued + Window,
                    waiting => false, backoff => ?RECHECK_MS,
-                   stalled_since => undefined, exact_after => first_exact_after()});
+                   stalled_since => undefined, exact_after => first_exact_after(),
+                   span => Span});
         {error, _} = Error ->
+            telemetry_stop(Span, 0, Error),
             proc_lib:init_ack({error, {refused, Error}})
     end.
+
+%% The stream's `telemetry' span (`off' while telemetry is not loaded) runs in this
+%% controller: from before its submission to the context's end note, which for an
+%% observed stream carries the items sent and the owner's last event.
+telemetry_start(Entry, {Module, Func, Args, Kwargs, _Traceparent}, Owner) ->
+    telemetry_start(Entry, {Module, Func, Args, Kwargs}, Owner);
+telemetry_start({_, _, Id}, {Module, Func, _, _}, Owner) ->
+    case py_telemetry:enabled() of
+        true ->
+            py_telemetry:stream_start(#{kind => stream_start, module => Module,
+                                        function => Func, context => Id,
+                                        pool => py_context_router:pool_of(Id),
+                                        owner => Owner});
+        false ->
+            off
+    end.
+
+telemetry_stop(off, _Items, _End) -> ok;
+telemetry_stop(Span, Items, End) -> py_telemetry:stream_stop(Span, Items, End).
 
 loop(#{ref := Ref, handle := Handle, owner := Owner} = S) ->
     receive
@@ -141,6 +163,8 @@ loop(#{ref := Ref, handle := Handle, owner := Owner} = S) ->
             loop(grant(S#{waiting := false}));
         {py_stream_finished, Ref} ->
             finish(S);
+        {py_stream_finished, Ref, Items, End} ->
+            finish(S, Items, End);
         {cancel, Ref, From} ->
             _ = py_request:cancel(Handle),
             From ! {Ref, cancelled},
@@ -151,7 +175,10 @@ loop(#{ref := Ref, handle := Handle, owner := Owner} = S) ->
         {py_reply, Ref, {error, _} = Error} ->
             %% The context stopped or crashed before the stream ended.
             Owner ! {py_stream, Ref, Error},
-            finish(S)
+            finish(S, 0, Error);
+        {py_reply, Ref, {observed, _, {error, _} = Error}} ->
+            Owner ! {py_stream, Ref, Error},
+            finish(S, 0, Error)
     end.
 
 %% The producer has spent its credit (or a recheck is due): grant what brings the owner's
@@ -216,14 +243,19 @@ queue_len(Owner) ->
 await_finish(#{ref := Ref} = S) ->
     receive
         {py_stream_finished, Ref} -> finish(S);
+        {py_stream_finished, Ref, Items, End} -> finish(S, Items, End);
         {cancel, Ref, From} ->
             %% Already cancelled (or its owner is gone): answer a second cancel at once.
             From ! {Ref, cancelled},
             await_finish(S)
     after 5000 ->
-        finish(S)
+        finish(S, 0, {error, no_end})
     end.
 
 finish(#{ref := Ref}) ->
     try ets:delete(?TABLE, Ref) catch error:badarg -> ok end,
     ok.
+
+finish(#{span := Span} = S, Items, End) ->
+    telemetry_stop(Span, Items, End),
+    finish(S).

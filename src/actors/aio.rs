@@ -123,6 +123,7 @@ impl LoopWork {
             if let Some(trace) = s.req.trace() {
                 trace.item_sent();
             }
+            s.req.count_item();
             s.credit = s.credit.saturating_sub(1);
             if s.credit == 0 {
                 let tag = s.req.copy_tag_into(&out);

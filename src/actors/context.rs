@@ -467,6 +467,7 @@ impl Actor {
 
     /// Run a request now, at the current depth (the nesting policy has let it through).
     fn run(&self, py: Python<'_>, req: Request) -> Result<(), Exit> {
+        req.mark_started();
         if !self.current.borrow().is_empty() && crate::convert::remaining_stack().is_some_and(|left| left < MIN_STACK_HEADROOM) {
             req.stop_caller_polling();
             let depth = self.current.borrow().len();

@@ -6,6 +6,7 @@
 
 pub mod handles;
 pub mod interrupts;
+pub mod observed;
 pub mod orphans;
 pub mod quick_reply;
 pub mod request;

@@ -7,6 +7,7 @@ use super::ContextShared;
 use crate::atoms;
 use crate::msg_env::{Held, MsgEnv, OwnedTerm, RawTerm};
 use super::handles::EnvRes;
+use super::observed::Observed;
 use pyo3::{Py, PyAny};
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Encoder, Env, LocalPid, ResourceArc, Term};
@@ -306,6 +307,9 @@ pub struct Parts {
     pub error_details: bool,
     /// The request's span, while tracing is on (see `crate::trace`).
     pub trace: Option<RequestTrace>,
+    /// The request came as `{observed, Request}`: its reply and stream end carry what
+    /// the caller's `telemetry` events need (`observed.rs`).
+    observed: Option<Observed>,
 }
 
 impl std::ops::Deref for Request {
@@ -327,6 +331,8 @@ impl Request {
     ) -> Option<Request> {
         let env = MsgEnv::reuse_or_new();
         // Decoded on the copy, whose terms the job keeps (a malformed request is rare).
+        let observed = Observed::unwrap_request(request);
+        let request = observed.unwrap_or(request);
         let decoded = env.with(|e| {
             let mut fields = get_tuple(request.in_env(e)).ok()?;
             // `{traced, Traceparent, Request}`: the caller runs in a trace (py_request).
@@ -352,7 +358,8 @@ impl Request {
             env.recycle();
             return None;
         };
-        Some(Request { parts: ManuallyDrop::new(Parts { env, job, tag, caller, namespace, reply, caller_waits, error_details, trace }) })
+        let observed = observed.map(|_| Observed::new());
+        Some(Request { parts: ManuallyDrop::new(Parts { env, job, tag, caller, namespace, reply, caller_waits, error_details, trace, observed }) })
     }
 
     /// Read the job's terms.
@@ -413,6 +420,20 @@ impl Request {
         self.into_parts().answer(answer)
     }
 
+    /// The context starts running the request (for an observed request's queue wait).
+    pub fn mark_started(&self) {
+        if let Some(observed) = &self.parts.observed {
+            observed.mark_started();
+        }
+    }
+
+    /// An item of this stream went to its owner (counted for an observed stream).
+    pub fn count_item(&self) {
+        if let Some(observed) = &self.parts.observed {
+            observed.count_item();
+        }
+    }
+
     /// A refused request: its caller gets the refusal as the NIF's result.
     pub fn disarm(self) {
         let parts = self.into_parts();
@@ -439,13 +460,17 @@ impl Request {
             let _ = state.try_reply();
         }
         let env = &parts.env;
+        let event = env.with(|e| env.hold(event(e)));
         let note = env.with(|e| {
             let tag = env.term(e, parts.tag);
-            OwnedTerm::build(MsgEnv::new(), |n| (py_stream_finished(), tag.in_env(n)).encode(n))
+            OwnedTerm::build(MsgEnv::new(), |n| match &parts.observed {
+                Some(o) => (py_stream_finished(), tag.in_env(n), o.items(), env.term(e, event).in_env(n)).encode(n),
+                None => (py_stream_finished(), tag.in_env(n)).encode(n),
+            })
         });
         note.send(controller);
         let msg = env.with(|e| {
-            let event = event(e);
+            let event = env.term(e, event);
             if let Some(trace) = &parts.trace {
                 trace.finish(Outcome::of_stream_end(event));
             }
@@ -476,6 +501,10 @@ impl Parts {
             }
             (trace, outcome)
         });
+        let result = match &self.observed {
+            Some(o) => self.env.with(|e| self.env.hold(o.wrap_reply(e, self.env.term(e, result)))),
+            None => result,
+        };
         let Some(state) = self.reply.take() else {
             if let Some((trace, outcome)) = traced {
                 trace.finish(outcome);
