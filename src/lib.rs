@@ -14,6 +14,7 @@ mod module_guard;
 mod msg_env;
 mod nif;
 mod nif_state;
+mod otlp_export;
 mod output;
 mod py_errors;
 mod pytypes;

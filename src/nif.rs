@@ -282,3 +282,42 @@ fn submit_error(env: Env, e: SubmitError) -> Term {
     };
     (atoms::error(), reason).encode(env)
 }
+
+/// Export spans over OTLP/HTTP to `endpoint` (replacing, after a flush, an exporter that
+/// runs). Dirty: replacing one waits for its flush (at most 5 s).
+#[rustler::nif(schedule = "DirtyIo")]
+fn tracing_export_start(env: Env, endpoint: String, service_name: String) -> Term {
+    match crate::otlp_export::start(crate::otlp_export::Config { endpoint, service_name }) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(why) => (atoms::error(), why).encode(env),
+    }
+}
+
+/// Stop exporting, after sending what is queued (at most 5 s). Dirty for that wait.
+#[rustler::nif(schedule = "DirtyIo")]
+fn tracing_export_stop() -> rustler::Atom {
+    crate::otlp_export::stop();
+    atoms::ok()
+}
+
+/// The export queue and counts since the exporter started.
+#[rustler::nif]
+fn tracing_export_stats(env: Env) -> Term {
+    let s = crate::otlp_export::stats();
+    let pairs = [
+        ("running", s.running.encode(env)),
+        ("queue_len", s.queue_len.encode(env)),
+        ("queue_capacity", crate::otlp_export::QUEUE_CAPACITY.encode(env)),
+        ("queued", s.queued.encode(env)),
+        ("exported", s.exported.encode(env)),
+        ("dropped_queue_full", s.dropped_queue_full.encode(env)),
+        ("dropped_export_failed", s.dropped_export_failed.encode(env)),
+    ];
+    let mut map = Term::map_new(env);
+    for (key, value) in pairs {
+        if let Ok(key) = rustler::Atom::from_str(env, key) {
+            map = map.map_put(key.encode(env), value).unwrap_or(map);
+        }
+    }
+    map
+}

@@ -24,7 +24,8 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 static FINISHED: Mutex<VecDeque<SpanData>> = Mutex::new(VecDeque::new());
 static TRACER: LazyLock<Tracer> = LazyLock::new(|| {
     SdkTracerProvider::builder()
-        .with_span_processor(Collector)
+        // Finished spans go to the collector of get_traces/0, and to OTLP while exporting.
+        .with_span_processor(crate::otlp_export::Tee(Collector))
         .build()
         .tracer("erlang_python")
 });
