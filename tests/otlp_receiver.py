@@ -119,6 +119,14 @@ def stop(port: int) -> bool:
     return True
 
 
+def stop_all() -> int:
+    """Stop every receiver; answers how many ran."""
+    ports = list(_servers)
+    for port in ports:
+        stop(port)
+    return len(ports)
+
+
 def spans(port: int) -> list[dict[str, Any]]:
     """The spans received so far, in arrival order."""
     store = _servers[port][0].store

@@ -1,0 +1,360 @@
+%%% @doc OTLP export (`py:enable_tracing/1' with `exporter => otlp'): spans reach a real
+%%% OTLP/HTTP receiver (tests/otlp_receiver.py, decoding with `opentelemetry-proto') with
+%%% their names, parents, trace ids, attributes, status and `service.name'; a dead or
+%%% slow collector neither slows callers nor grows the queue past its bound, and is
+%%% reported by one warning; `disable_tracing/0' flushes within its bound; starting and
+%%% stopping the exporter leaks no thread.
+-module(py_otlp_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([pipeline/1, error_status/1, async_step/1, stream/1, service_name_default/1,
+         invalid_options/1, memory_exporter_stops_export/1, disable_flushes/1,
+         unreachable_endpoint/1, queue_stays_bounded/1, slow_endpoint/1,
+         enable_disable_loop/1]).
+%% The logger handler that hands the exporter's warnings to the test.
+-export([log/2]).
+
+-define(QUEUE_CAPACITY, 2048).
+
+suite() ->
+    [{timetrap, {minutes, 3}}].
+
+all() ->
+    [pipeline, error_status, async_step, stream, service_name_default, invalid_options,
+     memory_exporter_stops_export, disable_flushes, unreachable_endpoint,
+     queue_stays_bounded, slow_endpoint, enable_disable_loop].
+
+init_per_suite(Config) ->
+    ok = py_test_lib:start(),
+    ok = py:register_function(otlp_price, fun([Order]) ->
+                                                  {ok, Total} = py:call(py_otlp_helpers, price, [Order]),
+                                                  Total
+                                          end),
+    Config.
+
+end_per_suite(_Config) ->
+    ok = py:disable_tracing(),
+    py_test_lib:stop().
+
+init_per_testcase(_Case, Config) ->
+    ok = py:clear_traces(),
+    Config.
+
+end_per_testcase(_Case, _Config) ->
+    ok = py:disable_tracing(),
+    _ = logger:remove_handler(otlp_warnings),
+    {ok, _} = py:call(otlp_receiver, stop_all, []),
+    ok.
+
+%%% ---------------------------------------------------------------------------
+%%% Cases
+
+%% Python -> Erlang -> Python: every span arrives as `get_traces/0' has it (ids,
+%% parents, trace ids, attributes, status), with the service's resource.
+pipeline(Config) ->
+    Port = receiver(Config),
+    ok = enable(Port, <<"shop">>),
+    ?assertEqual({ok, 6}, py:call(py_otlp_helpers, handle, [[1, 2, 3]])),
+    Spans = received(Port, 3),
+    %% The Erlang function's `py:call' ran on the context that waited for it, where the
+    %% handle span was still the current one.
+    ?assertEqual({ok, [{<<"handle">>, none}, {<<"price">>, <<"handle">>}, {<<"validate">>, <<"handle">>}]},
+                 describe(Spans)),
+    #{<<"handle">> := Handle, <<"validate">> := Validate, <<"price">> := Price} = by_name(Spans),
+    ?assertEqual(maps:get(<<"span_id">>, Handle), maps:get(<<"parent_span_id">>, Validate)),
+    ?assertEqual(maps:get(<<"span_id">>, Handle), maps:get(<<"parent_span_id">>, Price)),
+    ?assertEqual([maps:get(<<"trace_id">>, Handle)], lists:usort([maps:get(<<"trace_id">>, S) || S <- Spans])),
+    ?assertEqual(#{<<"items">> => 3, <<"total">> => 6}, maps:get(<<"attributes">>, Handle)),
+    ?assertEqual([#{<<"name">> => <<"priced">>, <<"attributes">> => #{<<"total">> => 6}}],
+                 maps:get(<<"events">>, Handle)),
+    ?assertEqual(#{<<"currency">> => <<"EUR">>}, maps:get(<<"attributes">>, Price)),
+    [?assertEqual(<<"ok">>, maps:get(<<"status">>, S)) || S <- Spans],
+    [?assertEqual(<<"shop">>, service(S)) || S <- Spans],
+    [?assertEqual(<<"erlang_python">>, maps:get(<<"scope">>, S)) || S <- Spans],
+    %% The price step ran inside the handle span's time.
+    ?assert(maps:get(<<"start_ns">>, Handle) =< maps:get(<<"start_ns">>, Price)),
+    ?assert(maps:get(<<"end_ns">>, Price) =< maps:get(<<"end_ns">>, Handle)),
+    same_as_memory(Spans).
+
+%% A failing step: its span and the enclosing one have status error with the
+%% exception's text.
+error_status(Config) ->
+    Port = receiver(Config),
+    ok = enable(Port, <<"shop">>),
+    ?assertMatch({error, {'ValueError', _}}, py:call(py_otlp_helpers, handle, [[]])),
+    Spans = received(Port, 2),
+    #{<<"handle">> := Handle, <<"validate">> := Validate} = by_name(Spans),
+    [?assertEqual({<<"error">>, <<"ValueError: empty order">>},
+                  {maps:get(<<"status">>, S), maps:get(<<"status_message">>, S)})
+     || S <- [Handle, Validate]],
+    same_as_memory(Spans).
+
+%% The asynchronous pipeline: checks in tasks of their own are children of the step's
+%% span; `erlang.async_call' reaches Erlang, which calls Python again.
+async_step(Config) ->
+    Port = receiver(Config),
+    ok = enable(Port, <<"shop">>),
+    ?assertEqual({ok, 10}, py:async_await(py:async_call(py_otlp_helpers, handle_async, [[1, 2, 3, 4]]), 10000)),
+    Spans = received(Port, 6),
+    ?assertEqual({ok, [{<<"check">>, <<"handle_async">>} || _ <- lists:seq(1, 4)]
+                      ++ [{<<"handle_async">>, none}, {<<"price">>, none}]},
+                 describe(Spans)),
+    #{<<"handle_async">> := Root} = by_name(Spans),
+    Checks = [S || #{<<"name">> := <<"check">>} = S <- Spans],
+    ?assertEqual([0, 1, 2, 3], lists:sort([I || #{<<"attributes">> := #{<<"index">> := I}} <- Checks])),
+    [?assertEqual(maps:get(<<"trace_id">>, Root), maps:get(<<"trace_id">>, C)) || C <- Checks],
+    same_as_memory(Spans).
+
+%% A stream: the generator's span spans its items' spans.
+stream(Config) ->
+    Port = receiver(Config),
+    ok = enable(Port, <<"shop">>),
+    ?assertEqual({ok, [0, 1, 4]}, py:stream(py_otlp_helpers, numbers, [3])),
+    Spans = received(Port, 4),
+    ?assertEqual({ok, [{<<"item">>, <<"numbers">>} || _ <- lists:seq(1, 3)] ++ [{<<"numbers">>, none}]},
+                 describe(Spans)),
+    #{<<"numbers">> := Root} = by_name(Spans),
+    ?assertEqual(#{<<"n">> => 3}, maps:get(<<"attributes">>, Root)),
+    same_as_memory(Spans).
+
+service_name_default(Config) ->
+    Port = receiver(Config),
+    ok = py:enable_tracing(#{exporter => otlp, endpoint => url(Port)}),
+    {ok, _} = py:call(py_otlp_helpers, one_span, [<<"plain">>]),
+    [Span] = received(Port, 1),
+    ?assertEqual(<<"erlang_python">>, service(Span)),
+    %% A full traces URL (with a path) is used as given; a string endpoint and an atom
+    %% service name are accepted.
+    ok = py:enable_tracing(#{exporter => otlp, service_name => billing,
+                             endpoint => "http://127.0.0.1:" ++ integer_to_list(Port) ++ "/v1/traces"}),
+    {ok, _} = py:call(py_otlp_helpers, one_span, [<<"named">>]),
+    [_, Named] = received(Port, 2),
+    ?assertEqual({<<"named">>, <<"billing">>}, {maps:get(<<"name">>, Named), service(Named)}).
+
+invalid_options(_Config) ->
+    Bad = [{#{exporter => otlp}, {endpoint, missing}},
+           {#{exporter => otlp, endpoint => <<"https://collector:4318">>}, {endpoint, <<"https://collector:4318">>}},
+           {#{exporter => otlp, endpoint => <<"collector:4318">>}, {endpoint, <<"collector:4318">>}},
+           {#{exporter => otlp, endpoint => 4318}, {endpoint, 4318}},
+           {#{exporter => otlp, endpoint => <<"http://">>}, {endpoint, <<"http://">>}},
+           {#{exporter => jaeger}, {exporter, jaeger}},
+           {#{exporter => otlp, endpoint => <<"http://h:4318">>, service_name => <<>>}, {service_name, <<>>}},
+           {#{exporter => otlp, endpoint => <<"http://h:4318">>, service_name => {x}}, {service_name, {x}}},
+           {#{exporter => memory, endpoint => <<"http://h:4318">>}, {endpoint, <<"http://h:4318">>}},
+           {#{sampler => always}, {sampler, always}}],
+    [?assertEqual({Opts, {error, {invalid_option, Why}}}, {Opts, py:enable_tracing(Opts)})
+     || {Opts, Why} <- Bad],
+    ?assertEqual({error, {invalid_option, otlp}}, py:enable_tracing(otlp)),
+    %% None of them started anything.
+    ?assertMatch(#{running := false}, py_nif:tracing_export_stats()),
+    ?assertEqual(ok, py:enable_tracing(#{exporter => memory})),
+    ?assertEqual(ok, py:enable_tracing(#{})).
+
+%% `exporter => memory' stops an exporter (after flushing it) and keeps recording.
+memory_exporter_stops_export(Config) ->
+    Port = receiver(Config),
+    ok = enable(Port, <<"shop">>),
+    {ok, _} = py:call(py_otlp_helpers, one_span, [<<"exported">>]),
+    ok = py:enable_tracing(#{exporter => memory}),
+    ?assertMatch({ok, [#{<<"name">> := <<"exported">>}]}, py:call(otlp_receiver, spans, [Port])),
+    {ok, _} = py:call(py_otlp_helpers, one_span, [<<"kept">>]),
+    ?assertMatch(#{running := false}, py_nif:tracing_export_stats()),
+    {ok, Memory} = py:get_traces(),
+    ?assertEqual([<<"exported">>, <<"kept">>], [N || #{name := N} <- Memory]),
+    timer:sleep(1500),
+    ?assertEqual({ok, 1}, py:call(otlp_receiver, requests, [Port])).
+
+%% What is queued when tracing is disabled is sent before `disable_tracing/0' returns,
+%% without waiting for the batch delay. (2000 spans fit the queue; a longer burst than
+%% the queue and one request in flight hold is cut, see queue_stays_bounded.)
+disable_flushes(Config) ->
+    Port = receiver(Config),
+    ok = enable(Port, <<"shop">>),
+    ?assertEqual({ok, 2000}, py:call(py_otlp_helpers, many_spans, [2000])),
+    {Us, ok} = timer:tc(fun py:disable_tracing/0),
+    ct:pal("disable_tracing/0 with up to 2000 spans queued took ~b ms", [Us div 1000]),
+    {ok, Spans} = py:call(otlp_receiver, spans, [Port]),
+    ?assertEqual(2000, length(Spans)),
+    ?assertMatch(#{running := false, queued := 2000, exported := 2000, dropped_queue_full := 0,
+                   dropped_export_failed := 0}, py_nif:tracing_export_stats()),
+    %% At most 512 spans a request.
+    {ok, Requests} = py:call(otlp_receiver, requests, [Port]),
+    ?assert(Requests >= 4).
+
+%% Nothing listens: calls keep their speed, the spans are dropped, and one warning
+%% says so (not one per batch).
+unreachable_endpoint(_Config) ->
+    ok = logger:add_handler(otlp_warnings, ?MODULE, #{config => #{to => self()}}),
+    {ok, Closed} = py:call(py_otlp_helpers, closed_port, []),
+    ok = py:enable_tracing(#{exporter => memory}),
+    Memory = median_call_us(2000),
+    ok = enable(Closed, <<"shop">>),
+    Otlp = median_call_us(2000),
+    ct:pal("median call with a span: ~b us in memory, ~b us exporting to a closed port", [Memory, Otlp]),
+    ?assert(Otlp =< 3 * Memory + 50),
+    %% The first batch fails once its request gives up (4 s of retries at most).
+    Warning = receive {otlp_warning, Text} -> Text after 15000 -> ct:fail(no_warning) end,
+    ct:pal("warning: ~ts", [Warning]),
+    ?assertMatch({match, _}, re:run(Warning, "OTLP export to http://127.0.0.1:[0-9]+/v1/traces: [0-9]+ spans lost")),
+    %% More batches fail while more spans come, and none is reported again.
+    _ = median_call_us(3000),
+    timer:sleep(6000),
+    receive {otlp_warning, Again} -> ct:fail({second_warning, Again}) after 0 -> ok end,
+    #{dropped_export_failed := Failed, exported := 0} = py_nif:tracing_export_stats(),
+    ?assert(Failed > 0),
+    {Us, ok} = timer:tc(fun py:disable_tracing/0),
+    ct:pal("disable_tracing/0 took ~b ms", [Us div 1000]),
+    ?assert(Us < 6000000).
+
+%% 100,000 spans while nothing listens: the queue never holds more than its bound, the
+%% rest are dropped and counted, and no span end waits.
+queue_stays_bounded(_Config) ->
+    {ok, Closed} = py:call(py_otlp_helpers, closed_port, []),
+    ok = enable(Closed, <<"shop">>),
+    Self = self(),
+    Sampler = spawn_link(fun() -> sample_queue(Self, 0) end),
+    {Us, {ok, 100000}} = timer:tc(fun() -> py:call(py_otlp_helpers, many_spans, [100000]) end),
+    Sampler ! stop,
+    MaxSeen = receive {max_queue, M} -> M after 5000 -> ct:fail(no_sample) end,
+    Stats = py_nif:tracing_export_stats(),
+    ct:pal("100,000 spans in ~b ms; largest queue seen ~b; ~p", [Us div 1000, MaxSeen, Stats]),
+    #{queue_len := Len, queued := Queued, dropped_queue_full := Full} = Stats,
+    ?assert(MaxSeen =< ?QUEUE_CAPACITY),
+    ?assert(Len =< ?QUEUE_CAPACITY),
+    ?assertEqual(100000, Queued + Full),
+    %% At most a few batches left the queue while the requests were failing.
+    ?assert(Full >= 100000 - ?QUEUE_CAPACITY - 4 * 512),
+    ok = py:clear_traces().
+
+%% A collector that takes 8 s to answer: callers are not held up, and disabling gives
+%% up on it within the flush bound (5 s).
+slow_endpoint(_Config) ->
+    {ok, Port} = py:call(otlp_receiver, start, [8.0]),
+    ok = enable(Port, <<"shop">>),
+    {ok, 3000} = py:call(py_otlp_helpers, many_spans, [3000]),
+    timer:sleep(1500),
+    {Us, {ok, 3000}} = timer:tc(fun() -> py:call(py_otlp_helpers, many_spans, [3000]) end),
+    ?assert(Us < 3000000),
+    {DisableUs, ok} = timer:tc(fun py:disable_tracing/0),
+    ct:pal("3000 spans: ~b ms; disable_tracing/0 took ~b ms; ~p",
+           [Us div 1000, DisableUs div 1000, py_nif:tracing_export_stats()]),
+    ?assert(DisableUs < 6500000),
+    #{running := false, exported := Exported, dropped_export_failed := Failed,
+      dropped_queue_full := Full} = py_nif:tracing_export_stats(),
+    ?assertEqual(6000, Exported + Failed + Full),
+    ?assert(Full > 0).
+
+%% Starting and stopping the exporter 50 times leaves no thread and little memory.
+enable_disable_loop(Config) ->
+    Port = receiver(Config),
+    Cycle = fun(I) ->
+                    ok = enable(Port, <<"shop">>),
+                    {ok, _} = py:call(py_otlp_helpers, one_span, [integer_to_binary(I)]),
+                    ok = py:disable_tracing()
+            end,
+    Cycle(0),
+    timer:sleep(200),
+    Threads0 = os_threads(),
+    Rss0 = rss_kb(),
+    lists:foreach(Cycle, lists:seq(1, 50)),
+    Threads1 = settle(Threads0, 3000),
+    Rss1 = rss_kb(),
+    ct:pal("threads ~b -> ~b; RSS ~b -> ~b KiB", [Threads0, Threads1, Rss0, Rss1]),
+    ?assert(Threads1 =< Threads0),
+    ?assertEqual([], [T || T <- thread_names(), T =:= <<"py-otlp-export">>]),
+    ?assert(Rss1 - Rss0 < 20 * 1024),
+    %% Each exporter sent its span before it stopped.
+    ?assertEqual(51, length(received(Port, 51))).
+
+%%% ---------------------------------------------------------------------------
+%%% Helpers
+
+%% @doc Logger handler callback: the exporter's warnings go to the test process.
+-spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(#{meta := #{erlang_python := otlp_export}, msg := {Format, Args}}, #{config := #{to := Pid}}) ->
+    Pid ! {otlp_warning, unicode:characters_to_binary(io_lib:format(Format, Args))},
+    ok;
+log(_Event, _Config) ->
+    ok.
+
+%% A receiver for the case; end_per_testcase stops it.
+receiver(_Config) ->
+    {ok, Port} = py:call(otlp_receiver, start, []),
+    Port.
+
+url(Port) ->
+    <<"http://127.0.0.1:", (integer_to_binary(Port))/binary>>.
+
+enable(Port, Service) ->
+    py:enable_tracing(#{exporter => otlp, endpoint => url(Port), service_name => Service}).
+
+%% The spans the receiver has once at least `Count' arrived (the exporter sends a
+%% batch a second after its first span at the latest).
+received(Port, Count) ->
+    {ok, Spans} = py:call(otlp_receiver, wait_for, [Port, Count, 10.0]),
+    ?assertEqual(Count, length(Spans)),
+    Spans.
+
+describe(Spans) ->
+    py:call(py_otlp_helpers, describe, [Spans]).
+
+by_name(Spans) ->
+    maps:from_list([{Name, S} || #{<<"name">> := Name} = S <- Spans]).
+
+service(#{<<"resource">> := #{<<"service.name">> := Name}}) ->
+    Name.
+
+%% The exported spans are the recorded ones: same ids, parents, trace ids, names,
+%% attributes and status.
+same_as_memory(Received) ->
+    {ok, Memory} = py:get_traces(),
+    FromMemory = lists:sort([{Id, Parent, Trace, Name, Attrs, Status}
+                             || #{span_id := Id, parent_id := Parent, trace_id := Trace, name := Name,
+                                  attributes := Attrs, status := Status} <- Memory]),
+    FromReceiver = lists:sort([{hex_id(Id), hex_id(Parent), Trace, Name, Attrs, binary_to_atom(Status)}
+                               || #{<<"span_id">> := Id, <<"parent_span_id">> := Parent,
+                                    <<"trace_id">> := Trace, <<"name">> := Name,
+                                    <<"attributes">> := Attrs, <<"status">> := Status} <- Received]),
+    ?assertEqual(FromMemory, FromReceiver).
+
+hex_id(none) -> undefined;
+hex_id(Hex) -> binary_to_integer(Hex, 16).
+
+median_call_us(N) ->
+    Times = [element(1, timer:tc(fun() -> {ok, _} = py:call(py_otlp_helpers, one_span, [<<"timed">>]) end))
+             || _ <- lists:seq(1, N)],
+    lists:nth(N div 2, lists:sort(Times)).
+
+sample_queue(Parent, Max) ->
+    receive
+        stop -> Parent ! {max_queue, Max}
+    after 1 ->
+            #{queue_len := Len} = py_nif:tracing_export_stats(),
+            sample_queue(Parent, max(Max, Len))
+    end.
+
+os_threads() ->
+    {ok, Tasks} = file:list_dir("/proc/self/task"),
+    length(Tasks).
+
+thread_names() ->
+    {ok, Tasks} = file:list_dir("/proc/self/task"),
+    [string:trim(Name) || T <- Tasks,
+                          {ok, Name} <- [file:read_file("/proc/self/task/" ++ T ++ "/comm")]].
+
+%% The OS thread count once it is back to `Target' or below, or after `Ms'.
+settle(Target, Ms) ->
+    case os_threads() of
+        N when N =< Target; Ms =< 0 -> N;
+        _ -> timer:sleep(50), settle(Target, Ms - 50)
+    end.
+
+rss_kb() ->
+    {ok, Status} = file:read_file("/proc/self/status"),
+    [Line] = [L || L <- binary:split(Status, <<"\n">>, [global]), binary:match(L, <<"VmRSS:">>) =/= nomatch],
+    [_, Kb | _] = string:lexemes(binary_to_list(Line), " \t"),
+    list_to_integer(Kb).
