@@ -14,7 +14,7 @@
 -export([pipeline/1, error_status/1, async_step/1, stream/1, service_name_default/1,
          invalid_options/1, memory_exporter_stops_export/1, disable_flushes/1,
          unreachable_endpoint/1, queue_stays_bounded/1, slow_endpoint/1,
-         enable_disable_loop/1]).
+         enable_disable_loop/1, application_stop_flushes/1]).
 %% The logger handler that hands the exporter's warnings to the test.
 -export([log/2]).
 
@@ -26,14 +26,10 @@ suite() ->
 all() ->
     [pipeline, error_status, async_step, stream, service_name_default, invalid_options,
      memory_exporter_stops_export, disable_flushes, unreachable_endpoint,
-     queue_stays_bounded, slow_endpoint, enable_disable_loop].
+     queue_stays_bounded, slow_endpoint, enable_disable_loop, application_stop_flushes].
 
 init_per_suite(Config) ->
-    ok = py_test_lib:start(),
-    ok = py:register_function(otlp_price, fun([Order]) ->
-                                                  {ok, Total} = py:call(py_otlp_helpers, price, [Order]),
-                                                  Total
-                                          end),
+    ok = start(),
     Config.
 
 end_per_suite(_Config) ->
@@ -270,8 +266,27 @@ enable_disable_loop(Config) ->
     %% Each exporter sent its span before it stopped.
     ?assertEqual(51, length(received(Port, 51))).
 
+%% Stopping the application sends what the exporter holds and stops it: the spans of a
+%% VM that shuts down in order are not lost. (The receiver, a Python thread, outlives
+%% the application as the interpreter does.)
+application_stop_flushes(Config) ->
+    Port = receiver(Config),
+    ok = enable(Port, <<"shop">>),
+    {ok, 500} = py:call(py_otlp_helpers, many_spans, [500]),
+    ok = py_test_lib:stop(),
+    ?assertMatch(#{running := false, exported := 500}, py_nif:tracing_export_stats()),
+    ok = start(),
+    ?assertEqual(500, length(received(Port, 500))).
+
 %%% ---------------------------------------------------------------------------
 %%% Helpers
+
+start() ->
+    ok = py_test_lib:start(),
+    py:register_function(otlp_price, fun([Order]) ->
+                                             {ok, Total} = py:call(py_otlp_helpers, price, [Order]),
+                                             Total
+                                     end).
 
 %% @doc Logger handler callback: the exporter's warnings go to the test process.
 -spec log(logger:log_event(), logger:handler_config()) -> ok.
