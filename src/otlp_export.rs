@@ -308,7 +308,9 @@ impl Warner {
 fn warn(text: &str) {
     let bytes = text.as_bytes().to_vec();
     crate::output::send_to_output_handler(|e, who| {
-        (crate::atoms::py_warning(), who, otlp_export(), crate::convert::py_bytes_to_binary(e, &bytes)).encode(e)
+        let mut text = rustler::NewBinary::new(e, bytes.len());
+        text.as_mut_slice().copy_from_slice(&bytes);
+        (crate::atoms::py_warning(), who, otlp_export(), rustler::Term::from(text)).encode(e)
     });
 }
 
