@@ -69,6 +69,12 @@ scenarios(Cfg) ->
                           true -> none
                        end}]}
         || P <- [2, 8, 64, 1024]]
+    ++ [#{id => call_1_traced,
+          title => "py:call operator.add, 1 caller, tracing on, in a trace context",
+          run => fun traced_single_caller/1,
+          metrics => [{p50, "p50 latency (µs)", none},
+                      {p99, "p99 latency (µs)", none},
+                      {rate, "calls/s", none}]}]
     ++ [#{id => eval, title => "py:eval x + y, small locals",
           run => fun eval/1,
           metrics => [{rate, "calls/s", {ge, 100000}}]},
@@ -158,6 +164,18 @@ single_caller(#{single := N}) ->
       p99 => hist_pct(H, N, 0.99) / 1000,
       p999 => hist_pct(H, N, 0.999) / 1000,
       rate => per_second(N, T1 - T0)}.
+
+%% 1b. The same with tracing on: a `py.call' span per call (the store keeps the newest
+%% 100,000), each a child of the caller's traceparent.
+traced_single_caller(Cfg) ->
+    ok = py:enable_tracing(),
+    try
+        py:with_trace_context(<<"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01">>,
+                              fun() -> single_caller(Cfg) end)
+    after
+        ok = py:disable_tracing(),
+        ok = py:clear_traces()
+    end.
 
 timed_calls(0, _H) ->
     ok;

@@ -283,12 +283,14 @@ impl Executor {
         }
         let defaults = ConvOpts::for_results();
         let conv = ConvOpts { strict: opts.strict.unwrap_or(defaults.strict), arrays: opts.arrays };
+        let _timed = crate::trace::convert_timer();
         Ok(ok_tuple(env, py_to_term_with(env, value, conv)?))
     }
 }
 
 /// A request's result with no options of its own: converted as the app env says.
 pub fn result_to_term<'a>(env: Env<'a>, value: &Bound<'_, PyAny>) -> Result<Term<'a>, ConvError> {
+    let _timed = crate::trace::convert_timer();
     py_to_term_with(env, value, ConvOpts::for_results())
 }
 
@@ -341,6 +343,7 @@ fn call_with<'py>(py: Python<'py>, target: &Bound<'py, PyAny>, args: Term, kwarg
 
 /// Positional arguments from a list, keyword arguments from a map.
 fn call_arguments<'py>(py: Python<'py>, args: Term, kwargs: Term) -> Result<(Bound<'py, PyTuple>, Option<Bound<'py, PyDict>>), Failure> {
+    let _timed = crate::trace::convert_timer();
     let items: Vec<Term> = args.decode().map_err(|_| Failure::BadArg("args"))?;
     let mut converted = Vec::with_capacity(items.len());
     for item in items {

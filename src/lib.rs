@@ -23,6 +23,7 @@ mod runtime;
 mod spans;
 mod state;
 mod state_py;
+mod trace;
 mod vm_release;
 
 rustler::init!("py_nif", load = on_load);

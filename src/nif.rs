@@ -283,6 +283,13 @@ fn submit_error(env: Env, e: SubmitError) -> Term {
     (atoms::error(), reason).encode(env)
 }
 
+/// The finished spans of one trace (`TraceId`: 32 hex digits), taken out of the store.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn tracing_take<'a>(env: Env<'a>, trace_id: rustler::Binary<'a>) -> NifResult<Vec<Term<'a>>> {
+    let id = crate::trace::propagation::parse_trace_id(trace_id.as_slice()).ok_or(rustler::Error::BadArg)?;
+    Ok(crate::spans::take_trace(env, id))
+}
+
 /// Export spans over OTLP/HTTP to `endpoint` (replacing, after a flush, an exporter that
 /// runs). Dirty: replacing one waits for its flush (at most 5 s).
 #[rustler::nif(schedule = "DirtyIo")]

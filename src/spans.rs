@@ -5,7 +5,6 @@
 //! (integer ids, `ok | error` status, `end_attrs`, events newest first) over the SDK's data.
 
 use crate::atoms;
-use crate::convert::py_bytes_to_binary;
 use opentelemetry::trace::{Span as _, Status, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanProcessor, Tracer};
@@ -22,13 +21,25 @@ const MAX_FINISHED: usize = 100_000;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static FINISHED: Mutex<VecDeque<SpanData>> = Mutex::new(VecDeque::new());
-static TRACER: LazyLock<Tracer> = LazyLock::new(|| {
+static TRACER: LazyLock<Tracer> = LazyLock::new(|| build_provider().tracer("erlang_python"));
+
+/// The one SDK provider behind both `erlang.Span` and the runtime's own spans
+/// (`crate::trace`), so that one trace holds both.
+fn build_provider() -> SdkTracerProvider {
+    // Finished spans go to the collector of get_traces/0, and to OTLP while exporting.
     SdkTracerProvider::builder()
-        // Finished spans go to the collector of get_traces/0, and to OTLP while exporting.
         .with_span_processor(crate::otlp_export::Tee(Collector))
         .build()
-        .tracer("erlang_python")
-});
+}
+
+/// The tracer every span of the library is made with.
+pub fn tracer() -> Tracer {
+    TRACER.clone()
+}
+
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 rustler::atoms! { name, span_id, parent_id, trace_id, start_time, end_time, duration_us, status, attributes, end_attrs, events, time, attrs }
 
@@ -59,6 +70,18 @@ impl SpanProcessor for Collector {
 #[pyclass(module = "erlang", name = "_SpanHandle", frozen)]
 pub struct SpanHandle {
     cx: Context,
+}
+
+impl SpanHandle {
+    /// A handle on a span the runtime owns (a request's): Python code parents its spans
+    /// on it, and ending it from Python does nothing, as the span is not an SDK span here.
+    pub fn for_context(cx: Context) -> SpanHandle {
+        SpanHandle { cx }
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.cx
+    }
 }
 
 #[pymethods]
@@ -135,7 +158,24 @@ pub fn clear() {
 /// The finished spans as maps, oldest (earliest started) first.
 pub fn finished_terms(env: Env) -> Vec<Term> {
     // Copied out first: Python code ending spans must not wait while terms are built.
-    let mut finished: Vec<SpanData> = FINISHED.lock().unwrap().iter().cloned().collect();
+    let finished: Vec<SpanData> = FINISHED.lock().unwrap().iter().cloned().collect();
+    sorted_terms(env, finished)
+}
+
+/// Take the finished spans of trace `trace_id` out of the store (fetch and clear), as
+/// maps, oldest first; spans of other traces stay.
+pub fn take_trace(env: Env, trace_id: opentelemetry::trace::TraceId) -> Vec<Term> {
+    let taken: Vec<SpanData> = {
+        let mut finished = FINISHED.lock().unwrap();
+        let (taken, kept): (VecDeque<SpanData>, VecDeque<SpanData>) =
+            finished.drain(..).partition(|s| s.span_context.trace_id() == trace_id);
+        *finished = kept;
+        taken.into()
+    };
+    sorted_terms(env, taken)
+}
+
+fn sorted_terms(env: Env, mut finished: Vec<SpanData>) -> Vec<Term> {
     // Recorded as they end, so a parent comes after its children; 2.3.1 listed spans in
     // the order they started. Stable, so spans started at the same instant keep their order.
     finished.sort_by_key(|s| s.start_time);
@@ -152,7 +192,7 @@ fn id_term<'a>(env: Env<'a>, id: opentelemetry::trace::SpanId) -> Term<'a> {
 }
 
 fn span_term<'a>(env: Env<'a>, s: &SpanData) -> Term<'a> {
-    let text = |t: &str| py_bytes_to_binary(env, t.as_bytes());
+    let text = |t: &str| binary(env, t.as_bytes());
     let parent = if s.parent_span_id == opentelemetry::trace::SpanId::INVALID {
         atoms::undefined().encode(env)
     } else {
@@ -201,7 +241,7 @@ fn span_term<'a>(env: Env<'a>, s: &SpanData) -> Term<'a> {
 fn attrs_term<'a>(env: Env<'a>, attrs: &[KeyValue]) -> Term<'a> {
     let pairs: Vec<(Term, Term)> = attrs
         .iter()
-        .map(|kv| (py_bytes_to_binary(env, kv.key.as_str().as_bytes()), value_term(env, &kv.value)))
+        .map(|kv| (binary(env, kv.key.as_str().as_bytes()), value_term(env, &kv.value)))
         .collect();
     map_of(env, &pairs)
 }
@@ -211,9 +251,17 @@ fn value_term<'a>(env: Env<'a>, v: &Value) -> Term<'a> {
         Value::Bool(b) => b.encode(env),
         Value::I64(i) => i.encode(env),
         Value::F64(f) => f.encode(env),
-        Value::String(s) => py_bytes_to_binary(env, s.as_str().as_bytes()),
-        other => py_bytes_to_binary(env, other.to_string().as_bytes()),
+        Value::String(s) => binary(env, s.as_str().as_bytes()),
+        other => binary(env, other.to_string().as_bytes()),
     }
+}
+
+/// A binary term of `data` (not `convert`'s: this module sits below the request types,
+/// which `convert` uses).
+fn binary<'a>(env: Env<'a>, data: &[u8]) -> Term<'a> {
+    let mut bin = rustler::NewBinary::new(env, data.len());
+    bin.as_mut_slice().copy_from_slice(data);
+    bin.into()
 }
 
 fn map_of<'a>(env: Env<'a>, pairs: &[(Term<'a>, Term<'a>)]) -> Term<'a> {

@@ -162,7 +162,11 @@ def _decode(request: ExportTraceServiceRequest) -> Any:
         resource = _attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                yield _span(span, resource, scope_spans.scope.name)
+                decoded = _span(span, resource, scope_spans.scope.name)
+                # The request spans of the calls that fetch spans from here would
+                # otherwise be among the spans they fetch.
+                if decoded["attributes"].get("py.module") != __name__:
+                    yield decoded
 
 
 def _span(span: Span, resource: dict[str, Any], scope: str) -> dict[str, Any]:

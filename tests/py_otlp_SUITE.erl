@@ -49,71 +49,91 @@ end_per_testcase(_Case, _Config) ->
 %%% ---------------------------------------------------------------------------
 %%% Cases
 
-%% Python -> Erlang -> Python: every span arrives as `get_traces/0' has it (ids,
-%% parents, trace ids, attributes, status), with the service's resource.
+%% Erlang -> Python -> Erlang -> Python, continuing the caller's W3C trace context: the
+%% whole tree arrives as one trace (request spans, the callback span, `erlang.Span's),
+%% with the exact names, parents, attributes and resource, and as `get_traces/0' has it.
 pipeline(Config) ->
     Port = receiver(Config),
     ok = enable(Port, <<"shop">>),
-    ?assertEqual({ok, 6}, py:call(py_otlp_helpers, handle, [[1, 2, 3]])),
-    Spans = received(Port, 3),
-    %% The Erlang function's `py:call' ran on the context that waited for it, where the
-    %% handle span was still the current one.
-    ?assertEqual({ok, [{<<"handle">>, none}, {<<"price">>, <<"handle">>}, {<<"validate">>, <<"handle">>}]},
-                 describe(Spans)),
-    #{<<"handle">> := Handle, <<"validate">> := Validate, <<"price">> := Price} = by_name(Spans),
-    ?assertEqual(maps:get(<<"span_id">>, Handle), maps:get(<<"parent_span_id">>, Validate)),
-    ?assertEqual(maps:get(<<"span_id">>, Handle), maps:get(<<"parent_span_id">>, Price)),
-    ?assertEqual([maps:get(<<"trace_id">>, Handle)], lists:usort([maps:get(<<"trace_id">>, S) || S <- Spans])),
+    Trace = <<"4bf92f3577b34da6a3ce929d0e0e4736">>,
+    Caller = <<"00f067aa0ba902b7">>,
+    TraceParent = <<"00-", Trace/binary, "-", Caller/binary, "-01">>,
+    ?assertEqual({ok, 6}, py:with_trace_context(TraceParent, fun() ->
+                                                                     py:call(py_otlp_helpers, handle, [[1, 2, 3]])
+                                                             end)),
+    Spans = received(Port, 6),
+    ?assertEqual([{<<"py.call">>, [{<<"handle">>, [{<<"erlang.call">>, [{<<"py.call">>, [{<<"price">>, []}]}]},
+                                                    {<<"validate">>, []}]}]}],
+                 tree(Spans)),
+    ?assertEqual([Trace], lists:usort([T || #{<<"trace_id">> := T} <- Spans])),
+    [Outer, Inner] = [S || #{<<"name">> := <<"py.call">>} = S <- by_start(Spans)],
+    #{<<"handle">> := Handle, <<"price">> := Price, <<"erlang.call">> := Callback} = by_name(Spans),
+    ?assertEqual(Caller, maps:get(<<"parent_span_id">>, Outer)),
+    check_request(Outer, <<"handle">>, <<"ok">>),
+    check_request(Inner, <<"price">>, <<"ok">>),
+    ?assertMatch(#{<<"erlang.function">> := <<"otlp_price">>, <<"py.context">> := C} when is_integer(C),
+                 maps:get(<<"attributes">>, Callback)),
     ?assertEqual(#{<<"items">> => 3, <<"total">> => 6}, maps:get(<<"attributes">>, Handle)),
     ?assertEqual([#{<<"name">> => <<"priced">>, <<"attributes">> => #{<<"total">> => 6}}],
                  maps:get(<<"events">>, Handle)),
     ?assertEqual(#{<<"currency">> => <<"EUR">>}, maps:get(<<"attributes">>, Price)),
-    [?assertEqual(<<"ok">>, maps:get(<<"status">>, S)) || S <- Spans],
+    [?assertNotEqual(<<"error">>, maps:get(<<"status">>, S)) || S <- Spans],
     [?assertEqual(<<"shop">>, service(S)) || S <- Spans],
     [?assertEqual(<<"erlang_python">>, maps:get(<<"scope">>, S)) || S <- Spans],
-    %% The price step ran inside the handle span's time.
-    ?assert(maps:get(<<"start_ns">>, Handle) =< maps:get(<<"start_ns">>, Price)),
-    ?assert(maps:get(<<"end_ns">>, Price) =< maps:get(<<"end_ns">>, Handle)),
+    %% The inner steps ran inside the outer ones' time.
+    ?assert(maps:get(<<"start_ns">>, Outer) =< maps:get(<<"start_ns">>, Price)),
+    ?assert(maps:get(<<"end_ns">>, Price) =< maps:get(<<"end_ns">>, Outer)),
     same_as_memory(Spans).
 
-%% A failing step: its span and the enclosing one have status error with the
-%% exception's text.
+%% A failing step: the request span says `error' with the class, the `erlang.Span's
+%% have status error with the exception's text.
 error_status(Config) ->
     Port = receiver(Config),
     ok = enable(Port, <<"shop">>),
     ?assertMatch({error, {'ValueError', _}}, py:call(py_otlp_helpers, handle, [[]])),
-    Spans = received(Port, 2),
-    #{<<"handle">> := Handle, <<"validate">> := Validate} = by_name(Spans),
+    Spans = received(Port, 3),
+    ?assertEqual([{<<"py.call">>, [{<<"handle">>, [{<<"validate">>, []}]}]}], tree(Spans)),
+    #{<<"py.call">> := Request, <<"handle">> := Handle, <<"validate">> := Validate} = by_name(Spans),
+    check_request(Request, <<"handle">>, <<"error">>),
+    ?assertEqual(<<"ValueError">>, maps:get(<<"error.type">>, maps:get(<<"attributes">>, Request))),
+    ?assertEqual({<<"error">>, <<"empty order">>},
+                 {maps:get(<<"status">>, Request), maps:get(<<"status_message">>, Request)}),
     [?assertEqual({<<"error">>, <<"ValueError: empty order">>},
                   {maps:get(<<"status">>, S), maps:get(<<"status_message">>, S)})
      || S <- [Handle, Validate]],
     same_as_memory(Spans).
 
 %% The asynchronous pipeline: checks in tasks of their own are children of the step's
-%% span; `erlang.async_call' reaches Erlang, which calls Python again.
+%% span; `erlang.async_call' reaches Erlang, whose `py:call' continues the trace.
 async_step(Config) ->
     Port = receiver(Config),
     ok = enable(Port, <<"shop">>),
     ?assertEqual({ok, 10}, py:async_await(py:async_call(py_otlp_helpers, handle_async, [[1, 2, 3, 4]]), 10000)),
-    Spans = received(Port, 6),
-    ?assertEqual({ok, [{<<"check">>, <<"handle_async">>} || _ <- lists:seq(1, 4)]
-                      ++ [{<<"handle_async">>, none}, {<<"price">>, none}]},
-                 describe(Spans)),
-    #{<<"handle_async">> := Root} = by_name(Spans),
+    Spans = received(Port, 9),
+    ?assertEqual([{<<"py.async_call">>,
+                   [{<<"handle_async">>, [{<<"check">>, []}, {<<"check">>, []}, {<<"check">>, []}, {<<"check">>, []},
+                                          {<<"erlang.call">>, [{<<"py.call">>, [{<<"price">>, []}]}]}]}]}],
+                 tree(Spans)),
+    ?assertEqual(1, length(lists:usort([T || #{<<"trace_id">> := T} <- Spans]))),
+    #{<<"py.async_call">> := Request, <<"py.call">> := Inner} = by_name(Spans),
+    check_request(Request, <<"handle_async">>, <<"ok">>),
+    check_request(Inner, <<"price">>, <<"ok">>),
     Checks = [S || #{<<"name">> := <<"check">>} = S <- Spans],
     ?assertEqual([0, 1, 2, 3], lists:sort([I || #{<<"attributes">> := #{<<"index">> := I}} <- Checks])),
-    [?assertEqual(maps:get(<<"trace_id">>, Root), maps:get(<<"trace_id">>, C)) || C <- Checks],
     same_as_memory(Spans).
 
-%% A stream: the generator's span spans its items' spans.
+%% A stream: its request span lasts the stream's life and counts the items; the
+%% generator's span holds its items' spans.
 stream(Config) ->
     Port = receiver(Config),
     ok = enable(Port, <<"shop">>),
     ?assertEqual({ok, [0, 1, 4]}, py:stream(py_otlp_helpers, numbers, [3])),
-    Spans = received(Port, 4),
-    ?assertEqual({ok, [{<<"item">>, <<"numbers">>} || _ <- lists:seq(1, 3)] ++ [{<<"numbers">>, none}]},
-                 describe(Spans)),
-    #{<<"numbers">> := Root} = by_name(Spans),
+    Spans = received(Port, 5),
+    ?assertEqual([{<<"py.stream">>, [{<<"numbers">>, [{<<"item">>, []}, {<<"item">>, []}, {<<"item">>, []}]}]}],
+                 tree(Spans)),
+    #{<<"numbers">> := Root, <<"py.stream">> := Request} = by_name(Spans),
+    check_request(Request, <<"numbers">>, <<"ok">>),
+    ?assertEqual(3, maps:get(<<"py.items">>, maps:get(<<"attributes">>, Request))),
     ?assertEqual(#{<<"n">> => 3}, maps:get(<<"attributes">>, Root)),
     same_as_memory(Spans).
 
@@ -121,15 +141,15 @@ service_name_default(Config) ->
     Port = receiver(Config),
     ok = py:enable_tracing(#{exporter => otlp, endpoint => url(Port)}),
     {ok, _} = py:call(py_otlp_helpers, one_span, [<<"plain">>]),
-    [Span] = received(Port, 1),
-    ?assertEqual(<<"erlang_python">>, service(Span)),
+    Plain = received(Port, 2),
+    ?assertEqual([<<"erlang_python">>], lists:usort([service(S) || S <- Plain])),
     %% A full traces URL (with a path) is used as given; a string endpoint and an atom
     %% service name are accepted.
     ok = py:enable_tracing(#{exporter => otlp, service_name => billing,
                              endpoint => "http://127.0.0.1:" ++ integer_to_list(Port) ++ "/v1/traces"}),
     {ok, _} = py:call(py_otlp_helpers, one_span, [<<"named">>]),
-    [_, Named] = received(Port, 2),
-    ?assertEqual({<<"named">>, <<"billing">>}, {maps:get(<<"name">>, Named), service(Named)}).
+    [Named] = [S || #{<<"name">> := <<"named">>} = S <- received(Port, 4)],
+    ?assertEqual(<<"billing">>, service(Named)).
 
 invalid_options(_Config) ->
     Bad = [{#{exporter => otlp}, {endpoint, missing}},
@@ -156,11 +176,12 @@ memory_exporter_stops_export(Config) ->
     ok = enable(Port, <<"shop">>),
     {ok, _} = py:call(py_otlp_helpers, one_span, [<<"exported">>]),
     ok = py:enable_tracing(#{exporter => memory}),
-    ?assertMatch({ok, [#{<<"name">> := <<"exported">>}]}, py:call(otlp_receiver, spans, [Port])),
+    ?assertMatch({ok, [#{<<"name">> := <<"exported">>}, #{<<"name">> := <<"py.call">>}]},
+                 py:call(otlp_receiver, spans, [Port])),
     {ok, _} = py:call(py_otlp_helpers, one_span, [<<"kept">>]),
     ?assertMatch(#{running := false}, py_nif:tracing_export_stats()),
     {ok, Memory} = py:get_traces(),
-    ?assertEqual([<<"exported">>, <<"kept">>], [N || #{name := N} <- Memory]),
+    ?assertEqual([<<"exported">>, <<"kept">>], [N || #{name := N} <- Memory, not is_request(N)]),
     timer:sleep(1500),
     ?assertEqual({ok, 1}, py:call(otlp_receiver, requests, [Port])).
 
@@ -172,10 +193,11 @@ disable_flushes(Config) ->
     ok = enable(Port, <<"shop">>),
     ?assertEqual({ok, 2000}, py:call(py_otlp_helpers, many_spans, [2000])),
     {Us, ok} = timer:tc(fun py:disable_tracing/0),
-    ct:pal("disable_tracing/0 with up to 2000 spans queued took ~b ms", [Us div 1000]),
+    ct:pal("disable_tracing/0 with up to 2001 spans queued took ~b ms", [Us div 1000]),
     {ok, Spans} = py:call(otlp_receiver, spans, [Port]),
-    ?assertEqual(2000, length(Spans)),
-    ?assertMatch(#{running := false, queued := 2000, exported := 2000, dropped_queue_full := 0,
+    %% The burst's spans and the request span of the call that made them.
+    ?assertEqual(2001, length(Spans)),
+    ?assertMatch(#{running := false, queued := 2001, exported := 2001, dropped_queue_full := 0,
                    dropped_export_failed := 0}, py_nif:tracing_export_stats()),
     %% At most 512 spans a request.
     {ok, Requests} = py:call(otlp_receiver, requests, [Port]),
@@ -221,7 +243,8 @@ queue_stays_bounded(_Config) ->
     #{queue_len := Len, queued := Queued, dropped_queue_full := Full} = Stats,
     ?assert(MaxSeen =< ?QUEUE_CAPACITY),
     ?assert(Len =< ?QUEUE_CAPACITY),
-    ?assertEqual(100000, Queued + Full),
+    %% The burst's spans and the call's request span.
+    ?assertEqual(100001, Queued + Full),
     %% At most a few batches left the queue while the requests were failing.
     ?assert(Full >= 100000 - ?QUEUE_CAPACITY - 4 * 512),
     ok = py:clear_traces().
@@ -241,7 +264,7 @@ slow_endpoint(_Config) ->
     ?assert(DisableUs < 6500000),
     #{running := false, exported := Exported, dropped_export_failed := Failed,
       dropped_queue_full := Full} = py_nif:tracing_export_stats(),
-    ?assertEqual(6000, Exported + Failed + Full),
+    ?assertEqual(6002, Exported + Failed + Full),
     ?assert(Full > 0).
 
 %% Starting and stopping the exporter 50 times leaves no thread and little memory.
@@ -263,8 +286,8 @@ enable_disable_loop(Config) ->
     ?assert(Threads1 =< Threads0),
     ?assertEqual([], [T || T <- thread_names(), T =:= <<"py-otlp-export">>]),
     ?assert(Rss1 - Rss0 < 20 * 1024),
-    %% Each exporter sent its span before it stopped.
-    ?assertEqual(51, length(received(Port, 51))).
+    %% Each exporter sent its spans (the request's and the one it made) before it stopped.
+    ?assertEqual(102, length(received(Port, 102))).
 
 %% Stopping the application sends what the exporter holds and stops it: the spans of a
 %% VM that shuts down in order are not lost. (The receiver, a Python thread, outlives
@@ -274,9 +297,9 @@ application_stop_flushes(Config) ->
     ok = enable(Port, <<"shop">>),
     {ok, 500} = py:call(py_otlp_helpers, many_spans, [500]),
     ok = py_test_lib:stop(),
-    ?assertMatch(#{running := false, exported := 500}, py_nif:tracing_export_stats()),
+    ?assertMatch(#{running := false, exported := 501}, py_nif:tracing_export_stats()),
     ok = start(),
-    ?assertEqual(500, length(received(Port, 500))).
+    ?assertEqual(501, length(received(Port, 501))).
 
 %%% ---------------------------------------------------------------------------
 %%% Helpers
@@ -314,8 +337,32 @@ received(Port, Count) ->
     ?assertEqual(Count, length(Spans)),
     Spans.
 
-describe(Spans) ->
-    py:call(py_otlp_helpers, describe, [Spans]).
+%% The spans as a tree of names, `[{Name, Children}]', siblings sorted; a span whose
+%% parent is not among them is a root.
+tree(Spans) ->
+    Ids = maps:from_list([{Id, true} || #{<<"span_id">> := Id} <- Spans]),
+    Children = lists:foldl(fun(#{<<"parent_span_id">> := P} = S, Acc) ->
+                                   maps:update_with(P, fun(L) -> [S | L] end, [S], Acc)
+                           end, #{}, Spans),
+    Node = fun Node(#{<<"name">> := Name, <<"span_id">> := Id}) ->
+                   {Name, lists:sort([Node(C) || C <- maps:get(Id, Children, [])])}
+           end,
+    lists:sort([Node(S) || #{<<"parent_span_id">> := P} = S <- Spans, not maps:is_key(P, Ids)]).
+
+by_start(Spans) ->
+    lists:sort(fun(#{<<"start_ns">> := A}, #{<<"start_ns">> := B}) -> A =< B end, Spans).
+
+is_request(<<"py.", _/binary>>) -> true;
+is_request(<<"erlang.call">>) -> true;
+is_request(_) -> false.
+
+%% A request span's attributes (trace-spec: module, function, context, outcome and the
+%% three durations in whole microseconds).
+check_request(#{<<"attributes">> := Attrs}, Function, Outcome) ->
+    ?assertMatch(#{<<"py.module">> := <<"py_otlp_helpers">>, <<"py.function">> := Function,
+                   <<"py.outcome">> := Outcome}, Attrs),
+    [?assert(is_integer(maps:get(K, Attrs)) andalso maps:get(K, Attrs) >= 0)
+     || K <- [<<"py.context">>, <<"py.queue_wait_us">>, <<"py.run_us">>, <<"py.convert_us">>]].
 
 by_name(Spans) ->
     maps:from_list([{Name, S} || #{<<"name">> := Name} = S <- Spans]).
@@ -329,12 +376,17 @@ same_as_memory(Received) ->
     {ok, Memory} = py:get_traces(),
     FromMemory = lists:sort([{Id, Parent, Trace, Name, Attrs, Status}
                              || #{span_id := Id, parent_id := Parent, trace_id := Trace, name := Name,
-                                  attributes := Attrs, status := Status} <- Memory]),
-    FromReceiver = lists:sort([{hex_id(Id), hex_id(Parent), Trace, Name, Attrs, binary_to_atom(Status)}
+                                  attributes := Attrs, status := Status} <- Memory,
+                                maps:get(<<"py.module">>, Attrs, none) =/= <<"otlp_receiver">>]),
+    %% get_traces/0 shows a span with no status (a request span that did not fail) as ok.
+    FromReceiver = lists:sort([{hex_id(Id), hex_id(Parent), Trace, Name, Attrs, status(Status)}
                                || #{<<"span_id">> := Id, <<"parent_span_id">> := Parent,
                                     <<"trace_id">> := Trace, <<"name">> := Name,
                                     <<"attributes">> := Attrs, <<"status">> := Status} <- Received]),
     ?assertEqual(FromMemory, FromReceiver).
+
+status(<<"unset">>) -> ok;
+status(Status) -> binary_to_atom(Status).
 
 hex_id(none) -> undefined;
 hex_id(Hex) -> binary_to_integer(Hex, 16).

@@ -67,9 +67,3 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def describe(spans: list[dict[str, Any]]) -> list[Any]:
-    """(name, parent name) pairs, for readable failures."""
-    by_id = {s["span_id"]: s["name"] for s in spans}
-    return sorted((s["name"], by_id.get(s["parent_span_id"])) for s in spans)

@@ -37,6 +37,7 @@
          register_pool/2, unregister_pool/1,
          enable_tracing/0, disable_tracing/0, get_traces/0, clear_traces/0]).
 -export([enable_tracing/1]).
+-export([get_traces/1, with_trace_context/2, current_traceparent/0]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -736,6 +737,40 @@ get_traces() ->
 -spec clear_traces() -> ok.
 clear_traces() ->
     py_nif:tracing_clear().
+
+%% @doc Fetch and clear: the finished spans of the trace `TraceId' (32 hex digits, as in
+%% each span's `trace_id' and in a `traceparent'), in `get_traces/0''s shape and order,
+%% removed from the store; the spans of other traces stay. For callers sharing a node,
+%% each taking its own trace. Raises `badarg' for an id that is not 32 hex digits.
+-spec get_traces(binary()) -> {ok, [span()]}.
+get_traces(TraceId) when is_binary(TraceId) ->
+    {ok, py_nif:tracing_take(TraceId)}.
+
+%% @doc Run `Fun' in the W3C trace context `Traceparent'
+%% (`<<"00-<32 hex trace id>-<16 hex span id>-<2 hex flags>">>'): while tracing is on,
+%% every `py' request this process makes meanwhile is a child span of it, so Python's
+%% spans join the caller's trace. A malformed value is ignored (the requests start
+%% traces of their own); it never fails a call. Nests: the outer context is restored
+%% when `Fun' returns or raises.
+-spec with_trace_context(binary(), fun(() -> Result)) -> Result.
+with_trace_context(Traceparent, Fun) when is_binary(Traceparent), is_function(Fun, 0) ->
+    Outer = put('$py_traceparent', Traceparent),
+    try
+        Fun()
+    after
+        restore_traceparent(Outer)
+    end.
+
+%% @doc The current W3C `traceparent': inside an Erlang function that Python called
+%% (`erlang.call', `erlang.async_call'), that call's span, to pass on (an HTTP header,
+%% say); elsewhere what `with_trace_context/2' set; `undefined' when there is none
+%% (always `undefined' inside callbacks while tracing is off).
+-spec current_traceparent() -> binary() | undefined.
+current_traceparent() ->
+    get('$py_traceparent').
+
+restore_traceparent(undefined) -> erase('$py_traceparent');
+restore_traceparent(Outer) -> put('$py_traceparent', Outer).
 
 %%% ---------------------------------------------------------------------------
 %%% Pools

@@ -24,7 +24,7 @@
 -module(py_callbacks).
 -behaviour(gen_server).
 
--export([start_link/0, register/2, register/3, unregister/1, run/4, name_key/1]).
+-export([start_link/0, register/2, register/3, unregister/1, run/4, run/5, name_key/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TABLE, py_functions).
@@ -96,6 +96,22 @@ name_key(Name) -> unicode:characters_to_binary(Name).
 -spec run(py_nif:context() | reference(), non_neg_integer(), binary(), [term()]) -> ok.
 run(Ctx, CallbackId, Name, Args) ->
     py_nif:callback_reply(Ctx, CallbackId, invoke(Name, Args)).
+
+%% @doc `run/4' in the trace context of the call's span: `py:current_traceparent/0'
+%% answers `Traceparent' in the function, and its `py' calls continue that trace. The
+%% process's own context comes back afterwards (the caller's process runs callbacks of
+%% its synchronous requests).
+-spec run(py_nif:context() | reference(), non_neg_integer(), binary(), [term()], binary()) -> ok.
+run(Ctx, CallbackId, Name, Args, Traceparent) ->
+    Outer = put('$py_traceparent', Traceparent),
+    try
+        run(Ctx, CallbackId, Name, Args)
+    after
+        case Outer of
+            undefined -> erase('$py_traceparent');
+            _ -> put('$py_traceparent', Outer)
+        end
+    end.
 
 %% @doc `{ok, Result}', or `{error, Reason, Text}' for an exception (`Text' formats it
 %% for Python's message). Errors are `Reason'; exits `{exit, Reason}'; throws
@@ -192,6 +208,13 @@ handle_info({py_callback, _Ref, Ctx, CallbackId, Name, Args, Env}, State) ->
                                     py_context_router:adopt(Ctx, Env),
                                     ok = py_nif:join_chain(Ctx, CallbackId),
                                     run(Ctx, CallbackId, Name, Args)
+                            end),
+    {noreply, State};
+handle_info({py_callback, _Ref, Ctx, CallbackId, Name, Args, Env, Traceparent}, State) ->
+    _ = proc_lib:spawn_link(fun() ->
+                                    py_context_router:adopt(Ctx, Env),
+                                    ok = py_nif:join_chain(Ctx, CallbackId),
+                                    run(Ctx, CallbackId, Name, Args, Traceparent)
                             end),
     {noreply, State};
 handle_info({py_thread_callback, Call, Ctx, Name, Args, Env}, State) ->

@@ -13,7 +13,7 @@
 -export([state_store/2, state_store_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0,
          state_incr/2, shared_dict_new/0, shared_dict_get/2, shared_dict_get_dirty/2, shared_dict_set/3,
          shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
-         tracing_enable/1, tracing_spans/0, tracing_clear/0]).
+         tracing_enable/1, tracing_spans/0, tracing_clear/0, tracing_take/1]).
 -export([tracing_export_start/2, tracing_export_stop/0, tracing_export_stats/0]).
 
 -on_load(load/0).
@@ -26,7 +26,7 @@
        state_store/2, state_store_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0,
        state_incr/2, shared_dict_new/0, shared_dict_get/2, shared_dict_get_dirty/2, shared_dict_set/3,
        shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
-       tracing_enable/1, tracing_spans/0, tracing_clear/0,
+       tracing_enable/1, tracing_spans/0, tracing_clear/0, tracing_take/1,
        tracing_export_start/2, tracing_export_stop/0, tracing_export_stats/0]).
 
 -type context() :: reference().
@@ -173,6 +173,9 @@ tracing_spans() -> erlang:nif_error(not_loaded).
 
 -spec tracing_clear() -> ok.
 tracing_clear() -> erlang:nif_error(not_loaded).
+
+-spec tracing_take(binary()) -> [py:span()].
+tracing_take(_TraceId) -> erlang:nif_error(not_loaded).
 
 %% @doc Export finished spans over OTLP/HTTP to the URL (`py:enable_tracing/1').
 %% Replaces, after flushing it, an exporter that runs.

@@ -22,7 +22,7 @@
 -export([call/7, call/8, eval/4, exec/3, async_gather/3, stream/6, stream_eval/4,
          call_method/4, getattr/3, to_term/2,
          cast/5, spawn_call/5, async_call/5, await/2,
-         stream_start/6, grant/2, cancel/1]).
+         stream_start/6, grant/2, cancel/1, stream_call/4]).
 
 %% Where a request goes: a context of the router, or the Python object behind a py ref.
 -type entry() :: py_context_router:entry().
@@ -34,7 +34,10 @@
 %% 2.3.1's `{error, {Class, Message}}' (`false'); `default' follows the application's
 %% `error_details' (read at application start).
 -type details() :: boolean() | default.
--export_type([routed/0, details/0]).
+%% What a stream calls, with the asking process's `traceparent' when it has one.
+-type stream_call() :: {py:py_module(), py:py_func(), py:py_args(), py:py_kwargs()}
+                     | {py:py_module(), py:py_func(), py:py_args(), py:py_kwargs(), binary()}.
+-export_type([routed/0, details/0, stream_call/0]).
 
 %%% ---------------------------------------------------------------------------
 %%% Synchronous requests on a context
@@ -117,7 +120,7 @@ to_term(PyRef, Timeout) ->
           ok | {error, term()}.
 cast({_, Ctx, _} = Entry, Module, Func, Args, Kwargs) ->
     py_nif:cast(Ctx, py_context_router:local_env(Entry),
-                {call, undefined, Module, Func, Args, Kwargs, false}).
+                traced({call, undefined, Module, Func, Args, Kwargs, false})).
 
 %% @doc Start `Module.Func(*Args, **Kwargs)' and answer a reference for `await/2'. A
 %% routing error, or a request the context refuses, is that reference's reply.
@@ -126,8 +129,8 @@ cast({_, Ctx, _} = Entry, Module, Func, Args, Kwargs) ->
 spawn_call({ok, {_, Ctx, _} = Entry}, Module, Func, Args, Kwargs) ->
     Ref = make_ref(),
     detached(Ref, py_nif:submit(Ctx, py_context_router:local_env(Entry),
-                                with_details({call, Ref, Module, Func, Args, Kwargs, false},
-                                             default), false));
+                                traced(with_details({call, Ref, Module, Func, Args, Kwargs,
+                                                     false}, default)), false));
 spawn_call({error, _} = Error, _Module, _Func, _Args, _Kwargs) ->
     detached(make_ref(), Error).
 
@@ -138,8 +141,8 @@ spawn_call({error, _} = Error, _Module, _Func, _Args, _Kwargs) ->
 async_call({ok, {_, Ctx, _} = Entry}, Module, Func, Args, Kwargs) ->
     Ref = make_ref(),
     detached(Ref, py_nif:submit(Ctx, py_context_router:local_env(Entry),
-                                with_details({async_call, Ref, Module, Func, Args, Kwargs},
-                                             default), false));
+                                traced(with_details({async_call, Ref, Module, Func, Args,
+                                                     Kwargs}, default)), false));
 async_call({error, _} = Error, _Module, _Func, _Args, _Kwargs) ->
     detached(make_ref(), Error).
 
@@ -180,13 +183,27 @@ await(Ref, Timeout) ->
 
 %% @doc Queue the stream `Ref' of `Module.Func(*Args, **Kwargs)' for `Owner', with the
 %% calling process as its controller and `Window' items of credit to begin with.
--spec stream_start(entry(), reference(), reference(),
-                   {py:py_module(), py:py_func(), py:py_args(), py:py_kwargs()},
-                   pid(), pos_integer()) -> {ok, py_nif:handle()} | {error, term()}.
+%% `Call' comes from `stream_call/4', made in the process that asked for the stream.
+-spec stream_start(entry(), reference(), reference(), stream_call(), pid(), pos_integer()) ->
+          {ok, py_nif:handle()} | {error, term()}.
 stream_start({_, Ctx, _}, Env, Ref, {Module, Func, Args, Kwargs}, Owner, Window) ->
     py_nif:submit(Ctx, Env,
                   with_details({stream_start, Ref, Module, Func, Args, Kwargs, Owner, self(),
-                                Window}, default), false).
+                                Window}, default), false);
+stream_start({_, Ctx, _}, Env, Ref, {Module, Func, Args, Kwargs, Traceparent}, Owner, Window) ->
+    py_nif:submit(Ctx, Env,
+                  {traced, Traceparent,
+                   with_details({stream_start, Ref, Module, Func, Args, Kwargs, Owner, self(),
+                                 Window}, default)}, false).
+
+%% @doc What a stream calls, with the trace context of the calling process when it has
+%% one: the controller that submits the stream runs in a process of its own.
+-spec stream_call(py:py_module(), py:py_func(), py:py_args(), py:py_kwargs()) -> stream_call().
+stream_call(Module, Func, Args, Kwargs) ->
+    case get('$py_traceparent') of
+        undefined -> {Module, Func, Args, Kwargs};
+        Traceparent -> {Module, Func, Args, Kwargs, Traceparent}
+    end.
 
 %% @doc Let the stream behind `Handle' produce `Items' more.
 -spec grant(py_nif:handle(), pos_integer()) -> ok.
@@ -206,7 +223,7 @@ sync(Target, Env, Ref, Request, Timeout) ->
     sync(Target, Env, Ref, Request, default, Timeout).
 
 sync(Target, Env, Ref, Request0, Details, Timeout) ->
-    Request = with_details(Request0, Details),
+    Request = traced(with_details(Request0, Details)),
     case submit_waiting(Target, Env, Request, Timeout) of
         {reply, Result} ->
             Result;
@@ -225,6 +242,15 @@ with_details(Request, default) -> with_details(Request, persistent_term:get({py,
 with_details(Request, true) -> {error_details, Request};
 with_details(Request, false) -> Request.
 
+%% A request of a process running in a trace context (`py:with_trace_context/2', or a
+%% callback's) carries it; others are left as they are, so the untraced path is unchanged.
+-compile({inline, [traced/1]}).
+traced(Request) ->
+    case get('$py_traceparent') of
+        undefined -> Request;
+        Traceparent -> {traced, Traceparent, Request}
+    end.
+
 %% A zero timeout must not wait at all, not even for the NIF's short poll.
 submit_waiting(Target, Env, Request, 0) ->
     py_nif:submit(Target, Env, Request, true);
@@ -238,6 +264,9 @@ wait(Ref, Handle, Deadline) ->
             Result;
         {py_callback, Ref, Ctx, CallbackId, Name, Args, _Env} ->
             py_callbacks:run(Ctx, CallbackId, Name, Args),
+            wait(Ref, Handle, Deadline);
+        {py_callback, Ref, Ctx, CallbackId, Name, Args, _Env, Traceparent} ->
+            py_callbacks:run(Ctx, CallbackId, Name, Args, Traceparent),
             wait(Ref, Handle, Deadline)
     after remaining(Deadline) ->
         give_up(Ref, Handle)
@@ -266,7 +295,8 @@ give_up(Ref, Handle) ->
 %% Callback requests of a cancelled call that were already sent.
 flush_callbacks(Ref) ->
     receive
-        {py_callback, Ref, _, _, _, _, _} -> flush_callbacks(Ref)
+        {py_callback, Ref, _, _, _, _, _} -> flush_callbacks(Ref);
+        {py_callback, Ref, _, _, _, _, _, _} -> flush_callbacks(Ref)
     after 0 ->
         ok
     end.

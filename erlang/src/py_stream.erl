@@ -52,7 +52,9 @@ start({_, _, _} = Entry, Module, Func, Args, Kwargs, Owner, Window)
     Env = py_context_router:local_env(Entry),
     Ref = make_ref(),
     Started = try
-                  py_stream_sup:start_controller([Entry, Env, Ref, {Module, Func, Args, Kwargs},
+                  py_stream_sup:start_controller([Entry, Env, Ref,
+                                                  py_request:stream_call(Module, Func, Args,
+                                                                         Kwargs),
                                                   Owner, Window])
               catch
                   %% The application stopped under our feet.
@@ -70,7 +72,7 @@ start(_Entry, _Module, _Func, _Args, _Kwargs, _Owner, _Window) ->
 %% stream is queued on the context, or `{error, {refused, Error}}' when the context
 %% refused it.
 -spec start_link(py_context_router:entry(), reference(), reference(),
-                 {py:py_module(), py:py_func(), py:py_args(), map()}, pid(), pos_integer()) ->
+                 py_request:stream_call(), pid(), pos_integer()) ->
           {ok, pid()} | {error, term()}.
 start_link(Entry, Env, Ref, Call, Owner, Window) ->
     proc_lib:start_link(?MODULE, init, [Entry, Env, Ref, Call, Owner, Window]).
@@ -112,7 +114,7 @@ lookup(Ref) ->
 
 %% @private The controller's start (`proc_lib').
 -spec init(py_context_router:entry(), reference(), reference(),
-           {py:py_module(), py:py_func(), py:py_args(), map()}, pid(), pos_integer()) -> ok.
+           py_request:stream_call(), pid(), pos_integer()) -> ok.
 init(Entry, Env, Ref, Call, Owner, Window) ->
     %% Looked at before the producer can send anything, so the level counts none of this
     %% stream's own items as backlog.

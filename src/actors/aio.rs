@@ -120,6 +120,9 @@ impl LoopWork {
         let mut streams = self.streams.borrow_mut();
         let Some(s) = streams.get_mut(&id) else { return false };
         if sent {
+            if let Some(trace) = s.req.trace() {
+                trace.item_sent();
+            }
             s.credit = s.credit.saturating_sub(1);
             if s.credit == 0 {
                 let tag = s.req.copy_tag_into(&out);
@@ -235,6 +238,9 @@ pub fn start(actor: &Actor, py: Python<'_>, req: Request) {
         return end_cancelled_stream(req);
     }
     let env_id = req.namespace_id();
+    // Tasks and loop callbacks created below copy the Python context: they run in the
+    // request's span. A trace is shared, so the span outlives a reply made in here.
+    let _traced = crate::trace::enter(py, req.trace(), actor.shared.id);
     // The Python run here (the function, listing a sync iterable's first items) is this
     // request's: a timeout interrupts it.
     let outer = actor.shared.running_req.swap(req.id(), Ordering::AcqRel);
@@ -562,6 +568,7 @@ fn reply(py: Python<'_>, req: Request, outcome: Result<Bound<'_, PyAny>, Failure
     if req.reply.is_none() {
         return;
     }
+    let _timed = crate::trace::converting(req.trace());
     let result = req.with(|env, job| {
         let result = match outcome.and_then(|v| crate::execute::result_to_term(env, &v).map_err(Failure::from)) {
             Ok(term) => ok_tuple(env, term),

@@ -12,6 +12,7 @@ use crate::convert::{conv_to_py, py_to_term, remaining_stack, term_to_py, error_
 use crate::pytypes::{ErlangError, Interrupted, ProcessError};
 use crate::msg_env::{MsgEnv, OwnedTerm};
 use crate::mailbox::handles::{CallerWatch, ContextRes};
+use crate::trace::CallbackSpan;
 use pyo3::exceptions::{PyRecursionError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -54,8 +55,9 @@ struct Callbacks {
     /// Processes running an Erlang function for a waiting call on another process's
     /// behalf (`py_nif:join_chain/2`): part of that call chain.
     joined: Vec<(u64, LocalPid)>,
-    /// Futures of `erlang.async_call` awaiting their Erlang answer.
-    futures: HashMap<u64, Py<PyAny>>,
+    /// Futures of `erlang.async_call` awaiting their Erlang answer, with the call's span
+    /// (ended when the future is taken).
+    futures: HashMap<u64, (Py<PyAny>, Option<CallbackSpan>)>,
 }
 
 impl CallbackTable {
@@ -65,8 +67,8 @@ impl CallbackTable {
     }
 
     /// Resolve `future` with the answer of call `id` when it arrives.
-    pub fn expect_future(&self, id: u64, future: Py<PyAny>) -> Option<Py<PyAny>> {
-        self.inner.borrow_mut().futures.insert(id, future)
+    pub fn expect_future(&self, id: u64, future: Py<PyAny>, span: Option<CallbackSpan>) -> Option<(Py<PyAny>, Option<CallbackSpan>)> {
+        self.inner.borrow_mut().futures.insert(id, (future, span))
     }
 
     /// Stop waiting for call `id` and take its outcome.
@@ -88,7 +90,8 @@ impl CallbackTable {
 
     /// The future of `erlang.async_call` `id`, which its answer resolves.
     pub fn take_future(&self, id: u64) -> Option<Py<PyAny>> {
-        self.inner.borrow_mut().futures.remove(&id)
+        let taken = self.inner.borrow_mut().futures.remove(&id);
+        taken.map(|(future, _span)| future)
     }
 
     /// The answer of synchronous call `id` came: kept for its waiter, if any.
@@ -177,7 +180,8 @@ impl Actor {
 
         let tag = current.as_ref().and_then(|c| c.tag).filter(|_| caller_waits);
         let local_env = current.as_ref().and_then(|c| c.local_env.clone());
-        let msg = callback_message(&self.mailbox, id, name, args, tag, local_env)?;
+        let span = crate::trace::callback_span(py, name, self.shared.id);
+        let msg = callback_message(&self.mailbox, id, name, args, tag, local_env, span.as_ref())?;
 
         // A caller that dies while its function runs must not leave this context waiting.
         let watch = ResourceArc::new(CallerWatch { mailbox: self.mailbox.clone(), callback_id: id });
@@ -223,10 +227,14 @@ impl Actor {
             self.stop_after_unwinding(exit);
             return Err(Interrupted::new_err("the context is stopping"));
         }
-        match outcome {
+        let answer = match outcome {
             Some(CallbackOutcome::Answered(answer)) => answer.with(|_, term| answer_to_py(py, term)),
             _ => Err(Interrupted::new_err("the Erlang caller gave up waiting")),
+        };
+        if let (Some(span), Err(e)) = (&span, &answer) {
+            span.failed(&e.to_string());
         }
+        answer
     }
 }
 
@@ -242,7 +250,8 @@ fn ensure_stack_headroom() -> PyResult<()> {
     }
 }
 
-/// `{py_callback, Tag | undefined, Ctx, Id, Name, Args, Env | undefined}`.
+/// `{py_callback, Tag | undefined, Ctx, Id, Name, Args, Env | undefined}`, with the
+/// call span's `Traceparent` as an eighth element when the call is traced.
 fn callback_message(
     mailbox: &crate::mailbox::Mailbox,
     id: u64,
@@ -250,6 +259,7 @@ fn callback_message(
     args: &Bound<'_, PyTuple>,
     tag: Option<crate::msg_env::RawTerm>,
     local_env: Option<ResourceArc<crate::mailbox::handles::EnvRes>>,
+    span: Option<&CallbackSpan>,
 ) -> PyResult<OwnedTerm> {
     OwnedTerm::try_build(MsgEnv::new(), |e| -> PyResult<_> {
         let mut items = Vec::with_capacity(args.len());
@@ -269,7 +279,10 @@ fn callback_message(
         };
         let ctx = ResourceArc::new(ContextRes { mailbox: mailbox.clone() });
         let name_bin = crate::convert::py_bytes_to_binary(e, name.as_bytes());
-        let fields = [atoms::py_callback().encode(e), tag, ctx.encode(e), id.encode(e), name_bin, items.encode(e), local_env];
+        let mut fields = vec![atoms::py_callback().encode(e), tag, ctx.encode(e), id.encode(e), name_bin, items.encode(e), local_env];
+        if let Some(traceparent) = span.and_then(|s| s.traceparent()) {
+            fields.push(crate::convert::py_bytes_to_binary(e, traceparent.as_bytes()));
+        }
         Ok(rustler::types::tuple::make_tuple(e, &fields))
     })
 }
@@ -311,12 +324,13 @@ impl Actor {
         let future = self.loop_driver().create_future(py)?;
         let id = NEXT_CALLBACK_ID.fetch_add(1, Ordering::Relaxed);
         let local_env = self.current().and_then(|c| c.local_env);
-        let msg = callback_message(&self.mailbox, id, name, args, None, local_env)?;
+        let span = crate::trace::callback_span(py, name, self.shared.id);
+        let msg = callback_message(&self.mailbox, id, name, args, None, local_env, span.as_ref())?;
         if !msg.send(&dispatcher) {
             return Err(ProcessError::new_err("the erlang_python dispatcher is gone"));
         }
         // The answer is handled on this thread, after this returns: registering now is in time.
-        drop(self.callbacks().expect_future(id, future.clone().unbind()));
+        drop(self.callbacks().expect_future(id, future.clone().unbind(), span));
         Ok(future.unbind())
     }
 }

@@ -477,7 +477,9 @@ impl Actor {
         });
         let outer_caller = set_current_caller(Some(req.caller));
         let outer_req = self.shared.running_req.swap(req.id(), Ordering::AcqRel);
+        let traced = crate::trace::enter(py, req.trace(), self.shared.id);
         let result = req.with(|env, job| req.hold(self.executor.run(py, env, job, env_id, |job| Site::of(req, job))));
+        drop(traced);
         self.shared.running_req.store(outer_req, Ordering::Release);
         crate::output::end_request(req.caller);
         set_current_caller(outer_caller);

@@ -55,6 +55,7 @@ pub struct WorkWatch {
 #[rustler::resource_impl]
 impl Resource for WorkWatch {
     fn down<'a>(&'a self, _env: rustler::Env<'a>, _pid: rustler::LocalPid, _mon: rustler::Monitor) {
+        self.state.mark_caller_gone();
         if self.state.try_cancel() {
             super::interrupts::request(self.state.ctx.clone(), self.state.id);
             self.mailbox.control(Msg::Cancelled(self.state.id));

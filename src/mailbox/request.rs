@@ -11,14 +11,15 @@ use pyo3::{Py, PyAny};
 use rustler::types::tuple::get_tuple;
 use rustler::{Atom, Encoder, Env, LocalPid, ResourceArc, Term};
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::trace::{Outcome, RequestTrace};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
 rustler::atoms! {
-    call_nesting_too_deep, async_call, async_gather, stream, stream_eval, stream_start, py_stream, py_stream_finished,
+    call_nesting_too_deep, traced, async_call, async_gather, stream, stream_eval, stream_start, py_stream, py_stream_finished,
     // `ResultOpts`
     term_ = "term", ref_ = "ref", default, list, binary,
 }
@@ -32,6 +33,9 @@ pub struct ReqState {
     /// Held by `try_cancel` and by a callback message's send, so that a message to the
     /// caller is either sent before the cancel returns or not at all.
     send_gate: Mutex<()>,
+    /// The caller exited (its monitor fired): a cancel is then `cancelled`, not `timeout`,
+    /// in the request's span.
+    caller_gone: AtomicBool,
 }
 
 impl ReqState {
@@ -42,6 +46,7 @@ impl ReqState {
             ctx,
             handoff: Handoff::new(spinning),
             send_gate: Mutex::new(()),
+            caller_gone: AtomicBool::new(false),
         }
     }
 
@@ -71,6 +76,20 @@ impl ReqState {
 
     pub fn is_cancelled(&self) -> bool {
         self.handoff.is_cancelled()
+    }
+
+    /// The caller exited: what cancels the request now is its death, not a timeout.
+    pub fn mark_caller_gone(&self) {
+        self.caller_gone.store(true, Ordering::Relaxed);
+    }
+
+    /// How a request given up by its caller ended, for its span.
+    fn cancel_outcome(&self) -> Outcome {
+        if self.caller_gone.load(Ordering::Relaxed) {
+            Outcome::Cancelled
+        } else {
+            Outcome::Timeout
+        }
     }
 
     pub fn is_spinning(&self) -> bool {
@@ -285,6 +304,8 @@ pub struct Parts {
     /// A Python exception answers `{Class, Message, Details}` (`py_errors`): the request
     /// came as `{error_details, Request}`.
     pub error_details: bool,
+    /// The request's span, while tracing is on (see `crate::trace`).
+    pub trace: Option<RequestTrace>,
 }
 
 impl std::ops::Deref for Request {
@@ -308,6 +329,14 @@ impl Request {
         // Decoded on the copy, whose terms the job keeps (a malformed request is rare).
         let decoded = env.with(|e| {
             let mut fields = get_tuple(request.in_env(e)).ok()?;
+            // `{traced, Traceparent, Request}`: the caller runs in a trace (py_request).
+            let mut traceparent = None;
+            if let [wrap, parent, inner] = fields.as_slice() {
+                if wrap.decode::<Atom>().ok() == Some(traced()) {
+                    traceparent = Some(*parent);
+                    fields = get_tuple(*inner).ok()?;
+                }
+            }
             let error_details = match fields.as_slice() {
                 [wrap, inner] if wrap.decode::<Atom>().ok() == Some(atoms::error_details()) => {
                     fields = get_tuple(*inner).ok()?;
@@ -316,13 +345,14 @@ impl Request {
                 _ => false,
             };
             let (job, tag) = Job::decode(&fields)?;
-            Some((job.map(|t| env.hold(t)), env.hold(tag), error_details))
+            let trace = begin_trace(&job, reply.is_some(), caller_waits, traceparent);
+            Some((job.map(|t| env.hold(t)), env.hold(tag), error_details, trace))
         });
-        let Some((job, tag, error_details)) = decoded else {
+        let Some((job, tag, error_details, trace)) = decoded else {
             env.recycle();
             return None;
         };
-        Some(Request { parts: ManuallyDrop::new(Parts { env, job, tag, caller, namespace, reply, caller_waits, error_details }) })
+        Some(Request { parts: ManuallyDrop::new(Parts { env, job, tag, caller, namespace, reply, caller_waits, error_details, trace }) })
     }
 
     /// Read the job's terms.
@@ -385,7 +415,18 @@ impl Request {
 
     /// A refused request: its caller gets the refusal as the NIF's result.
     pub fn disarm(self) {
-        drop(self.into_parts());
+        let parts = self.into_parts();
+        if let Some(trace) = &parts.trace {
+            trace.finish(match &parts.reply {
+                Some(state) if state.is_cancelled() => state.cancel_outcome(),
+                _ => Outcome::Error { class: "refused".into(), text: "the context refused the request".into() },
+            });
+        }
+    }
+
+    /// The request's span, while tracing is on.
+    pub fn trace(&self) -> Option<&RequestTrace> {
+        self.parts.trace.as_ref()
     }
 
     /// End a stream: its last `Event` to the owner as `{py_stream, Ref, Event}`, then
@@ -403,7 +444,13 @@ impl Request {
             OwnedTerm::build(MsgEnv::new(), |n| (py_stream_finished(), tag.in_env(n)).encode(n))
         });
         note.send(controller);
-        let msg = env.with(|e| env.hold((py_stream(), env.term(e, parts.tag), event(e)).encode(e)));
+        let msg = env.with(|e| {
+            let event = event(e);
+            if let Some(trace) = &parts.trace {
+                trace.finish(Outcome::of_stream_end(event));
+            }
+            env.hold((py_stream(), env.term(e, parts.tag), event).encode(e))
+        });
         parts.env.send_held(owner, msg);
     }
 
@@ -417,20 +464,44 @@ impl Request {
 
 impl Parts {
     fn answer(mut self, answer: Answer) -> bool {
-        let Some(state) = self.reply.take() else { return false };
         let result = match answer {
             Answer::Result(held) => held,
             Answer::Error(reason) => self.env.with(|e| self.env.hold(reason.encode(e))),
         };
+        let trace = self.trace.take();
+        let traced = trace.map(|trace| {
+            let (outcome, items) = self.env.with(|e| Outcome::of_reply(self.env.term(e, result), trace.is_stream()));
+            if let Some(n) = items {
+                trace.set_items(n);
+            }
+            (trace, outcome)
+        });
+        let Some(state) = self.reply.take() else {
+            if let Some((trace, outcome)) = traced {
+                trace.finish(outcome);
+            }
+            return false;
+        };
         // A caller still polling in its submit NIF takes the result from there; no message.
         if state.is_spinning() {
             match state.handoff.store(OwnedTerm::new(self.env, result)) {
-                Ok(()) => return false,
+                Ok(()) => {
+                    if let Some((trace, outcome)) = traced {
+                        trace.finish(outcome);
+                    }
+                    return false;
+                }
                 Err(back) => (self.env, _) = back.into_parts(),
             }
         }
         if !state.try_reply() {
+            if let Some((trace, _)) = traced {
+                trace.finish(state.cancel_outcome());
+            }
             return true;
+        }
+        if let Some((trace, outcome)) = traced {
+            trace.finish(outcome);
         }
         let env = &self.env;
         let msg = env.with(|e| env.hold((atoms::py_reply(), env.term(e, self.tag), env.term(e, result)).encode(e)));
@@ -454,6 +525,38 @@ impl Drop for Request {
         };
         parts.answer(Answer::Error(reason));
     }
+}
+
+/// The span of a request of this job, kind and caller (see `crate::trace`); `None`
+/// while tracing is off.
+fn begin_trace(job: &Job<Term>, has_reply: bool, caller_waits: bool, traceparent: Option<Term>) -> Option<RequestTrace> {
+    if !crate::spans::is_enabled() {
+        return None;
+    }
+    let text = |t: Term| -> Option<String> {
+        t.atom_to_string().ok().or_else(|| t.decode::<rustler::Binary>().ok().map(|b| String::from_utf8_lossy(b.as_slice()).into_owned()))
+    };
+    let (name, module, function) = match job {
+        Job::Call { call, .. } => {
+            let name = match (has_reply, caller_waits) {
+                (false, _) => "py.cast",
+                (true, false) => "py.spawn_call",
+                (true, true) => "py.call",
+            };
+            (name, text(call.module), text(call.function))
+        }
+        Job::AsyncCall { call } => ("py.async_call", text(call.module), text(call.function)),
+        Job::Stream { call } | Job::StreamStart { call, .. } => ("py.stream", text(call.module), text(call.function)),
+        Job::StreamEval { .. } => ("py.stream", None, None),
+        Job::Eval { .. } => ("py.eval", None, None),
+        Job::Exec { .. } => ("py.exec", None, None),
+        Job::CallMethod { method, .. } => ("py.call_method", None, text(*method)),
+        Job::GetAttr { .. } => ("py.getattr", None, None),
+        Job::ToTerm { .. } => ("py.to_term", None, None),
+        Job::AsyncGather { .. } => ("py.async_gather", None, None),
+    };
+    let traceparent = traceparent.and_then(|t| t.decode::<rustler::Binary>().ok());
+    RequestTrace::begin(name, module, function, traceparent.as_ref().map(|b| b.as_slice()))
 }
 
 /// What an Erlang function called from Python answered: `{ok, V}` or `{error, R, Text}`
