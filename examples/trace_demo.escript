@@ -18,10 +18,10 @@ main([Root | _]) ->
     {ok, _} = application:ensure_all_started(erlang_python),
     {ok, _} = application:ensure_all_started(inets),
     {ok, Collector} = py:call(otlp_receiver, start, []),
-    Endpoint = <<"http://127.0.0.1:", (integer_to_binary(Collector))/binary>>,
-    ok = py:enable_tracing(#{exporter => otlp, endpoint => Endpoint, service_name => <<"shop">>}),
     ok = py:register_function(quote, fun quote/1),
     {ok, Shop} = py:async_await(py:async_call(trace_demo, start_shop, []), 10000),
+    Endpoint = <<"http://127.0.0.1:", (integer_to_binary(Collector))/binary>>,
+    ok = py:enable_tracing(#{exporter => otlp, endpoint => Endpoint, service_name => <<"shop">>}),
     Url = "http://127.0.0.1:" ++ integer_to_list(Shop) ++ "/order",
     Body = <<"{\"items\": [40, 25, 60]}">>,
     io:format("~nPOST ~s ~s~n", [Url, Body]),
@@ -70,7 +70,10 @@ by_start(Spans) ->
 
 attrs(Attrs) when map_size(Attrs) =:= 0 -> "";
 attrs(Attrs) ->
-    ["  ", lists:join(" ", [io_lib:format("~ts=~tp", [K, V]) || {K, V} <- lists:sort(maps:to_list(Attrs))])].
+    ["  ", lists:join(" ", [[K, $=, value(V)] || {K, V} <- lists:sort(maps:to_list(Attrs))])].
+
+value(V) when is_binary(V) -> V;
+value(V) -> io_lib:format("~tp", [V]).
 
 status(<<"error">>) -> "  ERROR";
 status(_) -> "".

@@ -7,6 +7,8 @@ An aiohttp server runs on a context's event loop. Its handler asks Erlang for a 
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from typing import Any
 
 import erlang
@@ -22,7 +24,10 @@ async def start_shop() -> int:
     app.router.add_post("/order", _order)
     runner = web.AppRunner(app)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    # The server's callbacks keep the context it was started in, and with it this
+    # call's span: started from an empty one, each request it serves is a trace of its own.
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await asyncio.get_running_loop().create_task(site.start(), context=contextvars.Context())
     _RUNNERS.append(runner)
     return int(runner.addresses[0][1])
 
