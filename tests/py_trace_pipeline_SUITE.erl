@@ -160,6 +160,13 @@ continues_given_context(_) ->
     [B, LeafB] = await_trace(Trace2, 2),
     assert_tree([{A, Parent}, {LeafA, A}], Trace),
     assert_tree([{B, Parent2}, {LeafB, B}], Trace2),
+    %% A caller's trace that is not sampled (flags 00) records nothing, as W3C says.
+    {_, Trace3, Span3} = new_traceparent(),
+    Unsampled = <<"00-", Trace3/binary, "-", Span3/binary, "-00">>,
+    {ok, [_, 6]} = py:with_trace_context(Unsampled, fun() -> py:call(?H, outer, [3]) end),
+    timer:sleep(50),
+    ?assertEqual({ok, []}, py:get_traces(Trace3)),
+    ?assertEqual({ok, []}, py:get_traces()),
     %% Untraced caller: a root span in a trace of its own.
     ok = py:clear_traces(),
     {ok, 6} = py:call(?H, leaf, [3]),
