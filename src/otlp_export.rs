@@ -45,6 +45,9 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 static QUEUE: RwLock<Option<mpsc::Sender<SpanData>>> = RwLock::new(None);
 /// The running exporter's thread and its stop signal.
 static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
+/// Held by `start` and `stop` throughout, so that two processes switching the exporter
+/// at once do not both start one.
+static SWITCHING: Mutex<()> = Mutex::new(());
 
 /// Counts since the last `start` (`py_nif:tracing_export_stats/0`).
 static QUEUED: AtomicU64 = AtomicU64::new(0);
@@ -52,9 +55,15 @@ static EXPORTED: AtomicU64 = AtomicU64::new(0);
 static DROPPED_QUEUE_FULL: AtomicU64 = AtomicU64::new(0);
 static DROPPED_EXPORT_FAILED: AtomicU64 = AtomicU64::new(0);
 
+/// When the last warning about lost spans went out, across exporters, so that
+/// restarting the exporter does not restart the rate limit.
+static LAST_WARNING: Mutex<Option<Instant>> = Mutex::new(None);
+
 struct Running {
     stop: oneshot::Sender<()>,
     thread: JoinHandle<()>,
+    /// The URL and service name it was started with.
+    started_as: (String, String),
 }
 
 /// The span processor of the tracer provider: the in-memory collector `P`, plus the
@@ -101,10 +110,16 @@ pub struct Config {
     pub service_name: String,
 }
 
-/// Start exporting (after stopping, and flushing, an exporter that runs already).
+/// Start exporting (after stopping, and flushing, an exporter that runs already with
+/// other settings; one with the same settings just goes on).
 pub fn start(config: Config) -> Result<(), String> {
-    stop();
     let url = traces_url(&config.endpoint)?;
+    let started_as = (url.clone(), config.service_name.clone());
+    let _switching = lock(&SWITCHING);
+    if lock(&RUNNING).as_ref().is_some_and(|r| r.started_as == started_as) {
+        return Ok(());
+    }
+    stop_running();
     let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -120,6 +135,10 @@ pub fn start(config: Config) -> Result<(), String> {
         .max_blocking_threads(1)
         .build()
         .map_err(|e| e.to_string())?;
+    // Before the thread starts: it reads them.
+    for counter in [&QUEUED, &EXPORTED, &DROPPED_QUEUE_FULL, &DROPPED_EXPORT_FAILED] {
+        counter.store(0, Ordering::Relaxed);
+    }
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
     let (stop_tx, stop_rx) = oneshot::channel();
     let thread = std::thread::Builder::new()
@@ -130,11 +149,8 @@ pub fn start(config: Config) -> Result<(), String> {
             runtime.shutdown_timeout(Duration::from_millis(200));
         })
         .map_err(|e| e.to_string())?;
-    for counter in [&QUEUED, &EXPORTED, &DROPPED_QUEUE_FULL, &DROPPED_EXPORT_FAILED] {
-        counter.store(0, Ordering::Relaxed);
-    }
     *QUEUE.write().unwrap_or_else(|e| e.into_inner()) = Some(sender);
-    *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running { stop: stop_tx, thread });
+    *lock(&RUNNING) = Some(Running { stop: stop_tx, thread, started_as });
     ACTIVE.store(true, Ordering::Relaxed);
     Ok(())
 }
@@ -142,7 +158,12 @@ pub fn start(config: Config) -> Result<(), String> {
 /// Stop exporting: what is queued is sent for at most `FLUSH_TIMEOUT`, then the thread
 /// ends. Nothing happens when no exporter runs.
 pub fn stop() {
-    let Some(running) = RUNNING.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+    let _switching = lock(&SWITCHING);
+    stop_running();
+}
+
+fn stop_running() {
+    let Some(running) = lock(&RUNNING).take() else { return };
     ACTIVE.store(false, Ordering::Relaxed);
     // Taking the sender waits for spans being offered; the queue then only drains.
     drop(QUEUE.write().unwrap_or_else(|e| e.into_inner()).take());
@@ -151,7 +172,11 @@ pub fn stop() {
     let _ = running.thread.join();
 }
 
-/// `{Queued, Capacity, Counts}` for `py_nif:tracing_export_stats/0`.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The queue and the counts, for `py_nif:tracing_export_stats/0`.
 pub struct Stats {
     pub running: bool,
     pub queue_len: usize,
@@ -201,7 +226,8 @@ async fn serve(
     exporter: opentelemetry_otlp::SpanExporter,
     url: String,
 ) {
-    let mut warner = Warner { url, last: None, failed: 0, full_seen: 0, reason: String::new() };
+    let full_seen = DROPPED_QUEUE_FULL.load(Ordering::Relaxed);
+    let mut warner = Warner { url, failed: 0, full_seen, reason: String::new() };
     let drain = async {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut tick = tokio::time::interval(EXPORT_DELAY);
@@ -265,7 +291,6 @@ async fn export(exporter: &opentelemetry_otlp::SpanExporter, batch: &mut Vec<Spa
 /// The rate-limited warning about lost spans.
 struct Warner {
     url: String,
-    last: Option<Instant>,
     /// Spans of failed requests not yet in a warning.
     failed: u64,
     /// `DROPPED_QUEUE_FULL` as of the last warning.
@@ -282,11 +307,12 @@ impl Warner {
     }
 
     fn report(&mut self) {
-        let full = DROPPED_QUEUE_FULL.load(Ordering::Relaxed) - self.full_seen;
+        let full = DROPPED_QUEUE_FULL.load(Ordering::Relaxed).saturating_sub(self.full_seen);
         if self.failed == 0 && full == 0 {
             return;
         }
-        if self.last.is_some_and(|t| t.elapsed() < WARN_EVERY) {
+        let mut last = lock(&LAST_WARNING);
+        if last.is_some_and(|t| t.elapsed() < WARN_EVERY) {
             return;
         }
         let mut text = format!("OTLP export to {}: {} spans lost", self.url, self.failed + full);
@@ -298,7 +324,7 @@ impl Warner {
         }
         text.push_str(&format!("; spans are dropped until the collector answers (next report in {} s at the earliest)", WARN_EVERY.as_secs()));
         warn(&text);
-        self.last = Some(Instant::now());
+        *last = Some(Instant::now());
         self.failed = 0;
         self.full_seen += full;
     }

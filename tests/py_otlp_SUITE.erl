@@ -23,10 +23,12 @@
 suite() ->
     [{timetrap, {minutes, 3}}].
 
+%% unreachable_endpoint first: it waits for the first warning about lost spans, and
+%% those warnings are rate-limited VM-wide (one a minute), so no case may lose spans
+%% before it.
 all() ->
-    [pipeline, error_status, async_step, stream, service_name_default, invalid_options,
-     memory_exporter_stops_export, disable_flushes, unreachable_endpoint,
-     queue_stays_bounded, slow_endpoint, enable_disable_loop, application_stop_flushes].
+    [unreachable_endpoint, pipeline, error_status, async_step, stream, service_name_default,
+     invalid_options, memory_exporter_stops_export, disable_flushes, queue_stays_bounded, slow_endpoint, enable_disable_loop, application_stop_flushes].
 
 init_per_suite(Config) ->
     ok = start(),
@@ -143,6 +145,9 @@ service_name_default(Config) ->
     {ok, _} = py:call(py_otlp_helpers, one_span, [<<"plain">>]),
     Plain = received(Port, 2),
     ?assertEqual([<<"erlang_python">>], lists:usort([service(S) || S <- Plain])),
+    %% The same settings again: the exporter goes on (its counts are not reset).
+    ok = py:enable_tracing(#{exporter => otlp, endpoint => url(Port)}),
+    ?assertMatch(#{running := true, exported := 2}, py_nif:tracing_export_stats()),
     %% A full traces URL (with a path) is used as given; a string endpoint and an atom
     %% service name are accepted.
     ok = py:enable_tracing(#{exporter => otlp, service_name => billing,
