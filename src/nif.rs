@@ -290,13 +290,17 @@ fn tracing_take<'a>(env: Env<'a>, trace_id: rustler::Binary<'a>) -> NifResult<Ve
     Ok(crate::spans::take_trace(env, id))
 }
 
+rustler::atoms! { otlp_endpoint = "endpoint", otlp_runtime = "runtime" }
+
 /// Export spans over OTLP/HTTP to `endpoint` (replacing, after a flush, an exporter that
 /// runs). Dirty: replacing one waits for its flush (at most 5 s).
 #[rustler::nif(schedule = "DirtyIo")]
 fn tracing_export_start(env: Env, endpoint: String, service_name: String) -> Term {
-    match crate::otlp_export::start(crate::otlp_export::Config { endpoint, service_name }) {
+    use crate::otlp_export::{start, Config, StartError};
+    match start(Config { endpoint, service_name }) {
         Ok(()) => atoms::ok().encode(env),
-        Err(why) => (atoms::error(), why).encode(env),
+        Err(StartError::Endpoint(why)) => (atoms::error(), (otlp_endpoint(), why)).encode(env),
+        Err(StartError::Runtime(why)) => (atoms::error(), (otlp_runtime(), why)).encode(env),
     }
 }
 

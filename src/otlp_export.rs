@@ -110,10 +110,18 @@ pub struct Config {
     pub service_name: String,
 }
 
+/// Why `start` failed.
+pub enum StartError {
+    /// The endpoint is no URL the exporter can post to.
+    Endpoint(String),
+    /// The runtime or its thread could not be made.
+    Runtime(String),
+}
+
 /// Start exporting (after stopping, and flushing, an exporter that runs already with
 /// other settings; one with the same settings just goes on).
-pub fn start(config: Config) -> Result<(), String> {
-    let url = traces_url(&config.endpoint)?;
+pub fn start(config: Config) -> Result<(), StartError> {
+    let url = traces_url(&config.endpoint).map_err(StartError::Endpoint)?;
     let started_as = (url.clone(), config.service_name.clone());
     let _switching = lock(&SWITCHING);
     if lock(&RUNNING).as_ref().is_some_and(|r| r.started_as == started_as) {
@@ -126,7 +134,7 @@ pub fn start(config: Config) -> Result<(), String> {
         .with_endpoint(url.clone())
         .with_timeout(EXPORT_TIMEOUT)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StartError::Endpoint(e.to_string()))?;
     exporter.set_resource(&Resource::builder().with_service_name(config.service_name).build());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -134,7 +142,7 @@ pub fn start(config: Config) -> Result<(), String> {
         // Only a host name to resolve needs one (IP addresses are not looked up).
         .max_blocking_threads(1)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
     // Before the thread starts: it reads them.
     for counter in [&QUEUED, &EXPORTED, &DROPPED_QUEUE_FULL, &DROPPED_EXPORT_FAILED] {
         counter.store(0, Ordering::Relaxed);
@@ -148,7 +156,7 @@ pub fn start(config: Config) -> Result<(), String> {
             // Tasks of the HTTP client (an idle pooled connection) go with the runtime.
             runtime.shutdown_timeout(Duration::from_millis(200));
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
     *QUEUE.write().unwrap_or_else(|e| e.into_inner()) = Some(sender);
     *lock(&RUNNING) = Some(Running { stop: stop_tx, thread, started_as });
     ACTIVE.store(true, Ordering::Relaxed);
@@ -202,18 +210,20 @@ pub fn stats() -> Stats {
     }
 }
 
-/// The URL spans are posted to: a base URL (no path) gets the OTLP traces path.
-/// `py.erl` checks the URL first; the exporter parses it again when it is built.
+/// The URL spans are posted to: a base URL (no path) gets the OTLP traces path, in
+/// front of a query if it has one. `py.erl` checks the URL first; the exporter parses
+/// it again when it is built.
 pub fn traces_url(endpoint: &str) -> Result<String, String> {
     let Some(rest) = endpoint.strip_prefix("http://") else {
         return Err("only http:// endpoints are supported (no TLS in this build)".into());
     };
+    let (rest, suffix) = rest.split_at(rest.find(['?', '#']).unwrap_or(rest.len()));
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     if authority.is_empty() {
         return Err("the URL has no host".into());
     }
     Ok(match path {
-        "" | "/" => format!("http://{authority}/v1/traces"),
+        "" | "/" => format!("http://{authority}/v1/traces{suffix}"),
         _ => endpoint.to_string(),
     })
 }

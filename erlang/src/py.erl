@@ -667,7 +667,8 @@ enable_tracing(Opts) when is_map(Opts) ->
             Name = maps:get(service_name, Chosen, <<"erlang_python">>),
             case py_nif:tracing_export_start(Url, Name) of
                 ok -> py_nif:tracing_enable(true);
-                {error, Why} -> {error, {exporter_start_failed, Why}}
+                {error, {endpoint, _}} -> {error, {invalid_option, {endpoint, maps:get(endpoint, Opts)}}};
+                {error, {runtime, Why}} -> {error, {exporter_start_failed, Why}}
             end;
         {ok, #{exporter := otlp}} ->
             {error, {invalid_option, {endpoint, missing}}};
@@ -701,7 +702,11 @@ otlp_url(Url) ->
     case option_text(Url) of
         {ok, Bin} ->
             case uri_string:parse(Bin) of
-                #{scheme := <<"http">>, host := Host} when Host =/= <<>> -> {ok, Bin};
+                #{scheme := <<"http">>, host := Host} = Uri when Host =/= <<>> ->
+                    case maps:get(port, Uri, 80) of
+                        Port when is_integer(Port), Port > 0, Port < 65536 -> {ok, Bin};
+                        _ -> error
+                    end;
                 _ -> error
             end;
         error ->

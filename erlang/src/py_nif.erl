@@ -178,8 +178,10 @@ tracing_clear() -> erlang:nif_error(not_loaded).
 tracing_take(_TraceId) -> erlang:nif_error(not_loaded).
 
 %% @doc Export finished spans over OTLP/HTTP to the URL (`py:enable_tracing/1').
-%% Replaces, after flushing it, an exporter that runs.
--spec tracing_export_start(binary(), binary()) -> ok | {error, binary()}.
+%% Replaces, after flushing it, an exporter that runs with other settings. Fails with
+%% `{endpoint, Why}' for a URL the exporter cannot use, `{runtime, Why}' when its thread
+%% could not start.
+-spec tracing_export_start(binary(), binary()) -> ok | {error, {endpoint | runtime, binary()}}.
 tracing_export_start(_Endpoint, _ServiceName) -> erlang:nif_error(not_loaded).
 
 %% @doc Stop exporting after sending what is queued (at most 5 s); `ok' also when no
