@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Spans waiting for export. Past this many, newly finished spans are dropped (and
-/// counted) until the exporter catches up: about 2048 * 1 KiB of memory at most.
+/// counted) until the exporter catches up, so the queue holds at most this many spans
+/// (a request span with its attributes is some hundreds of bytes).
 pub const QUEUE_CAPACITY: usize = 2048;
 /// Spans per export request.
 const MAX_BATCH: usize = 512;
