@@ -58,6 +58,7 @@ test-matrix: deps build
 demo: deps build
 	escript examples/demo.escript $(CURDIR)
 	escript examples/token_stream.escript $(CURDIR)
+	escript examples/trace_demo.escript $(CURDIR)
 
 bench: deps build
 	escript bench/run_bench.escript $(CURDIR) $(BENCH_ARGS)

@@ -30,6 +30,7 @@ rustler::atoms! {
     error_details,
     py_callback,
     py_log,
+    py_warning,
     context_crashed,
     context_stopped,
     overloaded,

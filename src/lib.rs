@@ -17,6 +17,7 @@ mod module_guard;
 mod msg_env;
 mod nif;
 mod nif_state;
+mod otlp_export;
 mod output;
 mod py_args;
 mod py_errors;

@@ -331,3 +331,46 @@ fn tracing_take<'a>(env: Env<'a>, trace_id: rustler::Binary<'a>) -> NifResult<Ve
     let id = crate::trace::propagation::parse_trace_id(trace_id.as_slice()).ok_or(rustler::Error::BadArg)?;
     Ok(crate::spans::take_trace(env, id))
 }
+
+rustler::atoms! { otlp_endpoint = "endpoint", otlp_runtime = "runtime" }
+
+/// Export spans over OTLP/HTTP to `endpoint` (replacing, after a flush, an exporter that
+/// runs). Dirty: replacing one waits for its flush (at most 5 s).
+#[rustler::nif(schedule = "DirtyIo")]
+fn tracing_export_start(env: Env, endpoint: String, service_name: String) -> Term {
+    use crate::otlp_export::{start, Config, StartError};
+    match start(Config { endpoint, service_name }) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(StartError::Endpoint(why)) => (atoms::error(), (otlp_endpoint(), why)).encode(env),
+        Err(StartError::Runtime(why)) => (atoms::error(), (otlp_runtime(), why)).encode(env),
+    }
+}
+
+/// Stop exporting, after sending what is queued (at most 5 s). Dirty for that wait.
+#[rustler::nif(schedule = "DirtyIo")]
+fn tracing_export_stop() -> rustler::Atom {
+    crate::otlp_export::stop();
+    atoms::ok()
+}
+
+/// The export queue and counts since the exporter started.
+#[rustler::nif]
+fn tracing_export_stats(env: Env) -> Term {
+    let s = crate::otlp_export::stats();
+    let pairs = [
+        ("running", s.running.encode(env)),
+        ("queue_len", s.queue_len.encode(env)),
+        ("queue_capacity", crate::otlp_export::QUEUE_CAPACITY.encode(env)),
+        ("queued", s.queued.encode(env)),
+        ("exported", s.exported.encode(env)),
+        ("dropped_queue_full", s.dropped_queue_full.encode(env)),
+        ("dropped_export_failed", s.dropped_export_failed.encode(env)),
+    ];
+    let mut map = Term::map_new(env);
+    for (key, value) in pairs {
+        if let Ok(key) = rustler::Atom::from_str(env, key) {
+            map = map.map_put(key.encode(env), value).unwrap_or(map);
+        }
+    }
+    map
+}

@@ -24,7 +24,10 @@ static TRACER: LazyLock<Tracer> = LazyLock::new(|| build_provider().tracer("erla
 /// The one SDK provider behind both `erlang.Span` and the runtime's own spans
 /// (`crate::trace`), so that one trace holds both.
 fn build_provider() -> SdkTracerProvider {
-    SdkTracerProvider::builder().with_span_processor(Collector).build()
+    // Finished spans go to the collector of get_traces/0, and to OTLP while exporting.
+    SdkTracerProvider::builder()
+        .with_span_processor(crate::otlp_export::Tee(Collector))
+        .build()
 }
 
 /// The tracer every span of the library is made with.

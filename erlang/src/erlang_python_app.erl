@@ -21,6 +21,9 @@ start(_Type, _Args) ->
 
 -spec stop(term()) -> ok.
 stop(_State) ->
+    %% The contexts have stopped: an OTLP exporter sends their last spans (at most 5 s)
+    %% and ends, rather than losing them when the VM exits.
+    ok = py_nif:tracing_export_stop(),
     ok = py_context_router:clear_routes(),
     py_context_router:set_count(0).
 

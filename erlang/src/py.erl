@@ -44,6 +44,7 @@
          subinterp_await/1, subinterp_await/2,
          subinterp_pool_start/0, subinterp_pool_start/1, subinterp_pool_stop/0,
          subinterp_pool_ready/0, subinterp_pool_stats/0]).
+-export([enable_tracing/1]).
 -export([get_traces/1, with_trace_context/2, current_traceparent/0]).
 
 -type py_module() :: atom() | binary() | string().
@@ -760,10 +761,92 @@ shared_dict_destroy(Dict) -> py_nif:shared_dict_destroy(Dict).
 enable_tracing() ->
     py_nif:tracing_enable(true).
 
-%% @doc Stop recording spans (those recorded stay until `clear_traces/0').
+%% @doc Start recording spans, and choose where they go besides `get_traces/0':
+%% `#{exporter => memory}' keeps them in memory only (as `enable_tracing/0'; an OTLP
+%% exporter that runs is flushed and stopped);
+%% `#{exporter => otlp, endpoint => Url, service_name => Name}' also sends them to an
+%% OpenTelemetry collector over OTLP/HTTP (protobuf). `Url' is an `http://' URL: the
+%% collector's base URL (`/v1/traces' is added) or, with a path, the full traces URL.
+%% `service_name' (default `<<"erlang_python">>') is the spans' `service.name'. Spans
+%% wait in a queue of 2048; when it is full, new ones are dropped and a warning is logged
+%% (at most one a minute), so a collector that is down never slows callers.
+%% See docs/tracing.md, "Export over OTLP".
+-spec enable_tracing(#{exporter => memory | otlp, endpoint => iodata(),
+                       service_name => iodata() | atom()}) ->
+          ok | {error, {invalid_option, term()} | {exporter_start_failed, binary()}}.
+enable_tracing(Opts) when is_map(Opts) ->
+    case tracing_options(maps:to_list(Opts), #{exporter => memory}) of
+        {ok, #{exporter := memory} = Chosen} when map_size(Chosen) =:= 1 ->
+            ok = py_nif:tracing_export_stop(),
+            py_nif:tracing_enable(true);
+        {ok, #{exporter := memory} = Chosen} ->
+            [Key | _] = maps:keys(maps:remove(exporter, Chosen)),
+            {error, {invalid_option, {Key, maps:get(Key, Opts)}}};
+        {ok, #{exporter := otlp, endpoint := Url} = Chosen} ->
+            Name = maps:get(service_name, Chosen, <<"erlang_python">>),
+            case py_nif:tracing_export_start(Url, Name) of
+                ok -> py_nif:tracing_enable(true);
+                {error, {endpoint, _}} -> {error, {invalid_option, {endpoint, maps:get(endpoint, Opts)}}};
+                {error, {runtime, Why}} -> {error, {exporter_start_failed, Why}}
+            end;
+        {ok, #{exporter := otlp}} ->
+            {error, {invalid_option, {endpoint, missing}}};
+        {error, _} = Error ->
+            Error
+    end;
+enable_tracing(Opts) ->
+    {error, {invalid_option, Opts}}.
+
+-spec tracing_options([{term(), term()}], map()) -> {ok, map()} | {error, {invalid_option, term()}}.
+tracing_options([], Acc) ->
+    {ok, Acc};
+tracing_options([{exporter, E} | Rest], Acc) when E =:= memory; E =:= otlp ->
+    tracing_options(Rest, Acc#{exporter => E});
+tracing_options([{endpoint, Url} = Opt | Rest], Acc) ->
+    case otlp_url(Url) of
+        {ok, Bin} -> tracing_options(Rest, Acc#{endpoint => Bin});
+        error -> {error, {invalid_option, Opt}}
+    end;
+tracing_options([{service_name, Name} = Opt | Rest], Acc) ->
+    case option_text(Name) of
+        {ok, Bin} when Bin =/= <<>> -> tracing_options(Rest, Acc#{service_name => Bin});
+        _ -> {error, {invalid_option, Opt}}
+    end;
+tracing_options([Opt | _], _Acc) ->
+    {error, {invalid_option, Opt}}.
+
+%% An `http://' URL with a host; no TLS in this build, so no `https'.
+-spec otlp_url(term()) -> {ok, binary()} | error.
+otlp_url(Url) ->
+    case option_text(Url) of
+        {ok, Bin} ->
+            case uri_string:parse(Bin) of
+                #{scheme := <<"http">>, host := Host} = Uri when Host =/= <<>> ->
+                    case maps:get(port, Uri, 80) of
+                        Port when is_integer(Port), Port > 0, Port < 65536 -> {ok, Bin};
+                        _ -> error
+                    end;
+                _ -> error
+            end;
+        error ->
+            error
+    end.
+
+-spec option_text(term()) -> {ok, binary()} | error.
+option_text(A) when is_atom(A) -> {ok, atom_to_binary(A)};
+option_text(T) ->
+    try unicode:characters_to_binary(T) of
+        Bin when is_binary(Bin) -> {ok, Bin};
+        _ -> error
+    catch error:_ -> error
+    end.
+
+%% @doc Stop recording spans (those recorded stay until `clear_traces/0'). An OTLP
+%% exporter sends what it still holds, for at most 5 s, and stops.
 -spec disable_tracing() -> ok.
 disable_tracing() ->
-    py_nif:tracing_enable(false).
+    ok = py_nif:tracing_enable(false),
+    py_nif:tracing_export_stop().
 
 %% @doc The finished spans, in the order they started, in 2.3.1's shape: maps with
 %% `name' (binary), `span_id' (integer), `parent_id' (integer, `undefined' for a root),

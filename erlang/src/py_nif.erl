@@ -14,6 +14,7 @@
          state_incr/2, shared_dict_new/0, shared_dict_get/2, shared_dict_get_dirty/2, shared_dict_set/3,
          shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
          tracing_enable/1, tracing_spans/0, tracing_clear/0, tracing_take/1]).
+-export([tracing_export_start/2, tracing_export_stop/0, tracing_export_stats/0]).
 
 %% For the `subinterp_*' handle pool, which keeps a namespace handle per live handle.
 -export([env_context_stop/1]).
@@ -28,7 +29,8 @@
        state_store/2, state_store_dirty/2, state_fetch/1, state_fetch_dirty/1, state_remove/1, state_keys/0, state_clear/0,
        state_incr/2, shared_dict_new/0, shared_dict_get/2, shared_dict_get_dirty/2, shared_dict_set/3,
        shared_dict_del/2, shared_dict_keys/1, shared_dict_destroy/1,
-       tracing_enable/1, tracing_spans/0, tracing_clear/0, tracing_take/1]).
+       tracing_enable/1, tracing_spans/0, tracing_clear/0, tracing_take/1,
+       tracing_export_start/2, tracing_export_stop/0, tracing_export_stats/0]).
 -nifs([env_context_stop/1]).
 
 -type context() :: reference().
@@ -196,3 +198,20 @@ tracing_clear() -> erlang:nif_error(not_loaded).
 
 -spec tracing_take(binary()) -> [py:span()].
 tracing_take(_TraceId) -> erlang:nif_error(not_loaded).
+
+%% @doc Export finished spans over OTLP/HTTP to the URL (`py:enable_tracing/1').
+%% Replaces, after flushing it, an exporter that runs with other settings. Fails with
+%% `{endpoint, Why}' for a URL the exporter cannot use, `{runtime, Why}' when its thread
+%% could not start.
+-spec tracing_export_start(binary(), binary()) -> ok | {error, {endpoint | runtime, binary()}}.
+tracing_export_start(_Endpoint, _ServiceName) -> erlang:nif_error(not_loaded).
+
+%% @doc Stop exporting after sending what is queued (at most 5 s); `ok' also when no
+%% exporter runs.
+-spec tracing_export_stop() -> ok.
+tracing_export_stop() -> erlang:nif_error(not_loaded).
+
+%% @doc The export queue (`queue_len' of `queue_capacity') and the counts since the
+%% exporter started: `queued', `exported', `dropped_queue_full', `dropped_export_failed'.
+-spec tracing_export_stats() -> #{atom() => boolean() | non_neg_integer()}.
+tracing_export_stats() -> erlang:nif_error(not_loaded).

@@ -115,6 +115,11 @@ handle_info({py_log, Caller, {Level, Logger, Module, Function, Line, Message}}, 
                                   python_module => Module, python_function => Function,
                                   python_line => Line, caller => Caller})),
     {noreply, State};
+handle_info({py_warning, _Caller, Source, Text}, State) ->
+    %% The runtime's own trouble (e.g. spans an OTLP exporter lost), rate-limited where it
+    %% is found. No `domain', so OTP's default handler shows it.
+    logger:warning("~ts", [Text], #{erlang_python => Source}),
+    {noreply, State};
 handle_info({py_traceback, Caller, Text, Meta}, State) when is_map(Meta) ->
     traceback(Caller, Text, Meta),
     {noreply, State};
