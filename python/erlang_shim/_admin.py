@@ -9,8 +9,10 @@ import importlib
 import os
 import site
 import sys
-import tracemalloc
 from typing import Any, Dict, List, Optional
+
+# `tracemalloc` is imported where it is used: its C half refuses to load in a
+# sub-interpreter with its own GIL, and the shim must load there.
 
 _saved_path: Optional[List[str]] = None
 _active_venv: Optional[Dict[str, str]] = None
@@ -26,6 +28,7 @@ def memory_stats() -> Dict[str, Any]:
         "gc_count": _gc.get_count(),
         "gc_threshold": _gc.get_threshold(),
     }
+    import tracemalloc
     if tracemalloc.is_tracing():
         current, peak = tracemalloc.get_traced_memory()
         stats["traced_memory_current"] = current
@@ -34,10 +37,12 @@ def memory_stats() -> Dict[str, Any]:
 
 
 def tracemalloc_start(frames: int = 1) -> None:
+    import tracemalloc
     tracemalloc.start(frames)
 
 
 def tracemalloc_stop() -> None:
+    import tracemalloc
     tracemalloc.stop()
 
 

@@ -78,6 +78,14 @@ impl Resource for ReqRes {}
 #[rustler::resource_impl]
 impl Resource for PyRefRes {}
 
+/// The last handle of a context gone (a `subinterp_*` handle collected, say): nobody can
+/// submit to it any more, so it stops, and an own-GIL context ends its interpreter.
+impl Drop for ContextRes {
+    fn drop(&mut self) {
+        self.mailbox.control(Msg::Stop);
+    }
+}
+
 impl Drop for EnvRes {
     fn drop(&mut self) {
         self.mailbox.control(Msg::DropEnv(self.env_id));
