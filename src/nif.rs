@@ -77,7 +77,7 @@ fn context_start<'a>(env: Env<'a>, index: u32, max_queued: usize, mode: rustler:
         prepare: crate::runtime::prepare_interpreter,
     };
     let mailbox = context::start(config).map_err(|e| rustler::Error::Term(Box::new(e.to_string())))?;
-    Ok((atoms::ok(), ResourceArc::new(ContextRes { mailbox })).encode(env))
+    Ok((atoms::ok(), ResourceArc::new(ContextRes { mailbox, primary: true })).encode(env))
 }
 
 /// What this build's CPython offers: `#{subinterp, free_threaded, version}`.

@@ -277,7 +277,7 @@ fn callback_message(
             Some(res) => res.encode(e),
             None => atoms::undefined().encode(e),
         };
-        let ctx = ResourceArc::new(ContextRes { mailbox: mailbox.clone() });
+        let ctx = ResourceArc::new(ContextRes::view(mailbox.clone()));
         let name_bin = crate::convert::py_bytes_to_binary(e, name.as_bytes());
         let fields = [atoms::py_callback().encode(e), tag, ctx.encode(e), id.encode(e), name_bin, items.encode(e), local_env];
         Ok(match span.and_then(|s| s.traceparent()) {

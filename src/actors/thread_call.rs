@@ -133,7 +133,7 @@ fn message(
         }
         let (ctx, local_env) = match origin {
             Some(Origin { mailbox, local_env }) => (
-                ResourceArc::new(ContextRes { mailbox }).encode(e),
+                ResourceArc::new(ContextRes::view(mailbox)).encode(e),
                 local_env.map_or_else(|| atoms::undefined().encode(e), |l| l.encode(e)),
             ),
             None => (atoms::undefined().encode(e), atoms::undefined().encode(e)),

@@ -10,6 +10,16 @@ use std::sync::{Arc, Mutex};
 /// A running context: the mailbox NIFs submit to.
 pub struct ContextRes {
     pub mailbox: Mailbox,
+    /// The handle `context_start` made (its owner's): when it is gone, the context stops.
+    /// Other handles of the same context (in callback messages) are views that do not.
+    pub primary: bool,
+}
+
+impl ContextRes {
+    /// Another handle on a running context, which does not stop it when collected.
+    pub fn view(mailbox: Mailbox) -> ContextRes {
+        ContextRes { mailbox, primary: false }
+    }
 }
 
 /// A process-bound namespace on one context (what `get_local_env/1` returns).
@@ -82,7 +92,9 @@ impl Resource for PyRefRes {}
 /// submit to it any more, so it stops, and an own-GIL context ends its interpreter.
 impl Drop for ContextRes {
     fn drop(&mut self) {
-        self.mailbox.control(Msg::Stop);
+        if self.primary {
+            self.mailbox.control(Msg::Stop);
+        }
     }
 }
 
