@@ -81,7 +81,11 @@ leg_python() {
 
 # The suites whose every case must pass in a sub-interpreter context as in a main one:
 # the subinterp leg runs them with the default contexts in sub-interpreters of their own.
-SUBINTERP_SUITES=${SUBINTERP_SUITES:-py_call_SUITE,py_async_SUITE,py_erlang_SUITE,py_convert_SUITE,py_values_SUITE,py_errors_SUITE,py_tracing_SUITE,py_compat_a_SUITE,py_compat_eval_SUITE,py_compat_threads_SUITE}
+# Left out, with the cases that differ by design (measured on 3.12.1, docs/api.md):
+# py_call_SUITE (execution_mode/num_executors report the mode), py_convert_SUITE and
+# py_values_SUITE (numpy refuses sub-interpreters), py_compat_threads_SUITE
+# (erlang.async_call on a loop of the user's own is refused there).
+SUBINTERP_SUITES=${SUBINTERP_SUITES:-py_async_SUITE,py_erlang_SUITE,py_errors_SUITE,py_tracing_SUITE,py_compat_a_SUITE,py_compat_eval_SUITE}
 
 leg_subinterp() {
     # CPython 3.12, its NIF and venv as on the py3.12 leg; a missing 3.12 fails the leg.
