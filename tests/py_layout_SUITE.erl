@@ -125,11 +125,4 @@ context_threads() ->
 
 %% Those of `Tids' still alive after at most 5 s.
 wait_for_exit(Tids) ->
-    wait_for_exit(Tids, 50).
-
-wait_for_exit(Tids, Tries) ->
-    case [T || T <- Tids, filelib:is_dir("/proc/self/task/" ++ integer_to_list(T))] of
-        [] -> [];
-        Alive when Tries =:= 0 -> Alive;
-        _ -> timer:sleep(100), wait_for_exit(Tids, Tries - 1)
-    end.
+    py_test_lib:wait_for_threads_exit(Tids, 50).

@@ -352,11 +352,4 @@ poll(Fun, Expected, Tries) ->
 
 %% Those of the OS threads `Tids' still alive after at most 10 s.
 wait_for_exit(Tids) ->
-    wait_for_exit(Tids, 100).
-
-wait_for_exit(Tids, Tries) ->
-    case [T || T <- Tids, filelib:is_dir("/proc/self/task/" ++ integer_to_list(T))] of
-        [] -> [];
-        Alive when Tries =:= 0 -> Alive;
-        _ -> timer:sleep(100), wait_for_exit(Tids, Tries - 1)
-    end.
+    py_test_lib:wait_for_threads_exit(Tids, 100).

@@ -4,7 +4,7 @@
 -module(py_test_lib).
 
 -export([root/0, venv/0, start/0, start/1, stop/0, collect_stream/2, stream_events/2]).
--export([python_spans/0]).
+-export([python_spans/0, wait_for_threads_exit/2]).
 
 %% @doc The project checkout (set by tests/run_ct.escript).
 -spec root() -> string().
@@ -50,6 +50,16 @@ context_mode_env() ->
         false -> [];
         "" -> [];
         Mode -> [{context_mode, list_to_atom(Mode)}]
+    end.
+
+%% @doc The OS threads of `Tids' still alive after polling `/proc/self/task' up to
+%% `Tries' times, 100 ms apart (`[]' once all ended).
+-spec wait_for_threads_exit([integer()], non_neg_integer()) -> [integer()].
+wait_for_threads_exit(Tids, Tries) ->
+    case [T || T <- Tids, filelib:is_dir("/proc/self/task/" ++ integer_to_list(T))] of
+        [] -> [];
+        Alive when Tries =:= 0 -> Alive;
+        _ -> timer:sleep(100), wait_for_threads_exit(Tids, Tries - 1)
     end.
 
 -spec stop() -> ok.
