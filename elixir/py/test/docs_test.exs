@@ -4,7 +4,9 @@ defmodule PyDocsTest do
   package, exactly as written: each in a fresh process (a namespace of its own), where
   its pattern matches are the assertions.
   """
-  use ExUnit.Case, async: true
+  # One block at a time: tracing is VM-wide, and a block that reads get_traces/0 must not
+  # see the request spans of another block running meanwhile.
+  use ExUnit.Case, async: false
 
   @root Path.expand("../../..", __DIR__)
   @files Path.wildcard(Path.join(@root, "docs/*.md")) ++ [Path.join(@root, "README.md")]
