@@ -6,7 +6,7 @@ VENV   := $(CURDIR)/.venv
 EBIN   := erlang/_build/default/lib/erlang_python/ebin
 export PYTHON
 
-.PHONY: all build deps erlang-tools python-venv test rust-test elixir-test lint test-all test-matrix demo bench clean
+.PHONY: all build deps erlang-tools python-venv test rust-test elixir-test lint test-all test-matrix demo bench bench-subinterp clean
 
 all: build
 
@@ -60,8 +60,14 @@ demo: deps build
 	escript examples/token_stream.escript $(CURDIR)
 	escript examples/trace_demo.escript $(CURDIR)
 
+# The main table on the default python3 (bench/RESULTS.md), then the sub-interpreter
+# scenarios on CPython 3.12 (bench/RESULTS-subinterp.md, scripts/bench_subinterp.sh).
 bench: deps build
 	escript bench/run_bench.escript $(CURDIR) $(BENCH_ARGS)
+	sh scripts/bench_subinterp.sh
+
+bench-subinterp: deps build
+	sh scripts/bench_subinterp.sh $(BENCH_ARGS)
 
 # Leaves the OTP 27 build, venvs and cargo builds cached in ~/.cache/erlang_python.
 clean:

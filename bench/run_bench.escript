@@ -2,7 +2,7 @@
 %%! -noshell
 %% Benchmarks of erlang_python through the public `py' API.
 %%
-%% Usage: run_bench.escript ProjectRoot [--quick] [--rounds N] [--only id1,id2]
+%% Usage: run_bench.escript ProjectRoot [--quick] [--rounds N] [--only id1,id2] [--out File]
 %%   (`make bench', or `make bench BENCH_ARGS=--quick')
 %%
 %% Full mode writes bench/RESULTS.md; --quick (tiny counts, 2 rounds, well under 20 s)
@@ -25,12 +25,13 @@ main([Root | Args]) ->
             halt(2)
     end;
 main([]) ->
-    io:format("usage: run_bench.escript ProjectRoot [--quick] [--rounds N] [--only id1,id2]~n"),
+    io:format("usage: run_bench.escript ProjectRoot [--quick] [--rounds N] [--only id1,id2] [--out File]~n"),
     halt(2).
 
 parse_args([], Opts) -> Opts;
 parse_args(["--quick" | Rest], Opts) -> parse_args(Rest, Opts#{quick := true});
 parse_args(["--rounds", N | Rest], Opts) -> parse_args(Rest, Opts#{rounds := list_to_integer(N)});
+parse_args(["--out", File | Rest], Opts) -> parse_args(Rest, Opts#{out => File});
 parse_args(["--only", Ids | Rest], Opts) ->
     parse_args(Rest, Opts#{only := string:lexemes(Ids, ",")});
 parse_args([Other | _], _Opts) -> error({unknown_option, Other}).
@@ -42,7 +43,10 @@ setup(Root, Opts0) ->
                _ -> Opts0
            end,
     BenchDir = filename:join(Root, "bench"),
-    true = code:add_patha(filename:join(Root, "erlang/_build/default/lib/erlang_python/ebin")),
+    %% ERLANG_PYTHON_EBIN and ERLANG_PYTHON_VENV, as for the tests (tests/run_ct.escript),
+    %% run the benchmarks on another leg's build: `make bench-subinterp' uses CPython 3.12's.
+    true = code:add_patha(env("ERLANG_PYTHON_EBIN",
+                              filename:join(Root, "erlang/_build/default/lib/erlang_python/ebin"))),
     [load_source(filename:join(BenchDir, Name))
      || Name <- ["py_bench.erl", "py_soak.erl", "py_bench_subinterp.erl"]],
     ok = case application:load(erlang_python) of
@@ -52,7 +56,7 @@ setup(Root, Opts0) ->
     PythonPath = application:get_env(erlang_python, python_path, []),
     ok = application:set_env(erlang_python, python_path, [BenchDir | PythonPath]),
     %% The project's venv (made by `make bench') has numpy, for the float_array scenario.
-    Venv = filename:join(Root, ".venv"),
+    Venv = env("ERLANG_PYTHON_VENV", filename:join(Root, ".venv")),
     case filelib:is_dir(Venv) of
         true -> ok = application:set_env(erlang_python, venv, Venv);
         false -> ok
@@ -65,6 +69,12 @@ setup(Root, Opts0) ->
               [case maps:get(quick, Opts) of true -> "quick"; false -> "full" end,
                maps:get(rounds, Opts), maps:get(contexts, Info)]),
     {Opts, Info}.
+
+env(Name, Default) ->
+    case os:getenv(Name) of
+        Value when is_list(Value), Value =/= "" -> Value;
+        _ -> Default
+    end.
 
 load_source(Src) ->
     {ok, Mod, Bin} = case compile:file(Src, [binary, report_errors, report_warnings]) of
@@ -91,6 +101,7 @@ report(Root, Opts, Info, #{rows := Rows, errors := Errors}) ->
                end,
     Doc = [Header, "\n", Table, "\n", Footer, Analysis],
     File = case Opts of
+               #{out := Out} -> filename:absname(Out, Root);
                #{quick := true} -> filename:join([Root, "bench", "_out", "quick.md"]);
                #{only := all} -> filename:join([Root, "bench", "RESULTS.md"]);
                _ -> filename:join([Root, "bench", "_out", "partial.md"])

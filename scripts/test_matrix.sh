@@ -6,7 +6,7 @@
 #   py3.13  OTP on PATH with pyenv's CPython 3.13 (~/.pyenv/versions/3.13.*)
 #   subinterp  as py3.12, with the default contexts in sub-interpreters of their own
 #           (SUBINTERP_SUITES, below: the suites that run in both kinds of context)
-# Usage: test_matrix.sh LEG... (run from the checkout after `make build`; SUITES=a,b runs
+# Usage: test_matrix.sh LEG... | test_matrix.sh build py3.X (run from the checkout after `make build`; SUITES=a,b runs
 # some suites only). Each leg builds into _build/matrix/LEG; what is slow to make and does
 # not depend on the checkout (OTP, a venv per interpreter, cargo's build of the NIF per
 # interpreter) is cached under $ERLANG_PYTHON_CACHE (default ~/.cache/erlang_python).
@@ -62,7 +62,8 @@ leg_otp27() {
     run_suites otp27 "$root/_build/matrix/otp27/rebar/default/lib/erlang_python/ebin" "$root/.venv"
 }
 
-leg_python() {
+# Sets `lib' (the leg's application directory) and `venv' for CPython `minor'.
+build_python_leg() {
     leg=$1 minor=$2
     python=$(pyenv_python "$minor")
     version=$("$python" -c 'import platform; print(platform.python_version())')
@@ -76,7 +77,11 @@ leg_python() {
     mkdir -p "$lib"
     cp -r "$dev_ebin" "$lib/ebin"
     PYTHON=$python CARGO_TARGET_DIR=$cache/cargo-target-$version sh "$root/scripts/build_nif.sh" "$lib/priv"
-    run_suites "$leg" "$lib/ebin" "$venv"
+}
+
+leg_python() {
+    build_python_leg "$1" "$2"
+    run_suites "$1" "$lib/ebin" "$venv"
 }
 
 # The suites whose every case must pass in a sub-interpreter context as in a main one:
@@ -96,6 +101,16 @@ leg_subinterp() {
 }
 
 [ -d "$dev_ebin" ] || { log "run 'make build' first"; exit 1; }
+# `test_matrix.sh build py3.12': only build that leg, and print its ebin and venv
+# (`make bench' runs the sub-interpreter benchmarks on them).
+if [ "${1:-}" = build ]; then
+    case ${2:-} in
+        py3.*) build_python_leg "$2" "${2#py}" >&2 ;;
+        *) log "build: a Python leg (py3.12, py3.13)"; exit 2 ;;
+    esac
+    echo "$lib/ebin $venv"
+    exit 0
+fi
 # The README's dependency lines build a new project each, with cargo: minutes that the
 # default leg (`make test`) spends once; a leg here would build them the same way (the
 # python3 on PATH, rebar3 and mix as they are), so it leaves them out.
@@ -136,6 +151,10 @@ for leg in "$@"; do
     total_failed=$((total_failed + failed))
     summary="$summary
   $leg: $counts in $(( $(date +%s) - started )) s"
+    # The failed cases by name, so a log cut short in the middle still shows them here.
+    failures=$(grep -E '^[A-Za-z0-9_]+_SUITE:[A-Za-z0-9_]+ failed' "$dir/run_ct.out" 2>/dev/null | sort -u | sed 's/^/    /' || true)
+    [ -z "$failures" ] || summary="$summary
+$failures"
 done
 echo
 echo "test matrix:$summary"

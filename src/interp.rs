@@ -53,8 +53,12 @@ pub fn run_attached<R>(
     }
 }
 
-/// The id of the interpreter this thread is attached to (0 is the main interpreter).
-pub fn current_id(_py: Python<'_>) -> i64 {
+/// An interpreter's id: 0 is the main interpreter; ids are never reused in a process, so
+/// an id kept past its interpreter's end matches no later one.
+pub type InterpreterId = i64;
+
+/// The id of the interpreter this thread is attached to.
+pub fn current_id(_py: Python<'_>) -> InterpreterId {
     // SAFETY: the `Python` token proves this thread is attached, so it has a current
     // interpreter.
     unsafe { ffi::PyInterpreterState_GetID(ffi::PyInterpreterState_Get()) }

@@ -57,10 +57,10 @@ impl Class {
 
 /// The kit a context thread keeps, with the interpreter it belongs to.
 struct KeptKit {
-    /// `PyInterpreterState` of the classes, compared (never dereferenced) on each use: a
-    /// thread may run another interpreter for a while (Python code can run a
-    /// sub-interpreter on the calling thread), and then the kit is looked up there.
-    interpreter: usize,
+    /// The id of the classes' interpreter, compared on each use: a thread may run another
+    /// interpreter for a while (Python code can run a sub-interpreter on the calling
+    /// thread), and then the kit is looked up there.
+    interpreter: crate::interp::InterpreterId,
     classes: Vec<Py<PyType>>,
 }
 
@@ -69,12 +69,6 @@ thread_local! {
     /// Filled and emptied with the thread attached, so its references are taken and given
     /// back under the GIL of the interpreter they belong to.
     static CONTEXT_KIT: RefCell<Option<KeptKit>> = const { RefCell::new(None) };
-}
-
-/// The interpreter the thread is attached to, as an address to compare.
-fn current_interpreter(_py: Python<'_>) -> usize {
-    // SAFETY: the thread is attached (the token proves it), so it has a current interpreter.
-    unsafe { pyo3::ffi::PyInterpreterState_Get() as usize }
 }
 
 /// The state dict of the interpreter running this thread.
@@ -120,7 +114,7 @@ pub fn enter_context(py: Python<'_>) -> PyResult<()> {
         .iter()
         .map(|class| Ok(class.cast_into::<PyType>()?.unbind()))
         .collect::<PyResult<Vec<_>>>()?;
-    let kept = KeptKit { interpreter: current_interpreter(py), classes };
+    let kept = KeptKit { interpreter: crate::interp::current_id(py), classes };
     let previous = CONTEXT_KIT.with(|kit| kit.replace(Some(kept)));
     drop(previous);
     Ok(())
@@ -134,7 +128,7 @@ pub fn leave_context() {
 
 /// `class` as the interpreter running this thread has it.
 pub fn get(py: Python<'_>, class: Class) -> PyResult<Bound<'_, PyType>> {
-    let here = current_interpreter(py);
+    let here = crate::interp::current_id(py);
     let kept = CONTEXT_KIT.with(|kit| {
         let kit = kit.borrow();
         let kit = kit.as_ref().filter(|k| k.interpreter == here)?;
@@ -150,7 +144,7 @@ pub fn get(py: Python<'_>, class: Class) -> PyResult<Bound<'_, PyType>> {
 /// value classes cannot be subclassed).
 pub fn exact_class_of(obj: &Bound<'_, PyAny>, candidates: &[Class]) -> PyResult<Option<Class>> {
     let ty = obj.get_type();
-    let here = current_interpreter(obj.py());
+    let here = crate::interp::current_id(obj.py());
     let kept = CONTEXT_KIT.with(|kit| {
         let kit = kit.borrow();
         let kit = kit.as_ref().filter(|k| k.interpreter == here)?;

@@ -16,7 +16,7 @@
          unknown_module/1, unknown_function/1, unknown_main_function/1,
          bad_argument_types/1, python_type_error/1, non_ascii_exception/1,
          unsupported_terms/1, deep_nesting/1, unhashable_key/1, huge_terms/1,
-         version/1, contexts/1, get_local_env/1, execution_mode/1,
+         version/1, contexts/1, contexts_taken_in_turn/1, get_local_env/1, execution_mode/1,
          py_refs/1, py_ref_errors/1, py_ref_released/1]).
 
 %% A hung case fails after this long instead of stalling the run.
@@ -32,7 +32,8 @@ all() ->
      spawn_call_sees_namespace, spawn_call_error, await_timeout,
      unknown_module, unknown_function, unknown_main_function, bad_argument_types,
      python_type_error, non_ascii_exception, unsupported_terms, deep_nesting,
-     unhashable_key, huge_terms, version, contexts, get_local_env, execution_mode,
+     unhashable_key, huge_terms, version, contexts, contexts_taken_in_turn, get_local_env,
+     execution_mode,
      py_refs, py_ref_errors, py_ref_released].
 
 init_per_suite(Config) ->
@@ -336,7 +337,17 @@ contexts(_) ->
     ok = py:stop_contexts(),
     ?assertNot(py:contexts_started()),
     ?assertEqual({error, contexts_not_started}, py:call(operator, add, [1, 2])),
-    ?assertEqual({error, {unsupported_mode, subinterp}}, py:start_contexts(#{mode => subinterp})),
+    %% Sub-interpreter contexts need CPython 3.12+ (py_subinterp_api_SUITE drives them).
+    case py:subinterp_supported() of
+        false ->
+            ?assertEqual({error, {unsupported_mode, subinterp}},
+                         py:start_contexts(#{mode => subinterp}));
+        true ->
+            {ok, [_]} = py:start_contexts(#{mode => subinterp, contexts => 1}),
+            ?assertEqual(subinterp, py:execution_mode()),
+            ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])),
+            ok = py:stop_contexts()
+    end,
     {ok, Three} = py:start_contexts(#{contexts => 3}),
     ?assertEqual(3, length(Three)),
     ?assertEqual(3, py:num_executors()),
@@ -362,6 +373,16 @@ contexts(_) ->
         {ok, _} = py:start_contexts()
     end,
     ?assertEqual(N, py:num_executors()).
+
+%% Processes spawned together (on one scheduler) take the contexts in turn: 3 per context.
+contexts_taken_in_turn(_) ->
+    N = py_context_router:count(),
+    Parent = self(),
+    Pids = [spawn_link(fun() -> Parent ! {self(), py:context()} end) || _ <- lists:seq(1, 3 * N)],
+    Chosen = [receive {P, Ctx} -> Ctx end || P <- Pids],
+    ?assertEqual([{C, 3} || C <- lists:sort(py_context_router:pids())],
+                 lists:sort(maps:to_list(lists:foldl(fun(C, Acc) -> maps:update_with(C, fun(K) -> K + 1 end, 1, Acc) end,
+                                                     #{}, Chosen)))).
 
 get_local_env(_) ->
     Ctx = py:context(),

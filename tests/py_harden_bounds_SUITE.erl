@@ -573,8 +573,10 @@ receive_warnings() ->
     after 0 -> []
     end.
 
-%% A logger handler collecting output-drop warnings.
-log(#{level := warning, meta := #{dropped_writes := W, dropped_bytes := B}}, #{config := #{pid := Pid}}) ->
+%% A logger handler collecting output-drop warnings: those OTP's default handler shows
+%% (no domain), so an operator sees them.
+log(#{level := warning, meta := #{erlang_python := output, dropped_writes := W, dropped_bytes := B} = Meta},
+    #{config := #{pid := Pid}}) when not is_map_key(domain, Meta) ->
     Pid ! {bounds_probe, W, B},
     ok;
 log(_, _) ->

@@ -15,6 +15,7 @@ start(_Type, _Args) ->
             persistent_term:put({py, default_timeout}, env(default_timeout, 30000)),
             %% Whether Python exceptions answer their details (`py_request').
             persistent_term:put({py, error_details}, env(error_details, false) =:= true),
+            ok = py_context_router:init_turns(),
             erlang_python_sup:start_link();
         {error, Reason} -> {error, {python_init_failed, Reason}}
     end.

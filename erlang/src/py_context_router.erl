@@ -9,7 +9,7 @@
 -export([count/0, count/1, set_count/1, set_count/2, register/4, unregister/2,
          pids/0, pools/0, pick/0, pick/1, pick_for/2, by_index/1, by_index/2, by_pid/1,
          local_env/1, adopt/2, add_route/2, remove_route/1, clear_routes/0,
-         set_mode/2, mode/1]).
+         set_mode/2, mode/1, init_turns/0]).
 -export([pool_of/1]).
 
 -type pool() :: atom().
@@ -116,8 +116,12 @@ pids() ->
 pick() ->
     pick(default).
 
-%% @doc The calling process's context in `Pool': chosen once by scheduler, then sticky,
-%% so that what `py:exec/1' defined stays visible to the same process.
+%% @doc The calling process's context in `Pool': chosen once, in turn (the first process
+%% to pick gets a context, the next one the next context, ...), then sticky, so that what
+%% `py:exec/1' defined stays visible to the same process. Taking turns spreads processes
+%% over the contexts however the VM placed them on schedulers (callers spawned together
+%% start on one scheduler, and 2.3.1's choice by scheduler id sent them all to one
+%% context).
 -spec pick(pool()) -> {ok, entry()} | {error, term()}.
 pick(Pool) ->
     %% The common case, one lookup: this process already chose a context that runs.
@@ -141,12 +145,25 @@ choose(Pool) ->
             Index = case get({'$py_context_index', Pool}) of
                         I when is_integer(I), I =< N -> I;
                         _ ->
-                            I = erlang:system_info(scheduler_id) rem N + 1,
+                            I = next_turn() rem N + 1,
                             put({'$py_context_index', Pool}, I),
                             I
                     end,
             by_index(Pool, Index)
     end.
+
+%% @doc Make the counter behind the turns (`pick/1'), once per VM: the application's
+%% start calls it, before any context runs. It is kept for the VM's life: a
+%% `persistent_term' that is never replaced or erased costs no global scan.
+-spec init_turns() -> ok.
+init_turns() ->
+    case persistent_term:get(?KEY(turns), undefined) of
+        undefined -> persistent_term:put(?KEY(turns), atomics:new(1, [{signed, false}]));
+        _ -> ok
+    end.
+
+next_turn() ->
+    atomics:add_get(persistent_term:get(?KEY(turns)), 1, 1).
 
 %% @doc The calling process's context for `Module.Func': the pool a route names
 %% (`{Module, Func}' before `Module'), else the default pool.

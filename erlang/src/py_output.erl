@@ -271,7 +271,9 @@ warn(#state{unreported = {Writes, Bytes}} = S) ->
     ?LOG_WARNING("Python output dropped: ~b writes (~b bytes); a group leader does not "
                  "keep up (at most ~b bytes wait for each)",
                  [Writes, Bytes, ?MAX_PENDING_BYTES],
-                 #{domain => [python], dropped_writes => Writes, dropped_bytes => Bytes}),
+                 %% No `domain': OTP's default handler drops events of domains outside
+                 %% `[otp]', and an operator needs to see this one.
+                 #{erlang_python => output, dropped_writes => Writes, dropped_bytes => Bytes}),
     erlang:send_after(?WARN_EVERY_MS, self(), report_drops),
     S#state{unreported = {0, 0}, report_due = true}.
 

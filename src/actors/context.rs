@@ -81,7 +81,6 @@ pub fn start(config: ContextConfig) -> std::io::Result<Mailbox> {
         in_selector: AtomicBool::new(false),
         wake_fd: AtomicI32::new(-1),
         quick_reply: crate::mailbox::SpinPolicy::default(),
-        interp_id: std::sync::atomic::AtomicI64::new(0),
         own_interrupter: std::sync::OnceLock::new(),
     });
     let (mailbox, rx) = Mailbox::open(shared);
@@ -111,7 +110,6 @@ fn actor_main(mailbox: Mailbox, rx: Receiver<Msg>, owner: LocalPid, mode: Interp
     let drain_rx = rx.clone();
     let exit = catch_unwind(AssertUnwindSafe(|| {
         let served = interp::run_attached(mode, prepare, |py| {
-            shared.interp_id.store(interp::current_id(py), Ordering::Release);
             let watcher = match mode {
                 InterpMode::Main => None,
                 InterpMode::OwnGil => match start_interrupt_watcher(py, &shared) {

@@ -111,7 +111,7 @@ fn convert_level<'py>(py: Python<'py>, term: Term, mode: Unsupported) -> Result<
             if let Ok(r) = term.decode::<ResourceArc<PyRefRes>>() {
                 // An object lives in one interpreter: a ref made by a context in another
                 // (a sub-interpreter's) cannot be an argument here.
-                if r.mailbox.shared.interp_id.load(std::sync::atomic::Ordering::Acquire) != crate::interp::current_id(py) {
+                if !r.of_this_interpreter(py) {
                     return Err(ConvError::Python(pyo3::exceptions::PyValueError::new_err(
                         "a py ref made in another interpreter cannot be used here (sub-interpreter contexts do not share objects)",
                     )));

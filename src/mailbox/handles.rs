@@ -1,7 +1,8 @@
 //! Erlang-visible handles of contexts, namespaces, requests and Python objects. Their
 //! destructors never take the GIL: releasing Python state is a message to the owning actor.
 
-use super::orphans::{self, InterpreterId};
+use super::orphans;
+use crate::interp::InterpreterId;
 use super::{Mailbox, Msg, ReqState};
 use pyo3::{Bound, Py, PyAny, Python};
 use rustler::Resource;
@@ -106,14 +107,20 @@ impl Drop for EnvRes {
 
 impl PyRefRes {
     pub fn new(object: Bound<'_, PyAny>, mailbox: Mailbox) -> PyRefRes {
-        let interpreter = orphans::current_interpreter(object.py());
+        let interpreter = crate::interp::current_id(object.py());
         PyRefRes { object: Mutex::new(Some(object.unbind())), interpreter, mailbox }
+    }
+
+    /// Whether the object lives in the interpreter attached here (objects never cross
+    /// interpreters: sub-interpreter contexts share none).
+    pub fn of_this_interpreter(&self, py: Python<'_>) -> bool {
+        crate::interp::current_id(py) == self.interpreter
     }
 
     /// The object, unless the ref was released or belongs to another interpreter than
     /// the one attached here (its objects must never be used under this one's GIL).
     pub fn object<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
-        if orphans::current_interpreter(py) != self.interpreter {
+        if !self.of_this_interpreter(py) {
             return None;
         }
         self.slot().as_ref().map(|o| o.bind(py).clone())

@@ -53,9 +53,6 @@ pub struct ContextShared {
     pub wake_fd: AtomicI32,
     /// Who may poll for a quick reply, and when (see `quick_reply`).
     pub quick_reply: SpinPolicy,
-    /// `PyInterpreterState_GetID` of the context's interpreter (0: the main one). Python
-    /// objects of one interpreter must never be used in another.
-    pub interp_id: std::sync::atomic::AtomicI64,
     /// Set for a context in a sub-interpreter of its own: its interrupt watcher, which
     /// acts in that interpreter (the shared interrupter serves the main one).
     pub own_interrupter: std::sync::OnceLock<Sender<u64>>,

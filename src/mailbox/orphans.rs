@@ -15,19 +15,11 @@ use pyo3::{Py, PyAny, Python};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-/// `PyInterpreterState_GetID`: unique for the life of the process, never reused.
-pub type InterpreterId = i64;
+use crate::interp::InterpreterId;
 
 static ORPHANS: Mutex<Vec<(InterpreterId, Py<PyAny>)>> = Mutex::new(Vec::new());
 /// Whether `ORPHANS` may hold anything: a context start reads only this when it is empty.
 static ANY: AtomicBool = AtomicBool::new(false);
-
-/// The interpreter the current thread is attached to.
-pub fn current_interpreter(_py: Python<'_>) -> InterpreterId {
-    // SAFETY: the thread is attached (the token proves it), so it has a current
-    // interpreter, and asking its id has no other precondition.
-    unsafe { pyo3::ffi::PyInterpreterState_GetID(pyo3::ffi::PyInterpreterState_Get()) }
-}
 
 /// Keep `object`, of interpreter `interpreter`, until a context of it can release it.
 pub fn adopt(interpreter: InterpreterId, object: Py<PyAny>) {
@@ -41,7 +33,7 @@ pub fn release_mine(py: Python<'_>) {
     if !ANY.load(Ordering::Acquire) {
         return;
     }
-    let me = current_interpreter(py);
+    let me = crate::interp::current_id(py);
     let mine: Vec<Py<PyAny>> = {
         let mut orphans = ORPHANS.lock().unwrap_or_else(|e| e.into_inner());
         let (mine, others): (Vec<_>, Vec<_>) = orphans.drain(..).partition(|(of, _)| *of == me);

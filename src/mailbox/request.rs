@@ -603,7 +603,7 @@ pub enum Msg {
     DropEnv(u64),
     /// A py ref was garbage collected; the object must be released under the GIL of its
     /// interpreter (the id it carries).
-    DropObject(Py<PyAny>, super::orphans::InterpreterId),
+    DropObject(Py<PyAny>, crate::interp::InterpreterId),
     /// The answer of an Erlang function that Python code called.
     CallbackReply(u64, OwnedTerm),
     /// Stop waiting for callback `id`: the Erlang process running it died.
