@@ -87,10 +87,12 @@ leg_python() {
 # The suites whose every case must pass in a sub-interpreter context as in a main one:
 # the subinterp leg runs them with the default contexts in sub-interpreters of their own.
 # Left out, with the cases that differ by design (measured on 3.12.1, docs/api.md):
-# py_call_SUITE (execution_mode/num_executors report the mode), py_convert_SUITE and
-# py_values_SUITE (numpy refuses sub-interpreters), py_compat_threads_SUITE
-# (erlang.async_call on a loop of the user's own is refused there).
-SUBINTERP_SUITES=${SUBINTERP_SUITES:-py_async_SUITE,py_erlang_SUITE,py_errors_SUITE,py_tracing_SUITE,py_compat_a_SUITE,py_compat_eval_SUITE}
+# py_convert_SUITE and py_values_SUITE (numpy refuses sub-interpreters),
+# py_compat_threads_SUITE (erlang.async_call on a loop of the user's own is refused
+# there), py_stop_SUITE (module globals end with the context's interpreter),
+# py_layout_loop_SUITE (its start-up check breaks asyncio in the caller's interpreter
+# only).
+SUBINTERP_SUITES=${SUBINTERP_SUITES:-py_call_SUITE,py_async_SUITE,py_erlang_SUITE,py_errors_SUITE,py_tracing_SUITE,py_compat_a_SUITE,py_compat_eval_SUITE,py_admin_SUITE,py_runtime_SUITE,py_quick_reply_SUITE,py_semaphore_SUITE,py_layout_SUITE}
 
 leg_subinterp() {
     # CPython 3.12, its NIF and venv as on the py3.12 leg; a missing 3.12 fails the leg.
@@ -151,8 +153,9 @@ for leg in "$@"; do
     total_failed=$((total_failed + failed))
     summary="$summary
   $leg: $counts in $(( $(date +%s) - started )) s"
-    # The failed cases by name, so a log cut short in the middle still shows them here.
-    failures=$(grep -E '^[A-Za-z0-9_]+_SUITE:[A-Za-z0-9_]+ failed' "$dir/run_ct.out" 2>/dev/null | sort -u | sed 's/^/    /' || true)
+    # Where each failed case failed (module:function, line), so a log cut short in the
+    # middle still shows it here.
+    failures=$(grep -E '^[a-z][A-Za-z0-9_]*:[A-Za-z0-9_]+ failed' "$dir/run_ct.out" 2>/dev/null | sort -u | sed 's/^/    /' || true)
     [ -z "$failures" ] || summary="$summary
 $failures"
 done

@@ -17,7 +17,8 @@
          unsupported_answers/1, unsupported_modes_start_nothing/1,
          handle_shapes/1, handle_errors_before_start_and_after_stop/1,
          handles_are_isolated/1, handle_threads_end/1, handle_limit/1,
-         parallel_order_and_first_error/1, mode_contexts/1, mode_pools_and_routes/1]).
+         parallel_order_and_first_error/1, mode_contexts/1, mode_pools_and_routes/1,
+         changes_reach_every_interpreter/1]).
 
 suite() ->
     [{timetrap, {minutes, 3}}].
@@ -29,7 +30,8 @@ all() ->
         true ->
             [leg_python_is_the_nifs, handle_shapes, handle_errors_before_start_and_after_stop,
              handles_are_isolated, handle_threads_end, handle_limit,
-             parallel_order_and_first_error, mode_contexts, mode_pools_and_routes]
+             parallel_order_and_first_error, mode_contexts, mode_pools_and_routes,
+             changes_reach_every_interpreter]
     end.
 
 init_per_suite(Config) ->
@@ -321,6 +323,41 @@ mode_pools_and_routes(_) ->
                  poll(fun() -> py:call(subpool, builtins, eval, [Probe]) end,
                       fun(R) -> R =:= {ok, false} end)),
     ?assertEqual(own_gil, py_context_router:mode(subpool)).
+
+%% `reload/1', `activate_venv/1' and `deactivate_venv/0' change every interpreter that
+%% runs contexts: the main one (default pool) and each context of an own-GIL pool.
+changes_reach_every_interpreter(Config) ->
+    ok = application:set_env(erlang_python, pools, [{subpool, 2, #{mode => owngil}}]),
+    ok = py:stop_contexts(),
+    {ok, _} = py:start_contexts(),
+    Dir = filename:join(?config(priv_dir, Config), "reach"),
+    ok = filelib:ensure_path(Dir),
+    Source = filename:join(Dir, "reach_mod.py"),
+    ok = file:write_file(Source, <<"VALUE = 1\n">>),
+    AddPath = <<"import sys\nsys.path.insert(0, d) if d not in sys.path else None\n">>,
+    Contexts = [py:context(1) | [Pid || I <- [1, 2], {ok, {Pid, _, _}} <- [py_context_router:by_index(subpool, I)]]],
+    ?assertEqual(3, length(Contexts)),
+    Value = fun(Ctx) ->
+                    ok = py:exec(Ctx, <<"d = '", (list_to_binary(Dir))/binary, "'\n", AddPath/binary>>),
+                    py:eval(Ctx, <<"__import__('reach_mod').VALUE">>)
+            end,
+    ?assertEqual([{ok, 1}, {ok, 1}, {ok, 1}], [Value(C) || C <- Contexts]),
+    %% A new mtime and size, so that the import system does not reuse the cached bytecode.
+    ok = file:write_file(Source, <<"VALUE = 22\n">>),
+    ok = py:reload(reach_mod),
+    ?assertEqual([{ok, 22}, {ok, 22}, {ok, 22}], [Value(C) || C <- Contexts]),
+    %% A venv (a directory with a site-packages) goes first on every `sys.path'.
+    Venv = filename:join(Dir, "venv"),
+    {ok, [Minor]} = py:eval(<<"[__import__('sys').version_info[1]]">>),
+    SitePackages = filename:join([Venv, "lib", "python3." ++ integer_to_list(Minor), "site-packages"]),
+    ok = filelib:ensure_path(SitePackages),
+    ok = file:write_file(filename:join(Venv, "pyvenv.cfg"), <<"home = /usr/bin\n">>),
+    First = <<"__import__('sys').path[0]">>,
+    ok = py:activate_venv(Venv),
+    Expected = {ok, list_to_binary(SitePackages)},
+    ?assertEqual([Expected, Expected, Expected], [py:eval(C, First) || C <- Contexts]),
+    ok = py:deactivate_venv(),
+    ?assertEqual([true, true, true], [py:eval(C, First) =/= Expected || C <- Contexts]).
 
 %%% ---------------------------------------------------------------------------
 %%% Helpers

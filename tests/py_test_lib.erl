@@ -4,7 +4,7 @@
 -module(py_test_lib).
 
 -export([root/0, venv/0, start/0, start/1, stop/0, collect_stream/2, stream_events/2]).
--export([python_spans/0, wait_for_threads_exit/2]).
+-export([python_spans/0, wait_for_threads_exit/2, context_mode_env/0]).
 
 %% @doc The project checkout (set by tests/run_ct.escript).
 -spec root() -> string().

@@ -947,10 +947,10 @@ tracemalloc_stop() ->
     admin_ok(tracemalloc_stop, []).
 
 %% @doc `importlib.reload' of an imported module (a module not imported yet is left
-%% alone); answers `ok'.
+%% alone), in every interpreter that runs contexts; answers `ok'.
 -spec reload(py_module()) -> ok | {error, term()}.
 reload(Module) ->
-    admin_ok(reload, [py_callbacks:name_key(Module)]).
+    everywhere('erlang_shim._admin', reload, [py_callbacks:name_key(Module)]).
 
 %% @doc A duplicate of file descriptor `Fd' (for handing a socket to Python).
 -spec dup_fd(non_neg_integer()) -> {ok, non_neg_integer()} | {error, term()}.
@@ -960,10 +960,11 @@ dup_fd(_Fd) ->
     {error, {badarg, fd}}.
 
 %% @doc Put a virtual environment's packages (and what its `.pth' files add) first on
-%% `sys.path'. Activating another venv replaces the first.
+%% `sys.path', in every interpreter that runs contexts. Activating another venv replaces
+%% the first.
 -spec activate_venv(file:filename_all()) -> ok | {error, term()}.
 activate_venv(Path) ->
-    admin_ok(activate_venv, [unicode:characters_to_binary(Path)]).
+    everywhere('erlang_shim._admin', activate_venv, [unicode:characters_to_binary(Path)]).
 
 %% @doc Create the venv at `Path' if missing, install `Requirements' into it, activate it.
 -spec ensure_venv(file:filename_all(), file:filename_all()) -> ok | {error, term()}.
@@ -981,7 +982,7 @@ ensure_venv(Path, Requirements, Opts) when is_list(Opts) ->
 %% without the venv of the app env `venv' either (the `python_path' entries stay).
 -spec deactivate_venv() -> ok | {error, term()}.
 deactivate_venv() ->
-    admin_ok(deactivate_venv, []).
+    everywhere('erlang_shim._admin', deactivate_venv, []).
 
 %% @doc The active venv, in 2.3.1's shape: `{ok, #{<<"active">> => false}}' when none is,
 %% else `{ok, #{<<"active">> => true, <<"venv_path">> => Path, <<"site_packages">> => Dir,
@@ -1007,13 +1008,31 @@ configure_logging(Opts) when is_map(Opts) ->
                  undefined -> none;
                  F -> unicode:characters_to_binary(F)
              end,
-    ok_only(call('erlang_shim._logging', configure, [Level, Format])).
+    everywhere('erlang_shim._logging', configure, [Level, Format]).
 
 admin(Function, Args) ->
     call('erlang_shim._admin', Function, Args).
 
 admin_ok(Function, Args) ->
     ok_only(admin(Function, Args)).
+
+%% A change of an interpreter's state (its modules, `sys.path', `logging'), made in every
+%% interpreter that runs contexts: once in the main interpreter, and in each
+%% sub-interpreter context (docs/api.md, "What differs in a sub-interpreter"). `ok', or
+%% the first error. Without sub-interpreters it is one call, as before.
+everywhere(Module, Function, Args) ->
+    case py_context_router:interpreters() of
+        [] ->
+            {error, contexts_not_started};
+        Contexts ->
+            first_error([ok_only(call(Ctx, Module, Function, Args)) || Ctx <- Contexts])
+    end.
+
+first_error(Results) ->
+    case [R || R <- Results, R =/= ok] of
+        [] -> ok;
+        [Error | _] -> Error
+    end.
 
 ok_only({ok, _}) -> ok;
 ok_only(Error) -> Error.

@@ -9,7 +9,7 @@
 -export([count/0, count/1, set_count/1, set_count/2, register/4, unregister/2,
          pids/0, pools/0, pick/0, pick/1, pick_for/2, by_index/1, by_index/2, by_pid/1,
          local_env/1, adopt/2, add_route/2, remove_route/1, clear_routes/0,
-         set_mode/2, mode/1, init_turns/0]).
+         set_mode/2, mode/1, init_turns/0, interpreters/0]).
 -export([pool_of/1]).
 
 -type pool() :: atom().
@@ -106,10 +106,23 @@ forget(Pool, Index) ->
 pool_of(Id) ->
     persistent_term:get(?KEY({pool_of, Id}), undefined).
 
+%% @doc One context per interpreter that runs contexts now: a context of the main
+%% interpreter (whichever pool it is in) and every context in a sub-interpreter of its
+%% own, for changes that must reach every interpreter (`py:reload/1', say).
+-spec interpreters() -> [pid()].
+interpreters() ->
+    Pools = [default | pools()],
+    Own = [Pid || Pool <- Pools, mode(Pool) =:= own_gil, Pid <- pool_pids(Pool)],
+    Main = [Pid || Pool <- Pools, mode(Pool) =:= main, Pid <- pool_pids(Pool)],
+    lists:sublist(Main, 1) ++ Own.
+
+pool_pids(Pool) ->
+    [Pid || I <- lists:seq(1, count(Pool)), {Pid, _, _} <- [persistent_term:get(key(Pool, I), none)]].
+
 %% @doc The pids of the default pool's contexts.
 -spec pids() -> [pid()].
 pids() ->
-    [Pid || I <- lists:seq(1, count()), {Pid, _, _} <- [persistent_term:get(?KEY(I), none)]].
+    pool_pids(default).
 
 %% @doc The calling process's context in the default pool.
 -spec pick() -> {ok, entry()} | {error, term()}.

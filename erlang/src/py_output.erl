@@ -268,14 +268,19 @@ drop(Cost, #state{unreported = {Writes, Bytes}} = S) ->
     end.
 
 warn(#state{unreported = {Writes, Bytes}} = S) ->
+    %% Logged from a process of its own: handlers run in the logging process, and a slow
+    %% one (the default handler writing to a pipe) must never hold up the forwarding.
+    _ = proc_lib:spawn(fun() -> log_drops(Writes, Bytes) end),
+    erlang:send_after(?WARN_EVERY_MS, self(), report_drops),
+    S#state{unreported = {0, 0}, report_due = true}.
+
+log_drops(Writes, Bytes) ->
     ?LOG_WARNING("Python output dropped: ~b writes (~b bytes); a group leader does not "
                  "keep up (at most ~b bytes wait for each)",
                  [Writes, Bytes, ?MAX_PENDING_BYTES],
                  %% No `domain': OTP's default handler drops events of domains outside
                  %% `[otp]', and an operator needs to see this one.
-                 #{erlang_python => output, dropped_writes => Writes, dropped_bytes => Bytes}),
-    erlang:send_after(?WARN_EVERY_MS, self(), report_drops),
-    S#state{unreported = {0, 0}, report_due = true}.
+                 #{erlang_python => output, dropped_writes => Writes, dropped_bytes => Bytes}).
 
 erlang_level(<<"critical">>) -> critical;
 erlang_level(<<"error">>) -> error;
