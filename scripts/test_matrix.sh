@@ -6,8 +6,8 @@
 #   py3.13  OTP on PATH with pyenv's CPython 3.13 (~/.pyenv/versions/3.13.*)
 #   subinterp  as py3.12, with the default contexts in sub-interpreters of their own
 #           (SUBINTERP_SUITES, below: the suites that run in both kinds of context)
-# Usage: test_matrix.sh LEG... | test_matrix.sh build py3.X (run from the checkout after `make build`; SUITES=a,b runs
-# some suites only). Each leg builds into _build/matrix/LEG; what is slow to make and does
+# Usage: test_matrix.sh LEG... (run from the checkout after `make build`; SUITES=a,b runs
+# some suites only), or test_matrix.sh build py3.X (only build that leg). Each leg builds into _build/matrix/LEG; what is slow to make and does
 # not depend on the checkout (OTP, a venv per interpreter, cargo's build of the NIF per
 # interpreter) is cached under $ERLANG_PYTHON_CACHE (default ~/.cache/erlang_python).
 # Prints each leg's counts and time, then the total as "N passed, N failed"; exits

@@ -30,13 +30,11 @@ all() ->
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
-    Self = self(),
     ok = py:register_function(tp_inner, fun([X]) ->
                                                 {ok, V} = py:call(?H, leaf, [X]),
                                                 [py:current_traceparent(), V]
                                         end),
     ok = py:register_function(tp_current, fun([]) -> py:current_traceparent() end),
-    _ = Self,
     Config.
 
 end_per_suite(_Config) ->
