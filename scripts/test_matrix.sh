@@ -87,12 +87,15 @@ leg_python() {
 # The suites whose every case must pass in a sub-interpreter context as in a main one:
 # the subinterp leg runs them with the default contexts in sub-interpreters of their own.
 # Left out, with the cases that differ by design (measured on 3.12.1, docs/api.md):
-# py_convert_SUITE and py_values_SUITE (numpy refuses sub-interpreters),
-# py_compat_threads_SUITE (erlang.async_call on a loop of the user's own is refused
-# there), py_stop_SUITE (module globals end with the context's interpreter),
+# py_convert_SUITE, py_values_SUITE, py_ext_SUITE and py_harden_depth_SUITE (numpy,
+# ctypes and, on 3.12, _decimal refuse sub-interpreters; the last one's helper imports
+# numpy), py_compat_threads_SUITE (erlang.async_call on a loop of the user's own is
+# refused there), py_stop_SUITE (module globals end with the context's interpreter),
 # py_layout_loop_SUITE (its start-up check breaks asyncio in the caller's interpreter
-# only).
-SUBINTERP_SUITES=${SUBINTERP_SUITES:-py_call_SUITE,py_async_SUITE,py_erlang_SUITE,py_errors_SUITE,py_tracing_SUITE,py_compat_a_SUITE,py_compat_eval_SUITE,py_admin_SUITE,py_runtime_SUITE,py_quick_reply_SUITE,py_semaphore_SUITE,py_layout_SUITE}
+# only), py_otlp_SUITE (its test receiver runs in a context, on daemon threads, and must
+# outlive an application stop), py_readme_SUITE (its cases build the README's dependency
+# lines, which the default leg does).
+SUBINTERP_SUITES=${SUBINTERP_SUITES:-py_call_SUITE,py_async_SUITE,py_erlang_SUITE,py_errors_SUITE,py_tracing_SUITE,py_compat_a_SUITE,py_compat_eval_SUITE,py_admin_SUITE,py_runtime_SUITE,py_quick_reply_SUITE,py_semaphore_SUITE,py_layout_SUITE,py_layout_erl_SUITE,py_telemetry_SUITE,py_trace_pipeline_SUITE,py_harden_modules_SUITE,py_harden_wedge_SUITE,py_harden_bounds_SUITE}
 
 leg_subinterp() {
     # CPython 3.12, its NIF and venv as on the py3.12 leg; a missing 3.12 fails the leg.
