@@ -18,7 +18,7 @@
          handle_shapes/1, handle_errors_before_start_and_after_stop/1,
          handles_are_isolated/1, handle_threads_end/1, handle_limit/1,
          parallel_order_and_first_error/1, mode_contexts/1, mode_pools_and_routes/1,
-         changes_reach_every_interpreter/1]).
+         changes_reach_every_interpreter/1, lingering_thread_does_not_hold_a_stop/1]).
 
 suite() ->
     [{timetrap, {minutes, 3}}].
@@ -31,7 +31,7 @@ all() ->
             [leg_python_is_the_nifs, handle_shapes, handle_errors_before_start_and_after_stop,
              handles_are_isolated, handle_threads_end, handle_limit,
              parallel_order_and_first_error, mode_contexts, mode_pools_and_routes,
-             changes_reach_every_interpreter]
+             changes_reach_every_interpreter, lingering_thread_does_not_hold_a_stop]
     end.
 
 init_per_suite(Config) ->
@@ -358,6 +358,29 @@ changes_reach_every_interpreter(Config) ->
     ?assertEqual([Expected, Expected, Expected], [py:eval(C, First) || C <- Contexts]),
     ok = py:deactivate_venv(),
     ?assertEqual([true, true, true], [py:eval(C, First) =/= Expected || C <- Contexts]).
+
+%% A sub-interpreter ends only once its non-daemon threads have. A context whose Python
+%% started one that outlives it: the stop returns after its bounded wait (4 s) with a
+%% warning that says why, contexts started next serve at once, and the old context's
+%% thread ends when the Python thread does.
+lingering_thread_does_not_hold_a_stop(_) ->
+    ok = application:set_env(erlang_python, pools, [{lingering, 1, #{mode => owngil}}]),
+    ok = py:stop_contexts(),
+    {ok, _} = py:start_contexts(),
+    {ok, {Old, _, _}} = py_context_router:by_index(lingering, 1),
+    {ok, OldTid} = py:call(Old, threading, get_native_id, []),
+    ok = py:exec(Old, <<"import threading, time\n"
+                        "threading.Thread(target=time.sleep, args=(7,)).start()\n">>),
+    Started = erlang:monotonic_time(millisecond),
+    ok = py:stop_contexts(),
+    Waited = erlang:monotonic_time(millisecond) - Started,
+    ct:log("stop took ~b ms", [Waited]),
+    ?assert(Waited < 6000),
+    {ok, _} = py:start_contexts(),
+    ?assertEqual({ok, 3}, py:call(lingering, operator, add, [1, 2])),
+    ?assertEqual([OldTid], py_test_lib:wait_for_threads_exit([OldTid], 0)),
+    %% The Python thread sleeps 7 s from about the start of the stop.
+    ?assertEqual([], py_test_lib:wait_for_threads_exit([OldTid], 100)).
 
 %%% ---------------------------------------------------------------------------
 %%% Helpers

@@ -17,7 +17,8 @@
 %% the shim and asyncio first: tens of milliseconds).
 -define(READY_WAIT_MS, 30000).
 
--record(state, {pool :: atom(), index :: pos_integer(), ctx :: py_nif:context()}).
+-record(state, {pool :: atom(), index :: pos_integer(), ctx :: py_nif:context(),
+                mode :: py_context_router:mode()}).
 
 -spec start_link(atom(), pos_integer()) -> {ok, pid()} | {error, term()}.
 start_link(Pool, Index) ->
@@ -36,7 +37,7 @@ init({Pool, Index, Mode}) ->
             case await_ready(Ctx) of
                 ok ->
                     ok = py_context_router:register(Pool, Index, self(), Ctx),
-                    {ok, #state{pool = Pool, index = Index, ctx = Ctx}};
+                    {ok, #state{pool = Pool, index = Index, ctx = Ctx, mode = Mode}};
                 {error, Why} ->
                     {stop, {context_crashed, Why}}
             end;
@@ -74,7 +75,7 @@ handle_info(_Info, State) ->
     {noreply, State}.
 
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{pool = Pool, index = Index, ctx = Ctx}) ->
+terminate(_Reason, #state{pool = Pool, index = Index, ctx = Ctx, mode = Mode}) ->
     py_context_router:unregister(Pool, Index),
     ok = py_nif:context_stop(Ctx),
     %% The thread answers what is queued, lets its loop's tasks wind down (a second at
@@ -84,5 +85,15 @@ terminate(_Reason, #state{pool = Pool, index = Index, ctx = Ctx}) ->
     receive
         {py_context_exited, Id} -> ok
     after ?EXIT_WAIT_MS ->
-        ?LOG_WARNING("Python context ~p/~b still winding down after ~b ms", [Pool, Index, ?EXIT_WAIT_MS])
+        ?LOG_WARNING("Python context ~p/~b still winding down after ~b ms~ts",
+                     [Pool, Index, ?EXIT_WAIT_MS, winding_down_hint(Mode)])
     end.
+
+%% A sub-interpreter ends only once its non-daemon threads have: the usual reason a
+%% sub-interpreter context takes long to stop (its thread then waits for them, and the
+%% contexts started after it serve meanwhile).
+winding_down_hint(own_gil) ->
+    "; its sub-interpreter ends once the threads its Python code started have ended";
+winding_down_hint(main) ->
+    "".
+
