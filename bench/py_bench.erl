@@ -169,7 +169,7 @@ single_caller(#{single := N}) ->
 %% 1b. The same with tracing on: a `py.call' span per call (the store keeps the newest
 %% 100,000), each a child of the caller's traceparent.
 traced_single_caller(Cfg) ->
-    ok = py:enable_tracing(),
+    ok = py:enable_tracing(#{}),
     try
         py:with_trace_context(<<"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01">>,
                               fun() -> single_caller(Cfg) end)

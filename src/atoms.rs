@@ -26,6 +26,8 @@ rustler::atoms! {
     version,
     py_output,
     py_output_flush,
+    py_output_dropped,
+    py_handler,
     py_traceback,
     error_details,
     py_callback,

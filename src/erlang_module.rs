@@ -10,7 +10,7 @@
 
 use crate::interp_kit::{self, Class};
 use crate::msg_env::{MsgEnv, OwnedTerm};
-use crate::output::send_to_output_handler;
+use crate::output::{send_to_output_handler, Payload};
 use crate::py_args;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -101,7 +101,7 @@ fn _write(py: Python<'_>, stream: &Bound<'_, PyAny>, text: &Bound<'_, PyAny>) ->
     let stream: u8 = stream.extract()?;
     let data = py_args::text(text, "_write() text")?.as_bytes().to_vec();
     py.detach(move || {
-        send_to_output_handler(|e, who| {
+        send_to_output_handler(Payload::Output, data.len(), |e, who| {
             let tag = if stream == 2 { crate::atoms::stderr() } else { crate::atoms::stdout() };
             let bin = crate::convert::py_bytes_to_binary(e, &data);
             (crate::atoms::py_output(), who, tag, bin).encode(e)
@@ -239,8 +239,9 @@ fn _log(
     for (field, value) in fields.iter_mut().zip([level, logger, module, function, message]) {
         *field = py_args::text(value, "_log() field")?.as_bytes().to_vec();
     }
+    let size = fields.iter().map(Vec::len).sum();
     py.detach(move || {
-        send_to_output_handler(|e, who| {
+        send_to_output_handler(Payload::Record, size, |e, who| {
             let [level, logger, module, function, message] =
                 fields.map(|f| crate::convert::py_bytes_to_binary(e, &f));
             let record = rustler::types::tuple::make_tuple(e, &[level, logger, module, function, line.encode(e), message]);

@@ -53,6 +53,20 @@ fn set_output_handler(pid: LocalPid) -> rustler::Atom {
     atoms::ok()
 }
 
+/// The output handler took a message that counted for `Cost` bytes of its backlog.
+#[rustler::nif]
+fn output_taken(cost: usize) -> rustler::Atom {
+    crate::output::taken(cost);
+    atoms::ok()
+}
+
+/// `{Writes, Bytes, Records}` dropped on the way to the output handler since it last asked.
+#[rustler::nif]
+fn output_drops() -> (u64, u64, u64) {
+    let drops = crate::output::take_drops();
+    (drops.writes, drops.bytes, drops.records)
+}
+
 /// Start a context actor owned by the calling process.
 /// `Mode` is `main` (the main interpreter) or `own_gil` (a sub-interpreter of its own,
 /// CPython 3.12+; `{error, {unsupported_mode, own_gil}}` before). The owner receives

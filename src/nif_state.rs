@@ -9,7 +9,7 @@ use crate::state::SharedDictRes;
 use crate::state::{key_of, IncrError, Stored, GLOBAL};
 use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
 
-rustler::atoms! { not_found, badarith, big }
+rustler::atoms! { not_found, badarith, big, off, python, all }
 
 /// Values bigger than this (encoded) are decoded on a dirty scheduler: about 1 ms of work.
 const BIG_VALUE: usize = 1 << 20;
@@ -146,11 +146,21 @@ fn incr_error(e: IncrError) -> rustler::Error {
     }
 }
 
-/// Start recording spans made with `erlang.Span`.
+/// `python`: record the spans Python code makes with `erlang.Span` (2.3.1's tracing);
+/// `all`: the runtime's request and callback spans too; `off`: nothing.
 #[rustler::nif]
-fn tracing_enable(enabled: bool) -> Atom {
-    crate::spans::set_enabled(enabled);
-    atoms::ok()
+fn tracing_enable(what: Atom) -> rustler::NifResult<Atom> {
+    let (enabled, runtime) = if what == off() {
+        (false, false)
+    } else if what == python() {
+        (true, false)
+    } else if what == all() {
+        (true, true)
+    } else {
+        return Err(rustler::Error::BadArg);
+    };
+    crate::spans::set_enabled(enabled, runtime);
+    Ok(atoms::ok())
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]

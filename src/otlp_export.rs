@@ -344,7 +344,7 @@ impl Warner {
 /// `{py_warning, undefined, otlp_export, Text}` to the output handler, which logs it.
 fn warn(text: &str) {
     let bytes = text.as_bytes().to_vec();
-    crate::output::send_to_output_handler(|e, who| {
+    crate::output::send_to_output_handler(crate::output::Payload::Record, bytes.len(), |e, who| {
         let mut text = rustler::NewBinary::new(e, bytes.len());
         text.as_mut_slice().copy_from_slice(&bytes);
         (crate::atoms::py_warning(), who, otlp_export(), rustler::Term::from(text)).encode(e)

@@ -5,8 +5,17 @@
 //! arrives. This side remembers which callers left a line open on this thread, so that
 //! the end of their request (or a `flush()`) tells the handler to send it without waiting
 //! for its timer; writes that end a line cost nothing more.
+//!
+//! What waits in the handler's mailbox is bounded here, where it is sent: a process
+//! cannot see its own queue fill, and a handler held up (descheduled, or blocked in a
+//! slow `logger` handler) would otherwise let Python fill it as fast as it writes. Each
+//! message counts for its payload plus `MESSAGE_COST` bytes until the handler takes it
+//! (`taken`); past `MAX_BACKLOG_BYTES` a message is dropped and counted, and the first
+//! drop after the handler last collected them (`take_drops`) sends it a notice.
 
 use crate::msg_env::{MsgEnv, OwnedTerm};
+use backlog::{Admit, Backlog};
+pub use backlog::{Drops, Payload};
 use rustler::{Encoder, LocalPid};
 use std::cell::{Cell, RefCell};
 use std::sync::Mutex;
@@ -19,32 +28,86 @@ thread_local! {
     static OPEN_LINES: RefCell<Vec<(Option<LocalPid>, u8)>> = const { RefCell::new(Vec::new()) };
 }
 
-static OUTPUT_HANDLER: Mutex<Option<LocalPid>> = Mutex::new(None);
+/// Bytes that may wait in the handler's mailbox (always at least one message).
+pub const MAX_BACKLOG_BYTES: usize = 8 * 1024 * 1024;
+/// What a message counts for beyond its payload: the tuple, the caller, the envelope.
+pub const MESSAGE_COST: usize = 128;
+
+/// The handler process and what it has not taken yet.
+struct Handler {
+    pid: Option<LocalPid>,
+    backlog: Backlog,
+}
+
+static HANDLER: Mutex<Handler> = Mutex::new(Handler { pid: None, backlog: Backlog::new(MAX_BACKLOG_BYTES, MESSAGE_COST) });
+
+fn handler() -> std::sync::MutexGuard<'static, Handler> {
+    // Held for a few arithmetic steps that cannot panic, so never poisoned in practice;
+    // if it were, the counts in it are still whole.
+    HANDLER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Set the process whose request runs on this thread; answers the previous one.
 pub fn set_current_caller(pid: Option<LocalPid>) -> Option<LocalPid> {
     CURRENT_CALLER.with(|c| c.replace(pid))
 }
 
+/// A new handler (at start, or after its restart): what was sent to the one before is
+/// gone with it, so nothing of it counts any more.
 pub fn set_output_handler(pid: LocalPid) {
-    *OUTPUT_HANDLER.lock().unwrap() = Some(pid);
+    let mut handler = handler();
+    handler.pid = Some(pid);
+    handler.backlog.reset();
 }
 
-/// Send `{Tag, Caller | undefined, Payload...}` to the output handler process.
-pub fn send_to_output_handler(build: impl for<'a> FnOnce(rustler::Env<'a>, rustler::Term<'a>) -> rustler::Term<'a>) {
-    send_for(CURRENT_CALLER.with(|c| c.get()), build);
+/// The handler took a message that counted for `cost` bytes.
+pub fn taken(cost: usize) {
+    handler().backlog.taken(cost);
 }
 
-fn send_for(caller: Option<LocalPid>, build: impl for<'a> FnOnce(rustler::Env<'a>, rustler::Term<'a>) -> rustler::Term<'a>) {
-    let Some(handler) = *OUTPUT_HANDLER.lock().unwrap() else { return };
-    let msg = OwnedTerm::build(MsgEnv::new(), |e| {
-        let who = match caller {
-            Some(pid) => pid.encode(e),
-            None => crate::atoms::undefined().encode(e),
-        };
-        build(e, who)
-    });
-    msg.send(&handler);
+/// The drops the handler has not collected yet; they count as collected now.
+pub fn take_drops() -> Drops {
+    handler().backlog.take_drops()
+}
+
+/// Send `{py_handler, Cost, {Tag, Caller | undefined, Payload...}}` to the output handler
+/// process, or drop it when the handler's backlog is full. `payload_len` is the size of
+/// the text the message carries.
+pub fn send_to_output_handler(
+    kind: Payload,
+    payload_len: usize,
+    build: impl for<'a> FnOnce(rustler::Env<'a>, rustler::Term<'a>) -> rustler::Term<'a>,
+) {
+    send_for(CURRENT_CALLER.with(|c| c.get()), kind, payload_len, build);
+}
+
+fn send_for(
+    caller: Option<LocalPid>,
+    kind: Payload,
+    payload_len: usize,
+    build: impl for<'a> FnOnce(rustler::Env<'a>, rustler::Term<'a>) -> rustler::Term<'a>,
+) {
+    let (pid, admitted) = {
+        let mut handler = handler();
+        let Some(pid) = handler.pid else { return };
+        (pid, handler.backlog.admit(kind, payload_len))
+    };
+    let msg = match admitted {
+        Admit::Send(cost) => OwnedTerm::build(MsgEnv::new(), |e| {
+            let who = match caller {
+                Some(pid) => pid.encode(e),
+                None => crate::atoms::undefined().encode(e),
+            };
+            (crate::atoms::py_handler(), cost, build(e, who)).encode(e)
+        }),
+        // Outside the bound, and at most one at a time: the next is sent only after the
+        // handler collected the drops this one tells of.
+        Admit::DroppedFirst => OwnedTerm::build(MsgEnv::new(), |e| {
+            (crate::atoms::py_handler(), 0, crate::atoms::py_output_dropped()).encode(e)
+        }),
+        Admit::Dropped => return,
+    };
+    msg.send(&pid);
 }
 
 /// Remember whether the current caller's last write on `stream` (1 stdout, 2 stderr),
@@ -85,6 +148,6 @@ fn flush(caller: Option<LocalPid>) {
         lines.len() != before
     });
     if had_open {
-        send_for(caller, |e, who| (crate::atoms::py_output_flush(), who).encode(e));
+        send_for(caller, Payload::Flush, 0, |e, who| (crate::atoms::py_output_flush(), who).encode(e));
     }
 }

@@ -217,7 +217,7 @@ fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
 /// `#{request, module, function, context, class}` (`undefined` where unknown).
 fn send_traceback(text: &str, class: &str, site: &Site) {
     let context = CONTEXT.with(|c| c.get());
-    crate::output::send_to_output_handler(|e, who| {
+    crate::output::send_to_output_handler(crate::output::Payload::Record, text.len(), |e, who| {
         let undefined = || atoms::undefined().encode(e);
         let name = |n: &Option<String>| n.as_deref().map(|s| py_bytes_to_binary(e, s.as_bytes())).unwrap_or_else(undefined);
         let mut meta = Term::map_new(e);

@@ -18,6 +18,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const MAX_FINISHED: usize = 100_000;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+/// Whether the runtime records its own spans too (`crate::trace`), not only Python's.
+static RUNTIME: AtomicBool = AtomicBool::new(false);
 static FINISHED: Mutex<VecDeque<SpanData>> = Mutex::new(VecDeque::new());
 static TRACER: LazyLock<Tracer> = LazyLock::new(|| build_provider().tracer("erlang_python"));
 
@@ -35,8 +37,9 @@ pub fn tracer() -> Tracer {
     TRACER.clone()
 }
 
-pub fn is_enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+/// Whether requests and Erlang callbacks get spans of their own (`crate::trace`).
+pub fn runtime_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed) && RUNTIME.load(Ordering::Relaxed)
 }
 
 rustler::atoms! { name, span_id, parent_id, trace_id, start_time, end_time, duration_us, status, attributes, end_attrs, events, time, attrs }
@@ -75,7 +78,9 @@ pub fn start_span(name: String, parent: &Context, attributes: Vec<KeyValue>) -> 
     Some(parent.with_span(span))
 }
 
-pub fn set_enabled(enabled: bool) {
+/// Record spans or not; with `runtime`, the runtime's own spans besides Python's.
+pub fn set_enabled(enabled: bool, runtime: bool) {
+    RUNTIME.store(runtime, Ordering::Relaxed);
     ENABLED.store(enabled, Ordering::Relaxed);
 }
 

@@ -144,7 +144,7 @@ span_map_shape(_) ->
                    "    s.event('second')\n"
                    "    s.event('third', ok=True, ratio=0.5)\n"
                    "    s.set_attribute('status', 200)\n">>),
-    {ok, [Span]} = py_test_lib:python_spans(),
+    {ok, [Span]} = py:get_traces(),
     ?assertEqual([attributes, duration_us, end_attrs, end_time, events, name, parent_id,
                   span_id, start_time, status, trace_id],
                  lists:sort(maps:keys(Span))),
@@ -176,7 +176,7 @@ trace_decorator(_) ->
     ?assertEqual({ok, [2, 20, -3, 104, <<"bad input">>]}, py:call(?H, run_traced, [])),
     %% The exception reaches the caller unchanged.
     ?assertEqual({error, {'ValueError', "again"}}, py:call(?H, fails, [<<"again">>])),
-    {ok, Spans} = py_test_lib:python_spans(),
+    {ok, Spans} = py:get_traces(),
     ?assertEqual([{<<"py_compat_a_helpers.default_name">>, ok, #{}},
                   {<<"inside">>, ok, #{}},
                   {<<"custom.name">>, ok, #{}},
@@ -196,7 +196,7 @@ trace_decorator(_) ->
 
 trace_decorator_coroutine(_) ->
     ?assertEqual({ok, 14}, py:async_await(py:async_call(?H, coroutine, [7]))),
-    {ok, [Span]} = py_test_lib:python_spans(),
+    {ok, [Span]} = py:get_traces(),
     ?assertMatch(#{name := <<"py_compat_a_helpers.coroutine">>, status := ok,
                    end_attrs := #{}, parent_id := undefined}, Span).
 

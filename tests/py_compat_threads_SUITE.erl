@@ -130,7 +130,7 @@ other_functions_from_thread(_) ->
                  py:call(?H, other_functions_in_thread, [self()])),
     receive Msg -> ?assertEqual({<<"from_thread">>, 1}, Msg) after 2000 -> ct:fail(no_message) end,
     ?assertEqual({ok, 15}, py:state_fetch(<<"thread_key">>)),
-    {ok, Spans} = py_test_lib:python_spans(),
+    {ok, Spans} = py:get_traces(),
     ?assertEqual([<<"in_thread">>], [N || #{name := N} <- Spans]),
     ok = py:disable_tracing().
 

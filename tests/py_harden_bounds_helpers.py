@@ -3,6 +3,7 @@ made, bulk writers to stdout, span makers, and shared-state readers."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any, Iterator
 
@@ -34,6 +35,15 @@ def write_chunks(n: int, size: int) -> int:
     for _ in range(n):
         sys.stdout.write(chunk)
     return n * size
+
+
+def log_lines(n: int, size: int) -> int:
+    """n warnings of `size` characters each through Python's `logging`."""
+    log = logging.getLogger("bounds")
+    text = "x" * size
+    for _ in range(n):
+        log.warning(text)
+    return n
 
 
 def make_spans(n: int) -> int:

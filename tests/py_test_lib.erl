@@ -4,7 +4,7 @@
 -module(py_test_lib).
 
 -export([root/0, venv/0, start/0, start/1, stop/0, collect_stream/2, stream_events/2]).
--export([python_spans/0, wait_for_threads_exit/2, context_mode_env/0]).
+-export([wait_for_threads_exit/2, context_mode_env/0]).
 
 %% @doc The project checkout (set by tests/run_ct.escript).
 -spec root() -> string().
@@ -91,20 +91,3 @@ stream_events(Ref, Timeout) ->
     after Timeout ->
         [timeout]
     end.
-
-%% @doc The spans Python code opened (`erlang.Span', `@erlang.trace'), as 2.3.1 recorded
-%% them: the runtime's own spans (`py.exec', `py.call', ... and `erlang.call', see
-%% py_trace_pipeline_SUITE) are left out, and a span whose parent is one of those reads
-%% as a root, as it did in 2.3.1.
--spec python_spans() -> {ok, [map()]}.
-python_spans() ->
-    {ok, All} = py:get_traces(),
-    Runtime = [Id || #{name := Name, span_id := Id} <- All, is_runtime_span(Name)],
-    {ok, [case lists:member(Parent, Runtime) of
-              true -> Span#{parent_id := undefined};
-              false -> Span
-          end || #{name := Name, parent_id := Parent} = Span <- All, not is_runtime_span(Name)]}.
-
-is_runtime_span(<<"py.", _/binary>>) -> true;
-is_runtime_span(<<"erlang.call">>) -> true;
-is_runtime_span(_) -> false.

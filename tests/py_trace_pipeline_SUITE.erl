@@ -13,7 +13,7 @@
 -export([round_trip/1, span_inside_request/1, async_step/1, spawned_call/1, stream/1,
          timeout/1, error_status/1, continues_given_context/1, malformed_traceparent/1,
          traceparent_in_callback/1, many_spans_bounded/1, other_callers_trace/1,
-         caller_dies/1, disabled_makes_nothing/1]).
+         caller_dies/1, disabled_makes_nothing/1, python_spans_only/1]).
 
 -define(H, py_trace_pipeline_helpers).
 -define(REQUEST_KEYS, [<<"py.context">>, <<"py.convert_us">>, <<"py.function">>,
@@ -26,7 +26,8 @@ suite() ->
 all() ->
     [round_trip, span_inside_request, async_step, spawned_call, stream, timeout,
      error_status, continues_given_context, malformed_traceparent, traceparent_in_callback,
-     many_spans_bounded, other_callers_trace, caller_dies, disabled_makes_nothing].
+     many_spans_bounded, other_callers_trace, caller_dies, disabled_makes_nothing,
+     python_spans_only].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -43,7 +44,8 @@ end_per_suite(_Config) ->
     py_test_lib:stop().
 
 init_per_testcase(_Case, Config) ->
-    ok = py:enable_tracing(),
+    %% The runtime's spans with Python's (enable_tracing/0 records Python's only).
+    ok = py:enable_tracing(#{}),
     ok = py:clear_traces(),
     Config.
 
@@ -283,6 +285,28 @@ disabled_makes_nothing(_) ->
     timer:sleep(50),
     ?assertEqual({ok, []}, py:get_traces()),
     ?assertEqual({ok, []}, py:get_traces(Trace)).
+
+%% `enable_tracing/0' records Python's spans only, as 2.3.1 did, and so does
+%% `runtime_spans => false': no request or callback spans, so a span opened at the top of
+%% a request's code is the root of a trace of its own, whatever the caller's traceparent.
+python_spans_only(_) ->
+    [begin
+         ok = Enable(),
+         ok = py:clear_traces(),
+         {TP, Trace, _} = new_traceparent(),
+         {ok, 6} = py:with_trace_context(TP, fun() -> py:call(?H, leaf, [3]) end),
+         {ok, [TP, 2]} = py:with_trace_context(TP, fun() -> py:call(?H, outer, [1]) end),
+         {ok, Spans} = py:get_traces(),
+         ?assertEqual([{<<"leaf.work">>, undefined, #{<<"x">> => 3}},
+                       {<<"leaf.work">>, undefined, #{<<"x">> => 1}}],
+                      [{N, P, A} || #{name := N, parent_id := P, attributes := A} <- Spans]),
+         [#{trace_id := T1}, #{trace_id := T2}] = Spans,
+         ?assertNotEqual(T1, T2),
+         ?assertEqual({ok, []}, py:get_traces(Trace))
+     end || Enable <- [fun py:enable_tracing/0,
+                       fun() -> py:enable_tracing(#{runtime_spans => false}) end]],
+    ?assertEqual({error, {invalid_option, {runtime_spans, yes}}},
+                 py:enable_tracing(#{runtime_spans => yes})).
 
 %%% ---------------------------------------------------------------------------
 %%% Helpers

@@ -34,7 +34,7 @@ span_fields(_) ->
     ok = py:exec(<<"with erlang.Span('fetch', url='http://x', retries=2, ok=True, ratio=0.5) as s:\n"
                    "    s.event('sent', bytes=10)\n"
                    "    s.set_attribute('status', 200)\n">>),
-    {ok, [Span]} = py_test_lib:python_spans(),
+    {ok, [Span]} = py:get_traces(),
     #{name := <<"fetch">>, span_id := Id, parent_id := undefined, trace_id := Trace,
       start_time := Start, end_time := End, duration_us := Duration, status := ok,
       end_attrs := EndAttrs, attributes := Attrs, events := [Event]} = Span,
@@ -58,7 +58,7 @@ nesting_and_errors(_) ->
                    "        raise KeyError('k')\n"
                    "except KeyError:\n"
                    "    pass\n">>),
-    {ok, Spans} = py_test_lib:python_spans(),
+    {ok, Spans} = py:get_traces(),
     %% Oldest first: in the order the spans started (the outer one ended last).
     ?assertEqual([<<"outer">>, <<"inner">>, <<"fails">>], [N || #{name := N} <- Spans]),
     [Outer, Inner, Fails] = Spans,
@@ -76,7 +76,7 @@ decorators(_) ->
     ?assertEqual({ok, 4}, py:call(py_tracing_helpers, decorated_sync, [2])),
     ?assertMatch({error, {'ValueError', "negative"}}, py:call(py_tracing_helpers, decorated_sync, [-1])),
     ?assertEqual({ok, <<"done">>}, py:async_await(py:async_call(py_tracing_helpers, decorated_async, []))),
-    {ok, Spans} = py_test_lib:python_spans(),
+    {ok, Spans} = py:get_traces(),
     ?assertEqual([{<<"decorated_sync">>, ok, #{}},
                   {<<"decorated_sync">>, error, #{<<"exception">> => <<"ValueError: negative">>}},
                   {<<"decorated_async">>, ok, #{}}],
@@ -86,7 +86,7 @@ decorators(_) ->
 
 async_children(_) ->
     ?assertEqual({ok, [0, 1, 2, 3]}, py:async_await(py:async_call(py_tracing_helpers, pipeline, [4]))),
-    {ok, Spans} = py_test_lib:python_spans(),
+    {ok, Spans} = py:get_traces(),
     [Root] = [S || #{name := <<"pipeline">>} = S <- Spans],
     Steps = [S || #{name := <<"step">>} = S <- Spans],
     ?assertEqual(4, length(Steps)),

@@ -756,14 +756,19 @@ shared_dict_destroy(Dict) -> py_nif:shared_dict_destroy(Dict).
 %%% Tracing
 
 %% @doc Start recording the spans Python code opens with `erlang.Span(Name, **Attrs)' or
-%% `@erlang.trace()'.
+%% `@erlang.trace()', and only those, as erlang_python 2.3.1 did: a span opened at the
+%% top of a request's code is a root. `enable_tracing/1' also records the runtime's own
+%% spans (one per request, one per Erlang callback), for traces across the boundary.
 -spec enable_tracing() -> ok.
 enable_tracing() ->
-    py_nif:tracing_enable(true).
+    py_nif:tracing_enable(python).
 
-%% @doc Start recording spans, and choose where they go besides `get_traces/0':
-%% `#{exporter => memory}' keeps them in memory only (as `enable_tracing/0'; an OTLP
-%% exporter that runs is flushed and stopped);
+%% @doc Start recording spans: Python's and, unless `runtime_spans => false', the
+%% runtime's own (a `py.call', `py.eval', ... span per request and an `erlang.call' span
+%% per Erlang callback, which carry the trace across the boundary; see docs/tracing.md).
+%% Choose where they go besides `get_traces/0':
+%% `#{exporter => memory}' (the default) keeps them in memory only (an OTLP exporter that
+%% runs is flushed and stopped);
 %% `#{exporter => otlp, endpoint => Url, service_name => Name}' also sends them to an
 %% OpenTelemetry collector over OTLP/HTTP (protobuf). `Url' is an `http://' URL: the
 %% collector's base URL (`/v1/traces' is added) or, with a path, the full traces URL.
@@ -772,20 +777,24 @@ enable_tracing() ->
 %% (at most one a minute), so a collector that is down never slows callers.
 %% See docs/tracing.md, "Export over OTLP".
 -spec enable_tracing(#{exporter => memory | otlp, endpoint => iodata(),
-                       service_name => iodata() | atom()}) ->
+                       service_name => iodata() | atom(), runtime_spans => boolean()}) ->
           ok | {error, {invalid_option, term()} | {exporter_start_failed, binary()}}.
 enable_tracing(Opts) when is_map(Opts) ->
+    What = case maps:get(runtime_spans, Opts, true) of
+               false -> python;
+               _ -> all
+           end,
     case tracing_options(maps:to_list(Opts), #{exporter => memory}) of
         {ok, #{exporter := memory} = Chosen} when map_size(Chosen) =:= 1 ->
             ok = py_nif:tracing_export_stop(),
-            py_nif:tracing_enable(true);
+            py_nif:tracing_enable(What);
         {ok, #{exporter := memory} = Chosen} ->
             [Key | _] = maps:keys(maps:remove(exporter, Chosen)),
             {error, {invalid_option, {Key, maps:get(Key, Opts)}}};
         {ok, #{exporter := otlp, endpoint := Url} = Chosen} ->
             Name = maps:get(service_name, Chosen, <<"erlang_python">>),
             case py_nif:tracing_export_start(Url, Name) of
-                ok -> py_nif:tracing_enable(true);
+                ok -> py_nif:tracing_enable(What);
                 {error, {endpoint, _}} -> {error, {invalid_option, {endpoint, maps:get(endpoint, Opts)}}};
                 {error, {runtime, Why}} -> {error, {exporter_start_failed, Why}}
             end;
@@ -807,6 +816,8 @@ tracing_options([{endpoint, Url} = Opt | Rest], Acc) ->
         {ok, Bin} -> tracing_options(Rest, Acc#{endpoint => Bin});
         error -> {error, {invalid_option, Opt}}
     end;
+tracing_options([{runtime_spans, B} | Rest], Acc) when is_boolean(B) ->
+    tracing_options(Rest, Acc);
 tracing_options([{service_name, Name} = Opt | Rest], Acc) ->
     case option_text(Name) of
         {ok, Bin} when Bin =/= <<>> -> tracing_options(Rest, Acc#{service_name => Bin});
@@ -845,7 +856,7 @@ option_text(T) ->
 %% exporter sends what it still holds, for at most 5 s, and stops.
 -spec disable_tracing() -> ok.
 disable_tracing() ->
-    ok = py_nif:tracing_enable(false),
+    ok = py_nif:tracing_enable(off),
     py_nif:tracing_export_stop().
 
 %% @doc The finished spans, in the order they started, in 2.3.1's shape: maps with

@@ -5,7 +5,7 @@
 -module(py_nif).
 
 -export([priv_dir/0]).
--export([init/1, set_output_handler/1,
+-export([init/1, set_output_handler/1, output_taken/1, output_drops/0,
          context_start/2, context_start/3, python_features/0, context_stop/1, context_panic/1, context_id/1,
          env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1, ref_release/1,
          callback_reply/3, set_callback_handler/1, set_function_registered/2,
@@ -21,7 +21,7 @@
 
 -on_load(load/0).
 
--nifs([init/1, set_output_handler/1,
+-nifs([init/1, set_output_handler/1, output_taken/1, output_drops/0,
        context_start/3, python_features/0, context_stop/1, context_panic/1, context_id/1,
        env_new/1, submit/4, submit_sync/3, cast/3, cancel/1, is_ref/1, ref_release/1,
        callback_reply/3, set_callback_handler/1, set_function_registered/2,
@@ -56,6 +56,15 @@ init(_Opts) -> erlang:nif_error(not_loaded).
 
 -spec set_output_handler(pid()) -> ok.
 set_output_handler(_Pid) -> erlang:nif_error(not_loaded).
+
+%% @doc The output handler took a message of `{py_handler, Cost, Msg}'.
+-spec output_taken(non_neg_integer()) -> ok.
+output_taken(_Cost) -> erlang:nif_error(not_loaded).
+
+%% @doc Writes, their bytes, and records (logging, tracebacks, warnings) dropped on the way
+%% to the output handler since it last asked.
+-spec output_drops() -> {non_neg_integer(), non_neg_integer(), non_neg_integer()}.
+output_drops() -> erlang:nif_error(not_loaded).
 
 %% @doc A context in the main interpreter (`context_start/3' with `main').
 -spec context_start(pos_integer(), pos_integer()) -> {ok, context()}.
@@ -187,8 +196,10 @@ join_chain(_Ctx, _CallbackId) -> erlang:nif_error(not_loaded).
 -spec stream_credit(handle(), pos_integer()) -> ok.
 stream_credit(_Handle, _Items) -> erlang:nif_error(not_loaded).
 
--spec tracing_enable(boolean()) -> ok.
-tracing_enable(_Enabled) -> erlang:nif_error(not_loaded).
+%% @doc Record no spans (`off'), Python's `erlang.Span' spans (`python'), or those and
+%% the runtime's request and callback spans (`all').
+-spec tracing_enable(off | python | all) -> ok.
+tracing_enable(_What) -> erlang:nif_error(not_loaded).
 
 -spec tracing_spans() -> [py:span()].
 tracing_spans() -> erlang:nif_error(not_loaded).

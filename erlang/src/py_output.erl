@@ -16,10 +16,16 @@
 %%% process or Python. What is in flight is bounded per group leader: at most
 %%% `?MAX_PENDING_BYTES' (each write counted as its size plus `?REQUEST_COST') awaiting
 %%% an `io_reply'. A write past that bound is dropped (one write is always let through
-%%% to a group leader with nothing in flight, however big), and so is every write that
-%%% arrives while this process lags behind Python by more than about `?MAX_QUEUE_BYTES'
-%%% (its queue length times the size of the write at hand: an O(1) estimate). Drops are counted (`stats/0') and reported by a
-%%% `logger' warning at most every `?WARN_EVERY_MS' ms.
+%%% to a group leader with nothing in flight, however big).
+%%%
+%%% What waits in this process's own mailbox is bounded by the NIF, which sends every
+%%% message as `{py_handler, Cost, Message}' and counts it until this process takes it
+%%% (`py_nif:output_taken/1'): past 8 MiB of backlog it drops writes, log records and
+%%% tracebacks and counts them, and tells of the first drop with `py_output_dropped'
+%%% (`py_nif:output_drops/0' collects the counts). So a held-up handler (descheduled, or
+%%% blocked in a slow `logger' handler) cannot make Python grow memory without bound.
+%%% Drops on both sides are counted (`stats/0') and reported by a `logger' warning at most
+%%% every `?WARN_EVERY_MS' ms.
 -module(py_output).
 -behaviour(gen_server).
 
@@ -30,13 +36,13 @@
 
 -define(MAX_PENDING_BYTES, 4194304).
 -define(REQUEST_COST, 128).
--define(MAX_QUEUE_BYTES, 16777216).
 -define(WARN_EVERY_MS, 5000).
 -define(MAX_CALLERS, 1024).
 -define(PARTIAL_LINE_MS, 100).
 -define(MAX_PARTIAL_BYTES, 65536).
 
 -type stats() :: #{dropped_writes := non_neg_integer(), dropped_bytes := non_neg_integer(),
+                   dropped_records := non_neg_integer(),
                    pending_bytes := non_neg_integer(), pending_requests := non_neg_integer()}.
 -export_type([stats/0]).
 
@@ -47,8 +53,11 @@
           pending = #{} :: #{reference() => {pid(), non_neg_integer()}},
           dropped_writes = 0 :: non_neg_integer(),
           dropped_bytes = 0 :: non_neg_integer(),
-          %% Drops not yet in a warning, and whether a report is scheduled.
-          unreported = {0, 0} :: {non_neg_integer(), non_neg_integer()},
+          %% Log records, tracebacks and warnings the NIF dropped.
+          dropped_records = 0 :: non_neg_integer(),
+          %% Drops not yet in a warning ({writes, bytes, records}), and whether a report is
+          %% scheduled.
+          unreported = {0, 0, 0} :: {non_neg_integer(), non_neg_integer(), non_neg_integer()},
           report_due = false :: boolean(),
           %% Group leaders of recent writers, for writes handled after their writer exited
           %% (this process may lag behind Python); cleared past `?MAX_CALLERS' entries.
@@ -62,7 +71,8 @@
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
-%% @doc Output dropped so far (since the application started) and output in flight.
+%% @doc Output dropped so far (since the application started: writes and their bytes, and
+%% log records and tracebacks) and output in flight to group leaders.
 -spec stats() -> stats().
 stats() ->
     gen_server:call(?MODULE, stats).
@@ -75,9 +85,11 @@ init([]) ->
     {ok, #state{}}.
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
-handle_call(stats, _From, #state{pending = Pending} = S) ->
+handle_call(stats, _From, S0) ->
+    #state{pending = Pending} = S = collect_drops(S0),
     Bytes = maps:fold(fun(_, {_, Cost}, Acc) -> Acc + Cost end, 0, Pending),
     {reply, #{dropped_writes => S#state.dropped_writes, dropped_bytes => S#state.dropped_bytes,
+              dropped_records => S#state.dropped_records,
               pending_bytes => Bytes, pending_requests => map_size(Pending)}, S};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_request}, State}.
@@ -87,6 +99,11 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({py_handler, Cost, Message}, State) ->
+    ok = py_nif:output_taken(Cost),
+    handle_info(Message, State);
+handle_info(py_output_dropped, State) ->
+    {noreply, collect_drops(State)};
 handle_info({py_output, Caller, Stream, Text}, State) ->
     {noreply, output(Caller, Stream, Text, State)};
 handle_info({py_output_flush, Caller}, State) ->
@@ -105,10 +122,12 @@ handle_info({'DOWN', _, process, Leader, _}, #state{leaders = Leaders, pending =
     %% Its requests will never be answered.
     {noreply, S#state{leaders = maps:remove(Leader, Leaders),
                       pending = maps:filter(fun(_, {L, _}) -> L =/= Leader end, Pending)}};
-handle_info(report_drops, #state{unreported = {0, 0}} = S) ->
-    {noreply, S#state{report_due = false}};
-handle_info(report_drops, S) ->
-    {noreply, warn(S)};
+handle_info(report_drops, S0) ->
+    %% Drops the NIF made are counted (and reported, if any) by collect_drops/1.
+    case collect_drops(S0#state{report_due = false}) of
+        #state{unreported = {0, 0, 0}} = S -> {noreply, S};
+        S -> {noreply, warn(S)}
+    end;
 handle_info({py_log, Caller, {Level, Logger, Module, Function, Line, Message}}, State) ->
     logger:log(erlang_level(Level), "~ts", [Message],
                with_pid(Caller, #{domain => [python], python_logger => Logger,
@@ -160,20 +179,13 @@ terminate(_Reason, #state{partial = Partial} = S) ->
 
 %% A write of `Caller's: whole lines go out now, the rest waits for its line's end.
 output(Caller, Stream, Text, S) ->
-    Cost = byte_size(Text) + ?REQUEST_COST,
-    case erlang:process_info(self(), message_queue_len) of
-        {message_queue_len, Waiting} when Waiting * Cost > ?MAX_QUEUE_BYTES ->
-            drop(Cost, S);
-        _ ->
-            Key = {Caller, Stream},
-            case maps:take(Key, S#state.partial) of
-                {{Leader, Held, Timer}, Partial} ->
-                    lines(Key, Leader, <<Held/binary, Text/binary>>, Timer,
-                          S#state{partial = Partial});
-                error ->
-                    {Leader, S0} = group_leader_of(Caller, S),
-                    lines(Key, Leader, Text, none, S0)
-            end
+    Key = {Caller, Stream},
+    case maps:take(Key, S#state.partial) of
+        {{Leader, Held, Timer}, Partial} ->
+            lines(Key, Leader, <<Held/binary, Text/binary>>, Timer, S#state{partial = Partial});
+        error ->
+            {Leader, S0} = group_leader_of(Caller, S),
+            lines(Key, Leader, Text, none, S0)
     end.
 
 %% Send `Text' up to its last newline and hold what follows, unless that is too big to
@@ -256,31 +268,42 @@ settle(Leader, Cost, #state{leaders = Leaders} = S) ->
             S
     end.
 
-drop(Cost, #state{unreported = {Writes, Bytes}} = S) ->
-    Size = Cost - ?REQUEST_COST,
-    S1 = S#state{dropped_writes = S#state.dropped_writes + 1,
-                 dropped_bytes = S#state.dropped_bytes + Size,
-                 unreported = {Writes + 1, Bytes + Size}},
+drop(Cost, S) ->
+    count_drops({1, Cost - ?REQUEST_COST, 0}, S).
+
+%% The drops the NIF made on the way here since this process last asked.
+collect_drops(S) ->
+    case py_nif:output_drops() of
+        {0, 0, 0} -> S;
+        Drops -> count_drops(Drops, S)
+    end.
+
+count_drops({W, B, R}, #state{unreported = {Writes, Bytes, Records}} = S) ->
+    S1 = S#state{dropped_writes = S#state.dropped_writes + W,
+                 dropped_bytes = S#state.dropped_bytes + B,
+                 dropped_records = S#state.dropped_records + R,
+                 unreported = {Writes + W, Bytes + B, Records + R}},
     case S1#state.report_due of
         true -> S1;
         %% The first drop after a quiet spell is reported at once, later ones together.
         false -> warn(S1)
     end.
 
-warn(#state{unreported = {Writes, Bytes}} = S) ->
+warn(#state{unreported = Unreported} = S) ->
     %% Logged from a process of its own: handlers run in the logging process, and a slow
     %% one (the default handler writing to a pipe) must never hold up the forwarding.
-    _ = proc_lib:spawn(fun() -> log_drops(Writes, Bytes) end),
+    _ = proc_lib:spawn(fun() -> log_drops(Unreported) end),
     erlang:send_after(?WARN_EVERY_MS, self(), report_drops),
-    S#state{unreported = {0, 0}, report_due = true}.
+    S#state{unreported = {0, 0, 0}, report_due = true}.
 
-log_drops(Writes, Bytes) ->
-    ?LOG_WARNING("Python output dropped: ~b writes (~b bytes); a group leader does not "
-                 "keep up (at most ~b bytes wait for each)",
-                 [Writes, Bytes, ?MAX_PENDING_BYTES],
+log_drops({Writes, Bytes, Records}) ->
+    ?LOG_WARNING("Python output dropped: ~b writes (~b bytes) and ~b log records or "
+                 "tracebacks; a group leader or this node's logger does not keep up",
+                 [Writes, Bytes, Records],
                  %% No `domain': OTP's default handler drops events of domains outside
                  %% `[otp]', and an operator needs to see this one.
-                 #{erlang_python => output, dropped_writes => Writes, dropped_bytes => Bytes}).
+                 #{erlang_python => output, dropped_writes => Writes, dropped_bytes => Bytes,
+                   dropped_records => Records}).
 
 erlang_level(<<"critical">>) -> critical;
 erlang_level(<<"error">>) -> error;

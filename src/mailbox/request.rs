@@ -557,9 +557,9 @@ impl Drop for Request {
 }
 
 /// The span of a request of this job, kind and caller (see `crate::trace`); `None`
-/// while tracing is off.
+/// while the runtime's spans are off.
 fn begin_trace(job: &Job<Term>, has_reply: bool, caller_waits: bool, traceparent: Option<Term>) -> Option<RequestTrace> {
-    if !crate::spans::is_enabled() {
+    if !crate::spans::runtime_enabled() {
         return None;
     }
     let text = crate::trace::text_of;

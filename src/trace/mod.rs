@@ -10,8 +10,9 @@
 //! process lands in our store. A span made under it keeps that dispatch for its whole
 //! life, so recording and closing need no default either.
 //!
-//! Nothing here runs while tracing is off beyond one atomic load per request (and per
-//! conversion): no span objects, no clocks read.
+//! Nothing here runs while tracing is off, or on for Python's spans only (`enable_tracing/0`,
+//! as in 2.3.1), beyond one atomic load per request (and per conversion): no span
+//! objects, no clocks read.
 
 pub mod propagation;
 pub mod request_span;
@@ -131,7 +132,7 @@ fn python_current_context(py: Python<'_>) -> Option<Context> {
 pub struct ConvertTimer(Instant);
 
 pub fn convert_timer() -> Option<ConvertTimer> {
-    if !crate::spans::is_enabled() || CURRENT.with(|c| c.borrow().is_none()) {
+    if !crate::spans::runtime_enabled() || CURRENT.with(|c| c.borrow().is_none()) {
         return None;
     }
     Some(ConvertTimer(Instant::now()))
@@ -168,9 +169,10 @@ impl CallbackSpan {
     }
 }
 
-/// A span for calling the Erlang function registered as `name`; `None` while tracing is off.
+/// A span for calling the Erlang function registered as `name`; `None` while the
+/// runtime's spans are off.
 pub fn callback_span(py: Python<'_>, name: &str, context_id: u64) -> Option<CallbackSpan> {
-    if !crate::spans::is_enabled() {
+    if !crate::spans::runtime_enabled() {
         return None;
     }
     let span = tracing::dispatcher::with_default(&DISPATCH, || {

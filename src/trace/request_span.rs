@@ -39,9 +39,9 @@ pub(super) struct Inner {
 
 impl RequestTrace {
     /// The span of a request of kind `name` (`py.call`...), a child of the caller's
-    /// `traceparent` when it is well formed; `None` while tracing is off.
+    /// `traceparent` when it is well formed; `None` while the runtime's spans are off.
     pub fn begin(name: &'static str, module: Option<String>, function: Option<String>, traceparent: Option<&[u8]>) -> Option<RequestTrace> {
-        if !crate::spans::is_enabled() {
+        if !crate::spans::runtime_enabled() {
             return None;
         }
         let span = new_request_span(name);
