@@ -344,7 +344,7 @@ fn call_with<'py>(py: Python<'py>, target: &Bound<'py, PyAny>, args: Term, kwarg
 /// Positional arguments from a list, keyword arguments from a map.
 fn call_arguments<'py>(py: Python<'py>, args: Term, kwargs: Term) -> Result<(Bound<'py, PyTuple>, Option<Bound<'py, PyDict>>), Failure> {
     let _timed = crate::trace::convert_timer();
-    let items: Vec<Term> = args.decode().map_err(|_| Failure::BadArg("args"))?;
+    let items = crate::convert::proper_list(args).ok_or(Failure::BadArg("args"))?;
     let mut converted = Vec::with_capacity(items.len());
     for item in items {
         converted.push(term_to_py(py, item)?);

@@ -26,7 +26,7 @@ fn init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     let text = |t: Term| crate::convert::term_to_py_str(t);
     let shim_dir = get("shim_dir").and_then(text).ok_or(rustler::Error::BadArg)?;
     let python_path = match get("python_path") {
-        Some(list) => list.decode::<Vec<Term>>()?.into_iter().filter_map(text).collect(),
+        Some(list) => crate::convert::proper_list(list).ok_or(rustler::Error::BadArg)?.into_iter().filter_map(text).collect(),
         None => Vec::new(),
     };
     let venv = get("venv").and_then(text).filter(|v| !v.is_empty() && v != "undefined");

@@ -16,7 +16,7 @@
          unknown_module/1, unknown_function/1, unknown_main_function/1,
          bad_argument_types/1, python_type_error/1, non_ascii_exception/1,
          unsupported_terms/1, deep_nesting/1, unhashable_key/1, huge_terms/1,
-         version/1, contexts/1, contexts_taken_in_turn/1, get_local_env/1, execution_mode/1,
+         improper_lists/1, version/1, contexts/1, contexts_taken_in_turn/1, get_local_env/1, execution_mode/1,
          py_refs/1, py_ref_errors/1, py_ref_released/1]).
 
 %% A hung case fails after this long instead of stalling the run.
@@ -32,7 +32,7 @@ all() ->
      spawn_call_sees_namespace, spawn_call_error, await_timeout,
      unknown_module, unknown_function, unknown_main_function, bad_argument_types,
      python_type_error, non_ascii_exception, unsupported_terms, deep_nesting,
-     unhashable_key, huge_terms, version, contexts, contexts_taken_in_turn, get_local_env,
+     unhashable_key, huge_terms, improper_lists, version, contexts, contexts_taken_in_turn, get_local_env,
      execution_mode,
      py_refs, py_ref_errors, py_ref_released].
 
@@ -265,6 +265,27 @@ bad_argument_types(_) ->
     ?assertEqual({error, {badarg, py_ref}}, py:call_method(make_ref(), foo, [])),
     %% The context keeps serving after each of these.
     ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])).
+
+%% Improper lists wherever a list may come: an error answer, and the same contexts keep
+%% serving (rustler's list decoding panics at an improper tail, which ended a context).
+improper_lists(_) ->
+    Contexts = py_context_router:pids(),
+    ?assertEqual({error, {badarg, args}}, py:call(operator, add, [1 | 2])),
+    ?assertEqual({error, {unsupported_term, [1 | 2]}}, py:call(operator, add, [[1 | 2], 1])),
+    ?assertEqual({error, {badarg, module}}, py:call([$o | $p], add, [1, 2])),
+    ?assertEqual({error, {badarg, function}}, py:call(operator, [$a | $d], [1, 2])),
+    ?assertEqual({error, {unsupported_term, [1 | 2]}}, py:call(builtins, dict, [], #{a => [1 | 2]})),
+    ?assertEqual({error, {unsupported_term, [1 | 2]}}, py:eval(<<"x">>, #{x => [1 | 2]})),
+    %% An improper iolist is still iodata.
+    ?assertEqual({ok, 2}, py:eval([<<"1+">> | <<"1">>])),
+    ?assertEqual({error, {badarg, args}}, py:await(py:spawn_call(operator, add, [1 | 2]))),
+    ?assertEqual({error, {badarg, args}}, py:async_await(py:async_call(operator, add, [1 | 2]))),
+    ?assertEqual({error, {badarg, calls}}, py:async_gather([{operator, add, [1, 2]} | x])),
+    ?assertEqual({error, {badarg, args}}, py:async_gather([{operator, add, [1 | 2]}])),
+    ?assertEqual({error, {badarg, args}}, py:stream(builtins, range, [1 | 2])),
+    ?assertEqual(ok, py:cast(operator, add, [1 | 2])),
+    [?assertEqual({ok, 3}, py:call(operator, add, [1, 2])) || _ <- Contexts],
+    ?assertEqual(Contexts, py_context_router:pids()).
 
 python_type_error(_) ->
     ?assertMatch({error, {'TypeError', "must be real number, not str"}},

@@ -882,9 +882,10 @@ get_traces(TraceId) when is_binary(TraceId) ->
     {ok, py_nif:tracing_take(TraceId)}.
 
 %% @doc Run `Fun' in the W3C trace context `Traceparent'
-%% (`<<"00-<32 hex trace id>-<16 hex span id>-<2 hex flags>">>'): while tracing is on,
-%% every `py' request this process makes meanwhile is a child span of it, so Python's
-%% spans join the caller's trace. A malformed value is ignored (the requests start
+%% (`<<"00-<32 hex trace id>-<16 hex span id>-<2 hex flags>">>'): while the runtime's
+%% spans are recorded (`enable_tracing/1'), every `py' request this process makes
+%% meanwhile is a child span of it, so Python's spans join the caller's trace; otherwise
+%% requests ignore it. A malformed value is ignored (the requests start
 %% traces of their own); it never fails a call. Nests: the outer context is restored
 %% when `Fun' returns or raises.
 -spec with_trace_context(binary(), fun(() -> Result)) -> Result.
@@ -898,8 +899,9 @@ with_trace_context(Traceparent, Fun) when is_binary(Traceparent), is_function(Fu
 
 %% @doc The current W3C `traceparent': inside an Erlang function that Python called
 %% (`erlang.call', `erlang.async_call'), that call's span, to pass on (an HTTP header,
-%% say); elsewhere what `with_trace_context/2' set; `undefined' when there is none
-%% (always `undefined' inside callbacks while tracing is off).
+%% say; only while the runtime's spans are recorded, `enable_tracing/1'); elsewhere, and
+%% in a callback without such a span, what `with_trace_context/2' set in the process
+%% the function runs in; `undefined' when there is none.
 -spec current_traceparent() -> binary() | undefined.
 current_traceparent() ->
     get('$py_traceparent').

@@ -82,7 +82,9 @@ init([]) ->
     %% So that `terminate/2' runs at shutdown and sends the unfinished lines.
     process_flag(trap_exit, true),
     ok = py_nif:set_output_handler(self()),
-    {ok, #state{}}.
+    %% Drops made while no handler ran (before a restart of this process) are counted and
+    %% reported now: their notice went to the handler before.
+    {ok, collect_drops(#state{})}.
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
 handle_call(stats, _From, S0) ->
@@ -99,7 +101,7 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), #state{}) -> {noreply, #state{}}.
-handle_info({py_handler, Cost, Message}, State) ->
+handle_info({py_handler, Cost, Message}, State) when is_integer(Cost), Cost >= 0 ->
     ok = py_nif:output_taken(Cost),
     handle_info(Message, State);
 handle_info(py_output_dropped, State) ->

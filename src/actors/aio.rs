@@ -251,7 +251,7 @@ pub fn start(actor: &Actor, py: Python<'_>, req: Request) {
         match job {
             RequestJob::AsyncCall { call } => Ok(awaitable_or_value(ex.call_value(py, env_id, call).map_err(|f| (f, None))?)),
             RequestJob::AsyncGather { calls } => {
-                let calls: Vec<Term> = calls.decode().map_err(|_| (Failure::BadArg("calls"), None))?;
+                let calls = crate::convert::proper_list(calls).ok_or((Failure::BadArg("calls"), None))?;
                 let mut values = Vec::with_capacity(calls.len());
                 for c in calls {
                     let parts = get_tuple(c).map_err(|_| (Failure::BadArg("calls"), None))?;

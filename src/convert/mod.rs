@@ -18,6 +18,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 rustler::atoms! { complex, unconvertible, py_array }
 
+/// The elements of a proper list; `None` for anything else. rustler's list decoding
+/// (`Vec<T>`, `ListIterator`) panics at an improper tail such as `[1 | 2]`, and on a
+/// context thread a panic ends the context: lists that come from a caller are taken
+/// apart here (or checked with `list_length` first, which refuses improper lists).
+pub fn proper_list(term: rustler::Term) -> Option<Vec<rustler::Term>> {
+    let len = term.list_length().ok()?;
+    let iter: rustler::ListIterator = term.decode().ok()?;
+    let mut items = Vec::with_capacity(len);
+    items.extend(iter);
+    Some(items)
+}
+
 /// Deepest nesting either direction converts before answering `nesting_too_deep`.
 static MAX_NESTING: AtomicUsize = AtomicUsize::new(20_000);
 

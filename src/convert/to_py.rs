@@ -164,8 +164,8 @@ pub fn term_to_py_str(term: Term) -> Option<String> {
             String::from_utf8(bin.as_slice().to_vec()).ok()
         }
         TermType::List => {
-            let codes: Vec<u32> = term.decode().ok()?;
-            codes.into_iter().map(char::from_u32).collect()
+            let codes = super::proper_list(term)?;
+            codes.into_iter().map(|c| c.decode::<u32>().ok().and_then(char::from_u32)).collect()
         }
         _ => None,
     }

@@ -11,8 +11,8 @@
 //! life, so recording and closing need no default either.
 //!
 //! Nothing here runs while tracing is off, or on for Python's spans only (`enable_tracing/0`,
-//! as in 2.3.1), beyond one atomic load per request (and per conversion): no span
-//! objects, no clocks read.
+//! as in 2.3.1), beyond two atomic loads per request and a thread-local read per
+//! conversion: no span objects, no clocks read.
 
 pub mod propagation;
 pub mod request_span;
@@ -132,7 +132,9 @@ fn python_current_context(py: Python<'_>) -> Option<Context> {
 pub struct ConvertTimer(Instant);
 
 pub fn convert_timer() -> Option<ConvertTimer> {
-    if !crate::spans::runtime_enabled() || CURRENT.with(|c| c.borrow().is_none()) {
+    // Only a traced request is current (also when tracing was turned off while it ran:
+    // its span still ends, with all its conversion time).
+    if CURRENT.with(|c| c.borrow().is_none()) {
         return None;
     }
     Some(ConvertTimer(Instant::now()))
