@@ -18,7 +18,9 @@
          handle_shapes/1, handle_errors_before_start_and_after_stop/1,
          handles_are_isolated/1, handle_threads_end/1, handle_limit/1,
          parallel_order_and_first_error/1, mode_contexts/1, mode_pools_and_routes/1,
-         changes_reach_every_interpreter/1, lingering_thread_does_not_hold_a_stop/1]).
+         changes_reach_every_interpreter/1, later_contexts_make_the_changes/1,
+         lingering_thread_does_not_hold_a_stop/1]).
+-export([log/2]).
 
 suite() ->
     [{timetrap, {minutes, 3}}].
@@ -31,7 +33,8 @@ all() ->
             [leg_python_is_the_nifs, handle_shapes, handle_errors_before_start_and_after_stop,
              handles_are_isolated, handle_threads_end, handle_limit,
              parallel_order_and_first_error, mode_contexts, mode_pools_and_routes,
-             changes_reach_every_interpreter, lingering_thread_does_not_hold_a_stop]
+             changes_reach_every_interpreter, later_contexts_make_the_changes,
+             lingering_thread_does_not_hold_a_stop]
     end.
 
 init_per_suite(Config) ->
@@ -358,6 +361,53 @@ changes_reach_every_interpreter(Config) ->
     ?assertEqual([Expected, Expected, Expected], [py:eval(C, First) || C <- Contexts]),
     ok = py:deactivate_venv(),
     ?assertEqual([true, true, true], [py:eval(C, First) =/= Expected || C <- Contexts]).
+
+%% A venv activated and logging configured before a sub-interpreter context starts: the
+%% context starts with them, as the interpreters running at the time of the change do;
+%% a venv deactivated later is gone from contexts started after that.
+later_contexts_make_the_changes(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), "later"),
+    Venv = filename:join(Dir, "venv"),
+    {ok, [Minor]} = py:eval(<<"[__import__('sys').version_info[1]]">>),
+    SitePackages = filename:join([Venv, "lib", "python3." ++ integer_to_list(Minor), "site-packages"]),
+    ok = filelib:ensure_path(SitePackages),
+    ok = file:write_file(filename:join(Venv, "pyvenv.cfg"), <<"home = /usr/bin\n">>),
+    First = <<"__import__('sys').path[0]">>,
+    Later = fun() ->
+                    ok = application:set_env(erlang_python, pools, [{later, 1, #{mode => owngil}}]),
+                    ok = py:stop_contexts(),
+                    {ok, _} = py:start_contexts(),
+                    {ok, {Pid, _, _}} = py_context_router:by_index(later, 1),
+                    Pid
+            end,
+    #{level := PrimaryLevel} = logger:get_primary_config(),
+    ok = logger:set_primary_config(level, all),
+    ok = logger:add_handler(later_probe, ?MODULE, #{config => #{pid => self()}}),
+    try
+        ok = py:activate_venv(Venv),
+        ok = py:configure_logging(#{level => info, format => "later:%(message)s"}),
+        Ctx = Later(),
+        ?assertEqual({ok, list_to_binary(SitePackages)}, py:eval(Ctx, First)),
+        ok = py:exec(Ctx, <<"import logging\nlogging.getLogger('later').info('hello')">>),
+        ?assertEqual(<<"later:hello">>, receive {later_log, Text} -> Text after 5000 -> timeout end),
+        ok = py:deactivate_venv(),
+        Ctx2 = Later(),
+        ?assertNotEqual({ok, list_to_binary(SitePackages)}, py:eval(Ctx2, First))
+    after
+        logger:remove_handler(later_probe),
+        logger:set_primary_config(level, PrimaryLevel),
+        %% The main interpreter as the suites after this one expect it (the test venv
+        %% active), and their sub-interpreter contexts as the app env says.
+        py:activate_venv(py_test_lib:venv()),
+        persistent_term:erase({py_interp_changes, changes})
+    end.
+
+%% logger handler callback: Python records of the `later' logger to the test process.
+log(#{msg := {"~ts", [Text]}, meta := #{python_logger := <<"later">>}}, #{config := #{pid := Pid}}) ->
+    Pid ! {later_log, Text},
+    ok;
+log(_, _) ->
+    ok.
 
 %% A sub-interpreter ends only once its non-daemon threads have. A context whose Python
 %% started one that outlives it: the stop returns after its bounded wait (4 s) with a

@@ -977,7 +977,7 @@ dup_fd(_Fd) ->
 %% the first.
 -spec activate_venv(file:filename_all()) -> ok | {error, term()}.
 activate_venv(Path) ->
-    everywhere('erlang_shim._admin', activate_venv, [unicode:characters_to_binary(Path)]).
+    lasting_everywhere('erlang_shim._admin', activate_venv, [unicode:characters_to_binary(Path)]).
 
 %% @doc Create the venv at `Path' if missing, install `Requirements' into it, activate it.
 -spec ensure_venv(file:filename_all(), file:filename_all()) -> ok | {error, term()}.
@@ -995,7 +995,7 @@ ensure_venv(Path, Requirements, Opts) when is_list(Opts) ->
 %% without the venv of the app env `venv' either (the `python_path' entries stay).
 -spec deactivate_venv() -> ok | {error, term()}.
 deactivate_venv() ->
-    everywhere('erlang_shim._admin', deactivate_venv, []).
+    lasting_everywhere('erlang_shim._admin', deactivate_venv, []).
 
 %% @doc The active venv, in 2.3.1's shape: `{ok, #{<<"active">> => false}}' when none is,
 %% else `{ok, #{<<"active">> => true, <<"venv_path">> => Path, <<"site_packages">> => Dir,
@@ -1021,7 +1021,7 @@ configure_logging(Opts) when is_map(Opts) ->
                  undefined -> none;
                  F -> unicode:characters_to_binary(F)
              end,
-    everywhere('erlang_shim._logging', configure, [Level, Format]).
+    lasting_everywhere('erlang_shim._logging', configure, [Level, Format]).
 
 admin(Function, Args) ->
     call('erlang_shim._admin', Function, Args).
@@ -1039,6 +1039,20 @@ everywhere(Module, Function, Args) ->
             {error, contexts_not_started};
         Contexts ->
             first_error([ok_only(call(Ctx, Module, Function, Args)) || Ctx <- Contexts])
+    end.
+
+%% `everywhere/3' for a change that contexts started later must make too
+%% (`py_interp_changes'). A context that started while the change was being made may
+%% have missed both it and its replay: it gets the change once the change is remembered.
+lasting_everywhere(Module, Function, Args) ->
+    Before = py_context_router:interpreters(),
+    case everywhere(Module, Function, Args) of
+        ok ->
+            ok = py_interp_changes:made(Module, Function, Args),
+            first_error([ok_only(call(Ctx, Module, Function, Args))
+                         || Ctx <- py_context_router:interpreters() -- Before]);
+        Error ->
+            Error
     end.
 
 first_error(Results) ->

@@ -36,6 +36,7 @@ init({Pool, Index, Mode}) ->
         {ok, Ctx} ->
             case await_ready(Ctx) of
                 ok ->
+                    replay_changes(Mode, {self(), Ctx, py_nif:context_id(Ctx)}),
                     ok = py_context_router:register(Pool, Index, self(), Ctx),
                     {ok, #state{pool = Pool, index = Index, ctx = Ctx, mode = Mode}};
                 {error, Why} ->
@@ -45,6 +46,11 @@ init({Pool, Index, Mode}) ->
             %% An interpreter this Python cannot make: the pool's start answers why.
             {stop, Reason}
     end.
+
+%% A sub-interpreter starts as the app env says; the venv and logging changes made since
+%% in the running interpreters are made in it too, before anyone else's request.
+replay_changes(own_gil, Entry) -> py_interp_changes:replay(Entry);
+replay_changes(main, _Entry) -> ok.
 
 %% The context's thread tells when it serves (its interpreter and loop are open), or why
 %% it could not start: a start that fails is the start's error, not a crash right after.
