@@ -193,6 +193,10 @@ expected(Kind, Answer) ->
         {spawn, {ok, 3}} -> true;
         {timeout_spin, {error, timeout}} -> true;
         {timeout_sleep, {error, timeout}} -> true;
+        %% A caller descheduled past the 50 ms sleep (a loaded machine) finds the reply
+        %% there when it gives up, and a reply that came first wins over the cancel.
+        %% `timeout_spin' never finishes on its own, so it still checks the interrupt.
+        {timeout_sleep, {ok, none}} -> true;
         {async, {ok, 3}} -> true;
         {async_timeout, {error, timeout}} -> true;
         {async_dead_caller, dead_caller} -> true;
