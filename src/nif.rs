@@ -8,7 +8,8 @@ use crate::mailbox::{Mailbox, Msg, ReqState, Request, SubmitError};
 use crate::atoms;
 use crate::msg_env::{MsgEnv, OwnedTerm};
 use crate::actors::thread_call::ThreadCallRes;
-use crate::mailbox::handles::{ContextRes, EnvRes, PyRefRes, ReqRes};
+use crate::mailbox::handles::{CallerWatch, ContextRes, EnvRes, PyRefRes, ReqRes};
+use crate::mailbox::request::Gone;
 use crate::runtime::{self, InitOptions, InitStatus};
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -296,10 +297,16 @@ fn thread_call_runner(env: Env, call: ResourceArc<ThreadCallRes>, runner: LocalP
 }
 
 /// The calling process runs the Erlang function of callback `id` for a request on `ctx`:
-/// its own requests to `ctx` belong to that call chain and are served while it waits.
+/// its own requests to `ctx` belong to that call chain and are served while it waits. It
+/// is watched: if it dies before it answers, the call fails in Python rather than leaving
+/// the context (or its event loop) waiting for ever.
 #[rustler::nif]
 fn join_chain(env: Env, ctx: ResourceArc<ContextRes>, callback_id: u64) -> rustler::Atom {
-    ctx.mailbox.control(Msg::JoinChain(callback_id, env.pid()));
+    let watch = ResourceArc::new(CallerWatch { mailbox: ctx.mailbox.clone(), callback_id, gone: Gone::Runner });
+    // Sent before the monitor can fire: the caller is alive while this NIF runs, so its
+    // `CallbackAbort` can only come after this message.
+    ctx.mailbox.control(Msg::JoinChain(callback_id, env.pid(), watch.clone()));
+    watch.monitor(Some(env), &env.pid());
     atoms::ok()
 }
 

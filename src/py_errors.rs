@@ -158,7 +158,10 @@ fn attributes<'a>(py: Python<'_>, env: Env<'a>, err: &PyErr) -> PyResult<Term<'a
     let mut map = Term::map_new(env);
     let Ok(dict) = err.value(py).getattr("__dict__") else { return Ok(map) };
     let dict = dict.cast_into::<PyDict>()?;
-    for (key, value) in dict.iter().take(MAX_ATTRIBUTES) {
+    // A copy of the items: converting a value may run its `__str__`/`__repr__`, which may
+    // change the dict, and pyo3's iterator panics at a dict that changed size.
+    for item in dict.items().iter().take(MAX_ATTRIBUTES) {
+        let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
         let Ok(key) = key.cast_into::<PyString>() else { continue };
         let key = py_bytes_to_binary(env, cut_text(&key, NAME_MAX_CHARS)?.as_bytes());
         let value = match py_to_term(env, &value) {

@@ -90,9 +90,15 @@ pub fn _span_end(handle: &Bound<'_, PyAny>, error: Option<&Bound<'_, PyAny>>) ->
 
 fn key_values(attrs: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<KeyValue>> {
     let Some(attrs) = attrs else { return Ok(Vec::new()) };
+    // A copy of the items: `str()` of a key or value runs Python code, which may change
+    // the dict, and pyo3's iterator panics at a dict that changed size.
     attrs
+        .items()
         .iter()
-        .map(|(k, v)| Ok(KeyValue::new(k.str()?.to_string(), to_value(&v)?)))
+        .map(|item| {
+            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+            Ok(KeyValue::new(k.str()?.to_string(), to_value(&v)?))
+        })
         .collect()
 }
 

@@ -381,6 +381,10 @@ stream_start_call_fails(_) ->
 stream_start_bad_options(_) ->
     ?assertEqual({error, {badarg, stream_options}}, py:stream_start(?H, count_sync, [3], #{window => 0})),
     ?assertEqual({error, {badarg, stream_options}}, py:stream_start(?H, count_sync, [3], #{owner => not_a_pid})),
+    ?assertEqual({error, {badarg, stream_options}}, py:stream_start(?H, count_sync, [3], #{window => 1 bsl 70})),
+    %% A pid of another node (made from its external format: no distribution needed).
+    Remote = binary_to_term(<<131, 88, 118, 0, 3, "a@b", 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1>>),
+    ?assertEqual({error, {badarg, stream_options}}, py:stream_start(?H, count_sync, [3], #{owner => Remote})),
     ?assertEqual({error, {badarg, kwargs}}, py:stream_start(?H, count_sync, [3], #{kwargs => not_a_map})),
     ?assertEqual({messages, []}, process_info(self(), messages)).
 

@@ -89,3 +89,19 @@ def generate_via_erlang(n: int) -> Any:
     """A generator whose items come from Erlang."""
     for i in range(n):
         yield erlang.call("times_ten", i)
+
+
+async def async_call_back(name: str) -> Any:
+    """``await erlang.async_call(name)`` on the context's loop; the failure as a pair."""
+    try:
+        return await erlang.async_call(name)
+    except Exception as e:  # noqa: BLE001 - the test reads what it was
+        return [type(e).__name__, str(e)]
+
+
+def call_back_caught(name: str) -> Any:
+    """``erlang.call(name)``; the failure as a pair."""
+    try:
+        return erlang.call(name)
+    except Exception as e:  # noqa: BLE001 - the test reads what it was
+        return [type(e).__name__, str(e)]

@@ -10,7 +10,7 @@
 -export([readme_round_trip/1, call_forms/1, register_mfa/1, unknown_names/1,
          unregister/1, erlang_error/1, nested_twenty_levels/1, concurrent_nested/1,
          side_effect_once/1, inner_timeout_shorter/1, outer_timeout_while_in_erlang/1,
-         values_cross_intact/1, callbacks_from_cast_and_spawn/1,
+         values_cross_intact/1, callbacks_from_cast_and_spawn/1, runner_dies_unanswered/1,
          send_message/1, send_to_dead_pid/1, whereis/1, sleep_sync/1,
          state_from_both_sides/1, state_incr_concurrent/1, state_incr_not_integer/1,
          big_values_in_state/1,
@@ -30,7 +30,7 @@ all() ->
      state_from_both_sides, state_incr_concurrent, state_incr_not_integer, big_values_in_state,
      shared_dict_both_sides, shared_dict_owner_exit, shared_dict_destroyed,
      module_reads_well, caller_killed_in_erlang_function,
-     erlang_from_coroutines_streams_threads].
+     erlang_from_coroutines_streams_threads, runner_dies_unanswered].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -163,6 +163,26 @@ values_cross_intact(_) ->
     ok = py:register_function(produce, fun([]) -> [1 bsl 70, 3.141592653589793, <<"x\"y">>, Pid] end),
     ?assertEqual({ok, true},
                  py:eval(<<"erlang.produce() == [2**70, 3.141592653589793, 'x\"y', p]">>, #{p => Pid})).
+
+%% The process running an Erlang function for a request whose caller does not wait (a
+%% cast, a spawn_call, a coroutine's `erlang.async_call') dies without answering: the
+%% call fails in Python, and the context (its loop too) keeps serving.
+runner_dies_unanswered(_) ->
+    Self = self(),
+    ok = py:register_function(dies_unanswered, fun(_) -> exit(self(), kill) end),
+    ok = py:register_function(report, fun([X]) -> Self ! {reported, X}, ok end),
+    ok = py:exec(<<"def call_and_report():\n"
+                   "    erlang.report(__import__('py_callback_helpers').call_back_caught('dies_unanswered'))\n">>),
+    Died = [<<"ProcessError">>, <<"the Erlang process running the function exited without answering">>],
+    ok = py:cast('__main__', call_and_report, []),
+    ?assertEqual(Died, receive {reported, R1} -> R1 after 5000 -> timeout end),
+    _ = py:spawn_call('__main__', call_and_report, []),
+    ?assertEqual(Died, receive {reported, R2} -> R2 after 5000 -> timeout end),
+    ?assertEqual({ok, Died},
+                 py:async_await(py:async_call(py_callback_helpers, async_call_back, [<<"dies_unanswered">>]), 5000)),
+    %% Every context's loop still runs tasks.
+    [?assertEqual({ok, 5}, py:async_await(py:async_call(asyncio, sleep, [0.01, 5]), 5000))
+     || _ <- py_context_router:pids()].
 
 callbacks_from_cast_and_spawn(_) ->
     Self = self(),

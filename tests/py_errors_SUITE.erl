@@ -10,7 +10,8 @@
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
 -export([default_shape/1, details_per_call/1, details_attributes/1, details_unicode/1,
          details_bad_option/1, details_app_env/1, traceback_logged/1,
-         callback_reason_atoms/1, elixir_exception_message/1, await_not_a_request/1]).
+         callback_reason_atoms/1, elixir_exception_message/1, await_not_a_request/1,
+         details_attributes_changed_while_read/1]).
 -export([log/2, boom/1, declined/1, no_message_fun/1, message/1]).
 
 suite() ->
@@ -19,7 +20,7 @@ suite() ->
 all() ->
     [default_shape, details_per_call, details_attributes, details_unicode,
      details_bad_option, details_app_env, traceback_logged, callback_reason_atoms,
-     elixir_exception_message, await_not_a_request].
+     elixir_exception_message, await_not_a_request, details_attributes_changed_while_read].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -84,6 +85,25 @@ details_attributes(_) ->
                  py:call(io, py_errors_helpers, pay, [], #{}, #{error_details => true, strict => true})),
     ?assertMatch({error, {'PaymentError', "payment required"}},
                  py:call(py_errors_helpers, pay, [], #{}, #{strict => true})).
+
+%% An attribute whose `__str__' adds attributes to its exception while the details are
+%% made: the details hold what the copy of the attributes held, and the context serves on
+%% (iterating the live `__dict__' panicked and ended the context).
+details_attributes_changed_while_read(_) ->
+    Ctx = py:context(),
+    Contexts = py_context_router:pids(),
+    ok = py:exec(Ctx, <<"class Mut:\n"
+                        "    def __init__(self, e): self.e = e\n"
+                        "    def __str__(self):\n"
+                        "        self.e.__dict__['k%d' % len(self.e.__dict__)] = 1\n"
+                        "        return 'mut'\n"
+                        "class Grows(Exception): pass\n"
+                        "def grow():\n"
+                        "    e = Grows('x'); e.a = Mut(e); e.b = 2; raise e\n">>),
+    {error, {'Grows', "x", Details}} = py:call(Ctx, '__main__', grow, [], #{error_details => true}),
+    ?assertEqual(#{<<"a">> => <<"mut">>, <<"b">> => 2}, maps:get(attributes, Details)),
+    ?assertEqual({ok, 3}, py:call(Ctx, operator, add, [1, 2])),
+    ?assertEqual(Contexts, py_context_router:pids()).
 
 %% The message in the details is UTF-8 (`~tp' shows it as text wherever the printable
 %% range covers it); the charlist stays 2.3.1's. The log event prints it as text.

@@ -8,14 +8,15 @@
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2]).
 -export([span_fields/1, nesting_and_errors/1, decorators/1, async_children/1,
-         disabled_records_nothing/1]).
+         disabled_records_nothing/1, attributes_changed_while_read/1]).
 
 %% A hung case fails after this long instead of stalling the run.
 suite() ->
     [{timetrap, {minutes, 3}}].
 
 all() ->
-    [span_fields, nesting_and_errors, decorators, async_children, disabled_records_nothing].
+    [span_fields, nesting_and_errors, decorators, async_children, disabled_records_nothing,
+     attributes_changed_while_read].
 
 init_per_suite(Config) ->
     ok = py_test_lib:start(),
@@ -101,3 +102,27 @@ disabled_records_nothing(_) ->
     ok = py:exec(<<"with erlang.Span('quiet') as s:\n    s.event('x')\n    s.set_attribute('a', 1)\n">>),
     ?assertEqual({ok, []}, py:get_traces()).
 
+
+%% A span attribute whose `__str__' adds attributes to the span while they are read (at
+%% the start and for an event): the span keeps what the copy held, and the context serves
+%% on, whether tracing is on or off (iterating the live dict panicked and ended it).
+attributes_changed_while_read(_) ->
+    Contexts = py_context_router:pids(),
+    Code = <<"import erlang\n"
+             "class M:\n"
+             "    def __str__(self):\n"
+             "        sp.attributes['k%d' % len(sp.attributes)] = 1\n"
+             "        return 'm'\n"
+             "sp = erlang.Span('grows', a=M(), b=1)\n"
+             "with sp:\n"
+             "    sp.event('e', c=M())\n">>,
+    ?assertEqual(ok, py:exec(Code)),
+    ok = py:enable_tracing(),
+    ok = py:clear_traces(),
+    ?assertEqual(ok, py:exec(Code)),
+    {ok, [#{name := <<"grows">>, attributes := Attrs, events := [#{attrs := EventAttrs}]}]} = py:get_traces(),
+    ok = py:disable_tracing(),
+    ok = py:clear_traces(),
+    ?assertEqual(#{<<"a">> => <<"m">>, <<"b">> => 1}, Attrs),
+    ?assertEqual(#{<<"c">> => <<"m">>}, EventAttrs),
+    ?assertEqual(Contexts, py_context_router:pids()).

@@ -41,6 +41,8 @@
 %% A stream without credit for this long counts its own unread items exactly.
 -define(EXACT_FIRST_MS, 100).
 -define(EXACT_MAX_MS, 2000).
+%% A window must fit the NIF's 64-bit credit counts.
+-define(MAX_WINDOW, (1 bsl 64)).
 
 %% @doc Start a stream; answers `{ok, Ref}' once it is queued on the context. The
 %% generator runs in the caller's namespace (its handle is looked up here, in the
@@ -48,7 +50,8 @@
 -spec start(py_context_router:entry(), py:py_module(), py:py_func(), py:py_args(),
             map(), pid(), pos_integer()) -> {ok, reference()} | {error, term()}.
 start({_, _, _} = Entry, Module, Func, Args, Kwargs, Owner, Window)
-  when is_pid(Owner), is_integer(Window), Window > 0 ->
+  when is_pid(Owner), node(Owner) =:= node(), is_integer(Window), Window > 0,
+       Window < ?MAX_WINDOW ->
     Env = py_context_router:local_env(Entry),
     Ref = make_ref(),
     Started = try

@@ -6,7 +6,7 @@
 //! this context's mailbox (`py_nif:callback_reply/3`); meanwhile the context keeps serving.
 
 use super::context::{current_actor, Actor, CallbackWait};
-use crate::mailbox::request::CallbackOutcome;
+use crate::mailbox::request::{CallbackOutcome, Gone};
 use crate::atoms;
 use crate::convert::{conv_to_py, py_to_term, remaining_stack, term_to_py, error_reason_to_py};
 use crate::interp_kit::{self, Class};
@@ -53,11 +53,14 @@ struct Callbacks {
     waiting: HashSet<u64>,
     answers: HashMap<u64, CallbackOutcome>,
     /// Processes running an Erlang function for a waiting call on another process's
-    /// behalf (`py_nif:join_chain/2`): part of that call chain.
-    joined: Vec<(u64, LocalPid)>,
+    /// behalf (`py_nif:join_chain/2`): part of that call chain, each watched until the
+    /// call is answered (dropping the watch ends its monitor).
+    joined: Vec<(u64, LocalPid, ResourceArc<CallerWatch>)>,
     /// Futures of `erlang.async_call` awaiting their Erlang answer, with the call's span
     /// (ended when the future is taken).
     futures: HashMap<u64, (Py<PyAny>, Option<CallbackSpan>)>,
+    /// The watches of the processes running the functions of those futures.
+    future_runners: HashMap<u64, ResourceArc<CallerWatch>>,
 }
 
 impl CallbackTable {
@@ -75,7 +78,7 @@ impl CallbackTable {
     pub fn take(&self, id: u64) -> Option<CallbackOutcome> {
         let mut inner = self.inner.borrow_mut();
         inner.waiting.remove(&id);
-        inner.joined.retain(|(cb, _)| *cb != id);
+        inner.joined.retain(|(cb, _, _)| *cb != id);
         inner.answers.remove(&id)
     }
 
@@ -90,7 +93,9 @@ impl CallbackTable {
 
     /// The future of `erlang.async_call` `id`, which its answer resolves.
     pub fn take_future(&self, id: u64) -> Option<Py<PyAny>> {
-        let taken = self.inner.borrow_mut().futures.remove(&id);
+        let mut inner = self.inner.borrow_mut();
+        inner.future_runners.remove(&id);
+        let taken = inner.futures.remove(&id);
         taken.map(|(future, _span)| future)
     }
 
@@ -102,25 +107,32 @@ impl CallbackTable {
         }
     }
 
-    /// The process running call `id` exited without answering.
-    pub fn aborted(&self, id: u64) {
+    /// The process running call `id` (`gone` says which) exited without answering.
+    pub fn aborted(&self, id: u64, gone: Gone) {
         let mut inner = self.inner.borrow_mut();
         if inner.waiting.contains(&id) {
-            inner.answers.entry(id).or_insert(CallbackOutcome::Abandoned);
+            let outcome = match gone {
+                Gone::Caller => CallbackOutcome::Abandoned,
+                Gone::Runner => CallbackOutcome::RunnerDied,
+            };
+            inner.answers.entry(id).or_insert(outcome);
         }
     }
 
-    /// `pid` runs a function for waiting call `id`'s chain.
-    pub fn join(&self, id: u64, pid: LocalPid) {
+    /// `pid` runs the function of call `id` (a waiting call's chain, or a future's), and
+    /// `watch` aborts the call if it dies before answering.
+    pub fn join(&self, id: u64, pid: LocalPid, watch: ResourceArc<CallerWatch>) {
         let mut inner = self.inner.borrow_mut();
         if inner.waiting.contains(&id) {
-            inner.joined.push((id, pid));
+            inner.joined.push((id, pid, watch));
+        } else if inner.futures.contains_key(&id) {
+            inner.future_runners.insert(id, watch);
         }
     }
 
     /// Whether `pid` runs a function for one of the waiting calls.
     pub fn has_joined(&self, pid: &LocalPid) -> bool {
-        self.inner.borrow().joined.iter().any(|(_, p)| p == pid)
+        self.inner.borrow().joined.iter().any(|(_, p, _)| p == pid)
     }
 }
 
@@ -184,7 +196,7 @@ impl Actor {
         let msg = callback_message(&self.mailbox, id, name, args, tag, local_env, span.as_ref())?;
 
         // A caller that dies while its function runs must not leave this context waiting.
-        let watch = ResourceArc::new(CallerWatch { mailbox: self.mailbox.clone(), callback_id: id });
+        let watch = ResourceArc::new(CallerWatch { mailbox: self.mailbox.clone(), callback_id: id, gone: Gone::Caller });
         if caller_waits {
             watch.monitor(None, &target);
         }
@@ -229,6 +241,7 @@ impl Actor {
         }
         let answer = match outcome {
             Some(CallbackOutcome::Answered(answer)) => answer.with(|_, term| answer_to_py(py, term)),
+            Some(CallbackOutcome::RunnerDied) => Err(runner_died(py)),
             _ => Err(interp_kit::error(py, Class::Interrupted, "the Erlang caller gave up waiting")),
         };
         if let (Some(span), Err(e)) = (&span, &answer) {
@@ -344,6 +357,18 @@ impl Actor {
         drop(self.callbacks().expect_future(id, future.clone().unbind(), span));
         Ok(future.unbind())
     }
+}
+
+/// Fail an `async_call` future whose Erlang function's process died without answering.
+pub fn abort_future(py: Python<'_>, future: &Bound<'_, PyAny>) {
+    if future.call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true) {
+        return;
+    }
+    let _ = future.call_method1("set_exception", (runner_died(py).value(py),));
+}
+
+fn runner_died(py: Python<'_>) -> PyErr {
+    interp_kit::error(py, Class::ProcessError, "the Erlang process running the function exited without answering")
 }
 
 /// Complete an `async_call` future with an Erlang answer.

@@ -449,8 +449,11 @@ impl Actor {
                 Some(future) => super::callback::resolve_future(py, future.bind(py), &answer),
                 None => self.callbacks.answered(id, CallbackOutcome::Answered(answer)),
             },
-            Msg::CallbackAbort(id) => self.callbacks.aborted(id),
-            Msg::JoinChain(id, pid) => self.callbacks.join(id, pid),
+            Msg::CallbackAbort(id, gone) => match self.callbacks.take_future(id) {
+                Some(future) => super::callback::abort_future(py, future.bind(py)),
+                None => self.callbacks.aborted(id, gone),
+            },
+            Msg::JoinChain(id, pid, watch) => self.callbacks.join(id, pid, watch),
             Msg::Cancelled(id) => self.cancel_async(py, id),
             Msg::Credit(id, n) => self.grant_stream_credit(py, id, n),
             Msg::Stop => return Err(Exit::Stopped),

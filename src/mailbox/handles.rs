@@ -49,12 +49,14 @@ pub struct PyRefRes {
 pub struct CallerWatch {
     pub mailbox: Mailbox,
     pub callback_id: u64,
+    /// Whose death it watches: the request's caller, or the process running the function.
+    pub gone: super::request::Gone,
 }
 
 #[rustler::resource_impl]
 impl Resource for CallerWatch {
     fn down<'a>(&'a self, _env: rustler::Env<'a>, _pid: rustler::LocalPid, _mon: rustler::Monitor) {
-        self.mailbox.control(Msg::CallbackAbort(self.callback_id));
+        self.mailbox.control(Msg::CallbackAbort(self.callback_id, self.gone));
     }
 }
 

@@ -592,6 +592,18 @@ pub enum CallbackOutcome {
     Answered(OwnedTerm),
     /// The waiting request was cancelled or its caller died.
     Abandoned,
+    /// The process running the Erlang function died without answering.
+    RunnerDied,
+}
+
+/// Which process of an Erlang callback died before the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gone {
+    /// The request's caller, which was running the function itself: nobody wants the
+    /// result, so the Python code is interrupted.
+    Caller,
+    /// A process running the function on the caller's behalf: the call fails.
+    Runner,
 }
 
 // `Run` is nearly every message: boxing it would cost an allocation per request to save
@@ -607,9 +619,10 @@ pub enum Msg {
     /// The answer of an Erlang function that Python code called.
     CallbackReply(u64, OwnedTerm),
     /// Stop waiting for callback `id`: the Erlang process running it died.
-    CallbackAbort(u64),
-    /// Process `pid` runs the Erlang function of callback `id` on behalf of its caller.
-    JoinChain(u64, LocalPid),
+    CallbackAbort(u64, Gone),
+    /// Process `pid` runs the Erlang function of callback `id` on behalf of its caller;
+    /// the watch (kept until the call is answered) aborts the call if `pid` dies first.
+    JoinChain(u64, LocalPid, ResourceArc<crate::mailbox::handles::CallerWatch>),
     /// The caller gave up on request `id`: cancel its task or stream, and re-check waits.
     Cancelled(u64),
     /// The stream of request `id` may send `n` more items.

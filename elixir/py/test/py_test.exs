@@ -36,9 +36,11 @@ defmodule PyTest do
       assert Py.call!(:math, :sqrt, [16]) == 4.0
     end
 
+    # Sleeps of 0.5 s: long past the timeout, and short enough that a context held by
+    # one (a sleep is not cut short) does not delay the other async tests past theirs.
     test "timeout: interrupts the call" do
-      assert Py.call(:time, :sleep, [2], [], timeout: 100) == {:error, :timeout}
-      error = assert_raise Py.Error, fn -> Py.call!(:time, :sleep, [2], [], timeout: 100) end
+      assert Py.call(:time, :sleep, [0.5], [], timeout: 100) == {:error, :timeout}
+      error = assert_raise Py.Error, fn -> Py.call!(:time, :sleep, [0.5], [], timeout: 100) end
       assert Exception.message(error) == "Python call failed: :timeout"
     end
 
@@ -141,7 +143,7 @@ defmodule PyTest do
 
     test "errors, timeout and eval!" do
       assert Py.eval("1 / 0") == {:error, {:ZeroDivisionError, ~c"division by zero"}}
-      assert Py.eval("__import__('time').sleep(2)", [], timeout: 100) == {:error, :timeout}
+      assert Py.eval("__import__('time').sleep(0.5)", [], timeout: 100) == {:error, :timeout}
       assert Py.eval!("x - 1", x: 43) == 42
       assert_raise Py.Error, "ZeroDivisionError: division by zero", fn -> Py.eval!("1 / 0") end
     end
