@@ -350,11 +350,7 @@ changes_reach_every_interpreter(Config) ->
     ok = py:reload(reach_mod),
     ?assertEqual([{ok, 22}, {ok, 22}, {ok, 22}], [Value(C) || C <- Contexts]),
     %% A venv (a directory with a site-packages) goes first on every `sys.path'.
-    Venv = filename:join(Dir, "venv"),
-    {ok, [Minor]} = py:eval(<<"[__import__('sys').version_info[1]]">>),
-    SitePackages = filename:join([Venv, "lib", "python3." ++ integer_to_list(Minor), "site-packages"]),
-    ok = filelib:ensure_path(SitePackages),
-    ok = file:write_file(filename:join(Venv, "pyvenv.cfg"), <<"home = /usr/bin\n">>),
+    {Venv, SitePackages} = make_venv(Dir),
     First = <<"__import__('sys').path[0]">>,
     ok = py:activate_venv(Venv),
     Expected = {ok, list_to_binary(SitePackages)},
@@ -366,12 +362,7 @@ changes_reach_every_interpreter(Config) ->
 %% context starts with them, as the interpreters running at the time of the change do;
 %% a venv deactivated later is gone from contexts started after that.
 later_contexts_make_the_changes(Config) ->
-    Dir = filename:join(?config(priv_dir, Config), "later"),
-    Venv = filename:join(Dir, "venv"),
-    {ok, [Minor]} = py:eval(<<"[__import__('sys').version_info[1]]">>),
-    SitePackages = filename:join([Venv, "lib", "python3." ++ integer_to_list(Minor), "site-packages"]),
-    ok = filelib:ensure_path(SitePackages),
-    ok = file:write_file(filename:join(Venv, "pyvenv.cfg"), <<"home = /usr/bin\n">>),
+    {Venv, SitePackages} = make_venv(filename:join(?config(priv_dir, Config), "later")),
     First = <<"__import__('sys').path[0]">>,
     Later = fun() ->
                     ok = application:set_env(erlang_python, pools, [{later, 1, #{mode => owngil}}]),
@@ -434,6 +425,15 @@ lingering_thread_does_not_hold_a_stop(_) ->
 
 %%% ---------------------------------------------------------------------------
 %%% Helpers
+
+%% The least `activate_venv/1' takes for a venv, under `Dir': `{Venv, SitePackages}'.
+make_venv(Dir) ->
+    Venv = filename:join(Dir, "venv"),
+    {ok, [Minor]} = py:eval(<<"[__import__('sys').version_info[1]]">>),
+    SitePackages = filename:join([Venv, "lib", "python3." ++ integer_to_list(Minor), "site-packages"]),
+    ok = filelib:ensure_path(SitePackages),
+    ok = file:write_file(filename:join(Venv, "pyvenv.cfg"), <<"home = /usr/bin\n">>),
+    {Venv, SitePackages}.
 
 %% The minor version of the leg's CPython: its venv's `pyvenv.cfg', else `python3'.
 leg_minor() ->
