@@ -394,7 +394,7 @@ stream_start_bad_options(_) ->
 stream_start_two_streams_in_turn(_) ->
     %% B first, until its first window (1,000 items) waits unread in this mailbox.
     {ok, B} = py:stream_start(?H, count_sync, [3000]),
-    ?assert(wait_until(fun() -> element(2, process_info(self(), message_queue_len)) >= 1000 end, 3000)),
+    ?assert(py_test_lib:wait_until(fun() -> element(2, process_info(self(), message_queue_len)) >= 1000 end, 3000)),
     {ok, A} = py:stream_start(?H, count_async, [3000]),
     {ItemsA, EndA} = py_test_lib:collect_stream(A, 3000),
     {ItemsB, EndB} = py_test_lib:collect_stream(B, 3000),
@@ -572,12 +572,6 @@ on_driver(Driver, Fun) ->
 no_more(Ref) ->
     receive {py_stream, Ref, _} = Msg -> ct:fail({unexpected, Msg}) after 100 -> ok end.
 
-wait_until(Fun, Ms) ->
-    case Fun() of
-        true -> true;
-        false when Ms =< 0 -> false;
-        false -> timer:sleep(10), wait_until(Fun, Ms - 10)
-    end.
 
 %% Wait until the helpers recorded `Event'.
 wait_for_event(Event, Ms) ->

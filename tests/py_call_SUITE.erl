@@ -52,12 +52,6 @@ in_new_process(Fun) ->
     {Pid, Mon} = spawn_monitor(fun() -> exit({result, Fun()}) end),
     receive {'DOWN', Mon, process, Pid, {result, R}} -> R end.
 
-wait_until(Fun, Deadline) ->
-    case Fun() of
-        true -> true;
-        false when Deadline =< 0 -> false;
-        false -> timer:sleep(20), wait_until(Fun, Deadline - 20)
-    end.
 
 call_basic(_) ->
     ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])),
@@ -205,7 +199,7 @@ cast_runs(_) ->
     ?assertEqual(ok, py:cast(py_api_helpers, record, [], #{value => 2})),
     ?assertEqual(ok, py:cast(py:context(), py_api_helpers, record, [3])),
     ?assertEqual(ok, py:cast(py:context(), py_api_helpers, record, [], #{value => 4})),
-    ?assert(wait_until(fun() ->
+    ?assert(py_test_lib:wait_until(fun() ->
                                {ok, L} = py:call(py_api_helpers, recorded, []),
                                lists:sort(L) =:= [1, 2, 3, 4]
                        end, 2000)).
@@ -213,7 +207,7 @@ cast_runs(_) ->
 cast_sees_namespace(_) ->
     ok = py:exec(<<"from py_api_helpers import record\ndef remember(x):\n    record(('ns', x))\n">>),
     ok = py:cast('__main__', remember, [7]),
-    ?assert(wait_until(fun() ->
+    ?assert(py_test_lib:wait_until(fun() ->
                                py:call(py_api_helpers, recorded, []) =:= {ok, [{<<"ns">>, 7}]}
                        end, 2000)).
 
@@ -461,7 +455,7 @@ py_ref_released(_) ->
                            true = py:is_ref(R)
                    end),
     erlang:garbage_collect(),
-    ?assert(wait_until(fun() ->
+    ?assert(py_test_lib:wait_until(fun() ->
                                erlang:garbage_collect(),
                                py:call(Ctx, py_api_helpers, freed_tags, []) =:= {ok, [<<"ref">>]}
                        end, 3000)).

@@ -377,7 +377,7 @@ output_never_reads_body() ->
                            Self ! {written, py:call(?H, write_chunks, [20000, 10000], #{}, 60000)}
                    end),
     {ok, 200000000} = receive {written, W} -> W after 90000 -> {timeout, Writer} end,
-    ok = wait_until(fun() ->
+    true = py_test_lib:wait_until(fun() ->
                             #{dropped_writes := D, pending_requests := P} = py_output:stats(),
                             D - D0 + P =:= 20000
                     end, 30000),
@@ -436,7 +436,7 @@ held_handler_body() ->
         after
             sys:resume(Output)
         end,
-    ok = wait_until(fun() -> maps:get(dropped_writes, py_output:stats()) =:= 19586 end, 30000),
+    true = py_test_lib:wait_until(fun() -> maps:get(dropped_writes, py_output:stats()) =:= 19586 end, 30000),
     {message_queue_len, Held} = process_info(Leader, message_queue_len),
     %% The second report comes 5 s after the first.
     Warnings = await_warnings(19586, 15000),
@@ -471,7 +471,7 @@ handler_restart_body() ->
           end),
     {ok, 20000000} = receive {written, W} -> W after 90000 -> timeout end,
     exit(Old, kill),
-    ok = wait_until(fun() ->
+    true = py_test_lib:wait_until(fun() ->
                             case whereis(py_output) of
                                 New when is_pid(New), New =/= Old -> true;
                                 _ -> false
@@ -540,7 +540,7 @@ output_reaches_reading_gl(_) ->
                   Self ! {written, py:call(?H, write_chunks, [2000, 1000])}
           end),
     ?assertEqual({ok, 2000000}, receive {written, W} -> W after 30000 -> timeout end),
-    _ = wait_until(fun() -> leader_total(Leader) =:= 2000000 end, 10000),
+    _ = py_test_lib:wait_until(fun() -> leader_total(Leader) =:= 2000000 end, 10000),
     ct:log("leader got ~p bytes; ~p", [leader_total(Leader), py_output:stats()]),
     ?assertEqual(2000000, leader_total(Leader)),
     ?assertMatch(#{dropped_writes := D0, pending_bytes := 0, pending_requests := 0},
@@ -559,9 +559,9 @@ output_dead_gl_forgotten(_) ->
                   Self ! {written, py:call(?H, write_chunks, [50, 100])}
           end),
     ?assertEqual({ok, 5000}, receive {written, W} -> W after 30000 -> timeout end),
-    ok = wait_until(fun() -> maps:get(pending_requests, py_output:stats()) =:= 50 end, 10000),
+    true = py_test_lib:wait_until(fun() -> maps:get(pending_requests, py_output:stats()) =:= 50 end, 10000),
     exit(Leader, kill),
-    ok = wait_until(fun() -> maps:get(pending_requests, py_output:stats()) =:= 0 end, 10000),
+    true = py_test_lib:wait_until(fun() -> maps:get(pending_requests, py_output:stats()) =:= 0 end, 10000),
     ?assertMatch(#{pending_bytes := 0}, py_output:stats()).
 
 reading_leader(Total) ->
@@ -659,14 +659,6 @@ rss_bytes() ->
     {ok, Statm} = file:read_file("/proc/self/statm"),
     [_, Pages | _] = string:lexemes(binary_to_list(Statm), " \n"),
     list_to_integer(Pages) * 4096.
-
-wait_until(Fun, Timeout) when Timeout =< 0 ->
-    case Fun() of true -> ok; false -> timeout end;
-wait_until(Fun, Timeout) ->
-    case Fun() of
-        true -> ok;
-        false -> timer:sleep(20), wait_until(Fun, Timeout - 20)
-    end.
 
 %% Run `Fun' in a process of its own; answers its result and the long_schedule reports
 %% about that process (reports must be on: see `with_long_schedule_reports/1').

@@ -79,7 +79,7 @@ aiohttp_connections_end_on_stop(_) ->
     ?assertMatch({match, _}, re:run(Answer, <<"\r\n\r\nhello$">>)),
     {ok, Hung} = connect(Port),
     ok = gen_tcp:send(Hung, request("/hang")),
-    ok = wait_until(fun() -> py:call(?H, events, []) =:= {ok, [<<"hang:started">>]} end, 5000),
+    true = py_test_lib:wait_until(fun() -> py:call(?H, events, []) =:= {ok, [<<"hang:started">>]} end, 5000),
     {Micros, ok} = timer:tc(fun() -> application:stop(erlang_python) end),
     ?assert(Micros < 3000000),
     ?assertEqual({error, closed}, gen_tcp:recv(Idle, 0, 2000)),
@@ -319,12 +319,4 @@ capture_leader(To) ->
         {io_request, From, Ref, _} ->
             From ! {io_reply, Ref, {error, request}},
             capture_leader(To)
-    end.
-
-wait_until(Fun, Timeout) when Timeout =< 0 ->
-    case Fun() of true -> ok; false -> timeout end;
-wait_until(Fun, Timeout) ->
-    case Fun() of
-        true -> ok;
-        false -> timer:sleep(20), wait_until(Fun, Timeout - 20)
     end.

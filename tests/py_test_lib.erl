@@ -4,7 +4,7 @@
 -module(py_test_lib).
 
 -export([root/0, venv/0, start/0, start/1, stop/0, collect_stream/2, stream_events/2]).
--export([wait_for_threads_exit/2, context_mode_env/0]).
+-export([wait_for_threads_exit/2, context_mode_env/0, wait_until/2]).
 
 %% @doc The project checkout (set by tests/run_ct.escript).
 -spec root() -> string().
@@ -90,4 +90,14 @@ stream_events(Ref, Timeout) ->
         {py_stream, Ref, End} -> [End]
     after Timeout ->
         [timeout]
+    end.
+
+%% @doc Poll `Fun' every 10 ms until it answers `true' (then `true') or `Ms'
+%% milliseconds passed (then `false'). For effects that land asynchronously.
+-spec wait_until(fun(() -> boolean()), non_neg_integer()) -> boolean().
+wait_until(Fun, Ms) ->
+    case Fun() of
+        true -> true;
+        false when Ms =< 0 -> false;
+        false -> timer:sleep(10), wait_until(Fun, Ms - 10)
     end.

@@ -263,7 +263,7 @@ release_drops_object(_) ->
     ?assertEqual({ok, Tag}, py:getattr(Ref, tag)),
     ?assertEqual(ok, py:release(Ref)),
     %% Freed although `Ref' is still alive here.
-    ?assert(wait_until(fun() ->
+    ?assert(py_test_lib:wait_until(fun() ->
                                {ok, Tags} = py:call(py_api_helpers, freed_tags, []),
                                lists:member(Tag, Tags)
                        end, 3000)),
@@ -295,11 +295,3 @@ options_keep_timeout(_) ->
 py_ref(M, F, A) ->
     {ok, Ref} = py:call(M, F, A, #{}, #{return => ref}),
     Ref.
-
-wait_until(Fun, Timeout) when Timeout =< 0 ->
-    Fun();
-wait_until(Fun, Timeout) ->
-    case Fun() of
-        true -> true;
-        false -> timer:sleep(50), wait_until(Fun, Timeout - 50)
-    end.
