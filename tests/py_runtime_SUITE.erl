@@ -101,11 +101,14 @@ concurrent_callers(_) ->
 caller_killed_mid_call(_) ->
     Ctx = py:context(),
     {ok, none} = py:call(Ctx, py_api_helpers, clear, []),
+    Self = self(),
     Caller = spawn(fun() ->
                            ok = py:exec(Ctx, <<"from py_api_helpers import FreedProbe\n"
                                                "probe = FreedProbe('killed')\n">>),
+                           Self ! probe_made,
                            py:call(Ctx, py_api_helpers, sleep_then, [0.3, done], #{timeout => 5000})
                    end),
+    receive probe_made -> ok after 5000 -> ct:fail(no_probe) end,
     timer:sleep(100),
     exit(Caller, kill),
     %% The context finishes that call, keeps serving, and frees the caller's namespace.
