@@ -364,10 +364,18 @@ output_bounded_gl_never_reads(_) ->
         py_isolated:stop(Vm)
     end.
 
+%% Send the calling process the output warnings logged from now on (see `log/2').
+probe_warnings() ->
+    logger:add_handler(bounds_probe, ?MODULE, #{config => #{pid => self()}}).
+
+%% `probe_warnings/0', and a group leader that never reads what it is sent.
+probe_warnings_and_mute_leader() ->
+    ok = probe_warnings(),
+    spawn(fun() -> receive never -> ok end end).
+
 output_never_reads_body() ->
     Self = self(),
-    ok = logger:add_handler(bounds_probe, ?MODULE, #{config => #{pid => Self}}),
-    Leader = spawn(fun() -> receive never -> ok end end),
+    Leader = probe_warnings_and_mute_leader(),
     #{dropped_writes := D0} = py_output:stats(),
     erlang:garbage_collect(),
     Mem0 = erlang:memory(total),
@@ -416,8 +424,7 @@ output_held_handler_bounded(_) ->
 held_handler_body() ->
     Self = self(),
     Output = whereis(py_output),
-    ok = logger:add_handler(bounds_probe, ?MODULE, #{config => #{pid => Self}}),
-    Leader = spawn(fun() -> receive never -> ok end end),
+    Leader = probe_warnings_and_mute_leader(),
     #{dropped_writes := 0, dropped_records := 0} = py_output:stats(),
     erlang:garbage_collect(),
     Mem0 = erlang:memory(total),
@@ -462,8 +469,7 @@ drops_reported_after_handler_restart(_) ->
 handler_restart_body() ->
     Self = self(),
     Old = whereis(py_output),
-    ok = logger:add_handler(bounds_probe, ?MODULE, #{config => #{pid => Self}}),
-    Leader = spawn(fun() -> receive never -> ok end end),
+    Leader = probe_warnings_and_mute_leader(),
     ok = sys:suspend(Old),
     spawn(fun() ->
                   group_leader(Leader, self()),
@@ -501,10 +507,9 @@ log_records_held_handler_bounded(_) ->
     end.
 
 held_handler_records_body() ->
-    Self = self(),
     Output = whereis(py_output),
     ok = py:configure_logging(#{level => warning}),
-    ok = logger:add_handler(bounds_probe, ?MODULE, #{config => #{pid => Self}}),
+    ok = probe_warnings(),
     ok = sys:suspend(Output),
     Queued =
         try
@@ -631,12 +636,6 @@ take(_Ref, 0, _Timeout) -> [];
 take(Ref, N, Timeout) ->
     receive {py_stream, Ref, {data, V}} -> [V | take(Ref, N - 1, Timeout)]
     after Timeout -> []
-    end.
-
-%% The items that come until none has come for `Quiet' ms.
-drain_items(Ref, Quiet) ->
-    receive {py_stream, Ref, {data, V}} -> [V | drain_items(Ref, Quiet)]
-    after Quiet -> []
     end.
 
 flush_unrelated(0) -> ok;

@@ -142,7 +142,7 @@ missing_private_api_body() ->
 wait_for_events(Done) ->
     wait_for_events(Done, 100).
 
-wait_for_events(Done, 0) ->
+wait_for_events(_Done, 0) ->
     {ok, Events} = py:call(?H, events, []),
     ct:fail({events_incomplete, Events});
 wait_for_events(Done, Tries) ->
