@@ -81,13 +81,8 @@ thread_outlives_request(_) ->
 
 %% Stopping the application is done in a VM of its own.
 call_after_stop(_) ->
-    Vm = py_isolated:start(),
-    try
-        ?assertEqual({ok, {<<"RuntimeError">>, <<"erlang_python is not running">>}},
-                     py_isolated:call(Vm, ?MODULE, after_stop_body, []))
-    after
-        py_isolated:stop(Vm)
-    end.
+    ?assertEqual({ok, {<<"RuntimeError">>, <<"erlang_python is not running">>}},
+                 py_isolated:run(?MODULE, after_stop_body, 60000)).
 
 %% Runs in the isolated VM: a thread calls once the application has stopped.
 after_stop_body() ->

@@ -19,7 +19,7 @@
          log_records_held_handler_bounded/1, drops_reported_after_handler_restart/1,
          register_function_badarg/1]).
 %% Bodies run in isolated VMs, and the logger handler that collects warnings there.
--export([stalled_streams_body/0, bytes_per_entry_body/1, output_never_reads_body/0,
+-export([stalled_streams_body/0, bytes_per_entry_body/0, output_never_reads_body/0,
          held_handler_body/0, held_handler_records_body/0, handler_restart_body/0, cancel_after_stop_body/0, log/2]).
 
 -define(H, py_harden_bounds_helpers).
@@ -57,19 +57,14 @@ init_per_testcase(_Case, Config) ->
 %% controllers never copy the owner's mailbox). One is cancelled while paused; once the
 %% owner reads (items as they come), every other stream delivers all its items in order.
 stalled_streams_one_owner(_) ->
-    Vm = py_isolated:start(),
-    try
-        {ok, R} = py_isolated:call(Vm, ?MODULE, stalled_streams_body, [], 120000),
-        #{queued := Queued, growth := Growth, results := Results} = R,
-        ct:log("owner queue ~b; memory growth while stalled ~.2f MB", [Queued, Growth / ?MB]),
-        ?assertEqual(30 * 100, Queued),
-        ?assert(Growth < 10 * ?MB),
-        %% The first was cancelled while paused: its first window, then the cancel.
-        ?assertEqual([{lists:seq(0, 99), {error, cancelled}}
-                      | lists:duplicate(29, {lists:seq(0, 3999), done})], Results)
-    after
-        py_isolated:stop(Vm)
-    end.
+    {ok, R} = py_isolated:run(?MODULE, stalled_streams_body, 120000),
+    #{queued := Queued, growth := Growth, results := Results} = R,
+    ct:log("owner queue ~b; memory growth while stalled ~.2f MB", [Queued, Growth / ?MB]),
+    ?assertEqual(30 * 100, Queued),
+    ?assert(Growth < 10 * ?MB),
+    %% The first was cancelled while paused: its first window, then the cancel.
+    ?assertEqual([{lists:seq(0, 99), {error, cancelled}}
+                  | lists:duplicate(29, {lists:seq(0, 3999), done})], Results).
 
 stalled_streams_body() ->
     Self = self(),
@@ -127,12 +122,7 @@ older_stream_read_first(_) ->
 
 %% After the application stopped, cancelling a stream (known or not) answers ok.
 cancel_after_application_stop(_) ->
-    Vm = py_isolated:start(),
-    try
-        ?assertEqual({ok, {ok, ok, ok}}, py_isolated:call(Vm, ?MODULE, cancel_after_stop_body, []))
-    after
-        py_isolated:stop(Vm)
-    end.
+    ?assertEqual({ok, {ok, ok, ok}}, py_isolated:run(?MODULE, cancel_after_stop_body, 60000)).
 
 cancel_after_stop_body() ->
     Owner = spawn(fun() -> receive never -> ok end end),
@@ -146,16 +136,12 @@ cancel_after_stop_body() ->
 %% 300,000 entries `{key, I} => {value, I}' (26 bytes of data in the external format):
 %% the VM's resident memory grows by less than 300 bytes per entry (it was about 5 KB).
 state_bytes_per_entry(_) ->
-    Vm = py_isolated:start(),
-    try
-        {ok, PerEntry} = py_isolated:call(Vm, ?MODULE, bytes_per_entry_body, [300000], 120000),
-        ct:log("~.1f bytes per entry", [PerEntry]),
-        ?assert(PerEntry < 300)
-    after
-        py_isolated:stop(Vm)
-    end.
+    {ok, PerEntry} = py_isolated:run(?MODULE, bytes_per_entry_body, 120000),
+    ct:log("~.1f bytes per entry", [PerEntry]),
+    ?assert(PerEntry < 300).
 
-bytes_per_entry_body(N) ->
+bytes_per_entry_body() ->
+    N = 300000,
     ok = py:state_store(warm, up),
     ok = py:state_clear(),
     erlang:garbage_collect(),
@@ -343,26 +329,21 @@ fill_dict(D, I, N) ->
 %% the other 19,586 are dropped and counted, and the drops are reported by warnings
 %% (the first at once); memory stays within 40 MB of where it started.
 output_bounded_gl_never_reads(_) ->
-    Vm = py_isolated:start(),
-    try
-        {ok, R} = py_isolated:call(Vm, ?MODULE, output_never_reads_body, [], 120000),
-        #{held := Held, dropped := Dropped, growth := Growth, warnings := Warnings} = R,
-        ct:log("group leader holds ~b writes, ~b dropped, memory peak +~.1f MB, warnings ~p",
-               [Held, Dropped, Growth / ?MB, Warnings]),
-        ?assertEqual(414, Held),
-        ?assertEqual(19586, Dropped),
-        ?assert(Growth < 40 * ?MB),
-        %% The first drop is reported at once: one write, unless the NIF dropped some before
-        %% py_output dropped its first (when it was held up).
-        [{FirstWrites, FirstBytes} | _] = Warnings,
-        ?assert(FirstWrites >= 1),
-        ?assertEqual(FirstWrites * 10000, FirstBytes),
-        ?assertEqual(19586, lists:sum([W || {W, _} <- Warnings])),
-        ?assertEqual(19586 * 10000, lists:sum([B || {_, B} <- Warnings])),
-        ?assert(length(Warnings) =< 3)
-    after
-        py_isolated:stop(Vm)
-    end.
+    {ok, R} = py_isolated:run(?MODULE, output_never_reads_body, 120000),
+    #{held := Held, dropped := Dropped, growth := Growth, warnings := Warnings} = R,
+    ct:log("group leader holds ~b writes, ~b dropped, memory peak +~.1f MB, warnings ~p",
+           [Held, Dropped, Growth / ?MB, Warnings]),
+    ?assertEqual(414, Held),
+    ?assertEqual(19586, Dropped),
+    ?assert(Growth < 40 * ?MB),
+    %% The first drop is reported at once: one write, unless the NIF dropped some before
+    %% py_output dropped its first (when it was held up).
+    [{FirstWrites, FirstBytes} | _] = Warnings,
+    ?assert(FirstWrites >= 1),
+    ?assertEqual(FirstWrites * 10000, FirstBytes),
+    ?assertEqual(19586, lists:sum([W || {W, _} <- Warnings])),
+    ?assertEqual(19586 * 10000, lists:sum([B || {_, B} <- Warnings])),
+    ?assert(length(Warnings) =< 3).
 
 %% Send the calling process the output warnings logged from now on (see `log/2').
 probe_warnings() ->
@@ -405,21 +386,16 @@ output_never_reads_body() ->
 %% and reported: the first of py_output's own drops at once, all the others in the next
 %% report.
 output_held_handler_bounded(_) ->
-    Vm = py_isolated:start(),
-    try
-        {ok, R} = py_isolated:call(Vm, ?MODULE, held_handler_body, [], 120000),
-        #{queued := Queued, held := Held, growth := Growth, stats := Stats, warnings := Warnings} = R,
-        ct:log("py_output held up: ~b messages queued, memory +~.1f MB; then the group leader "
-               "holds ~b; ~p; warnings ~p", [Queued, Growth / ?MB, Held, Stats, Warnings]),
-        ?assertEqual(829, Queued),
-        ?assert(Growth < 16 * ?MB),
-        ?assertEqual(414, Held),
-        ?assertMatch(#{dropped_writes := 19586, dropped_bytes := 195860000, dropped_records := 0,
-                       pending_requests := 414}, Stats),
-        ?assertEqual([{1, 10000}, {19585, 195850000}], Warnings)
-    after
-        py_isolated:stop(Vm)
-    end.
+    {ok, R} = py_isolated:run(?MODULE, held_handler_body, 120000),
+    #{queued := Queued, held := Held, growth := Growth, stats := Stats, warnings := Warnings} = R,
+    ct:log("py_output held up: ~b messages queued, memory +~.1f MB; then the group leader "
+           "holds ~b; ~p; warnings ~p", [Queued, Growth / ?MB, Held, Stats, Warnings]),
+    ?assertEqual(829, Queued),
+    ?assert(Growth < 16 * ?MB),
+    ?assertEqual(414, Held),
+    ?assertMatch(#{dropped_writes := 19586, dropped_bytes := 195860000, dropped_records := 0,
+                   pending_requests := 414}, Stats),
+    ?assertEqual([{1, 10000}, {19585, 195850000}], Warnings).
 
 held_handler_body() ->
     Self = self(),
@@ -455,16 +431,11 @@ held_handler_body() ->
 %% of: the notice dies with it, and the restarted py_output counts and reports those
 %% drops when it starts (2,000 writes: 828 were in the dead mailbox, 1,172 dropped).
 drops_reported_after_handler_restart(_) ->
-    Vm = py_isolated:start(),
-    try
-        {ok, R} = py_isolated:call(Vm, ?MODULE, handler_restart_body, [], 120000),
-        ct:log("after the restart: ~p", [R]),
-        #{stats := Stats, warnings := Warnings} = R,
-        ?assertMatch(#{dropped_writes := 1172, dropped_bytes := 11720000}, Stats),
-        ?assertEqual([{1172, 11720000}], Warnings)
-    after
-        py_isolated:stop(Vm)
-    end.
+    {ok, R} = py_isolated:run(?MODULE, handler_restart_body, 120000),
+    ct:log("after the restart: ~p", [R]),
+    #{stats := Stats, warnings := Warnings} = R,
+    ?assertMatch(#{dropped_writes := 1172, dropped_bytes := 11720000}, Stats),
+    ?assertEqual([{1172, 11720000}], Warnings).
 
 handler_restart_body() ->
     Self = self(),
@@ -491,20 +462,15 @@ handler_restart_body() ->
 %% 5,000 records of 10,000 characters while py_output is held up. Every record is either
 %% in its mailbox (at most 8 MiB of them) or dropped and counted as a record.
 log_records_held_handler_bounded(_) ->
-    Vm = py_isolated:start(),
-    try
-        {ok, R} = py_isolated:call(Vm, ?MODULE, held_handler_records_body, [], 120000),
-        #{queued := Queued, stats := Stats, records := Records} = R,
-        ct:log("py_output held up: ~b messages queued; ~p; warnings ~p", [Queued, Stats, Records]),
-        #{dropped_records := Dropped, dropped_writes := 0} = Stats,
-        %% The mailbox holds the admitted records and one notice of the drops.
-        ?assertEqual(5000, Dropped + Queued - 1),
-        ?assert(Queued =< 8388608 div 10128 + 1),
-        ?assert(Queued > 500),
-        ?assertEqual(Dropped, lists:sum(Records))
-    after
-        py_isolated:stop(Vm)
-    end.
+    {ok, R} = py_isolated:run(?MODULE, held_handler_records_body, 120000),
+    #{queued := Queued, stats := Stats, records := Records} = R,
+    ct:log("py_output held up: ~b messages queued; ~p; warnings ~p", [Queued, Stats, Records]),
+    #{dropped_records := Dropped, dropped_writes := 0} = Stats,
+    %% The mailbox holds the admitted records and one notice of the drops.
+    ?assertEqual(5000, Dropped + Queued - 1),
+    ?assert(Queued =< 8388608 div 10128 + 1),
+    ?assert(Queued > 500),
+    ?assertEqual(Dropped, lists:sum(Records)).
 
 held_handler_records_body() ->
     Output = whereis(py_output),
