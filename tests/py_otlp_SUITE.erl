@@ -221,8 +221,13 @@ unreachable_endpoint(_Config) ->
     ok = py:enable_tracing(#{exporter => memory}),
     Memory = median_call_us(2000),
     ok = enable(Closed, <<"shop">>),
-    Otlp = median_call_us(2000),
-    ct:pal("median call with a span: ~b us in memory, ~b us exporting to a closed port", [Memory, Otlp]),
+    %% Three rounds, the fastest counts: a caller that waited for the export would be slow
+    %% in every round, while a round can be slow once when the machine is busy elsewhere
+    %% (seen once in CI: 14 us in memory, 166 us here, and 20 us in the next run).
+    Rounds = [median_call_us(1000) || _ <- lists:seq(1, 3)],
+    Otlp = lists:min(Rounds),
+    ct:pal("median call with a span: ~b us in memory, ~w us (rounds) exporting to a closed port",
+           [Memory, Rounds]),
     ?assert(Otlp =< 3 * Memory + 50),
     %% The first batch fails once its request gives up (4 s of retries at most).
     Warning = receive {otlp_warning, Text} -> Text after 15000 -> ct:fail(no_warning) end,
